@@ -1,0 +1,159 @@
+"""A tiny, random PaliGemma 2 checkpoint for tests and offline demos.
+
+`write_tiny_checkpoint(directory)` writes a real checkpoint directory (config, safetensors
+weights, tokenizer, processor config) that loads through exactly the code path a hub
+checkpoint uses. The weights are random, so the model writes noise; the point is that every
+stage of the pipeline runs for real without a download.
+
+Run it as ``python -m docvlm.testing DIR [--resolution 224]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import string
+from pathlib import Path
+
+__all__ = ["TINY_VOCABULARY", "write_tiny_checkpoint"]
+
+_SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>"]
+_LOC = [f"<loc{i:04d}>" for i in range(1024)]
+_SEG = [f"<seg{i:03d}>" for i in range(128)]
+_BYTES = [f"<0x{i:02X}>" for i in range(256)]
+# Multi-character pieces so that HTML, SMILES and kern encode to short sequences.
+_WORDS = [
+    "<table>", "</table>", "<thead>", "</thead>", "<tbody>", "</tbody>", "<tr>", "</tr>",
+    "<td>", "</td>", "<th>", "</th>", "<td", ' colspan="', ' rowspan="', ' coords="', '">', '"',
+    "**kern", "*-", "*^", "*v", "*clef", "*M", "*k[", "=", "==", "!!", "4c", "8d", "2e",
+    "Cl", "Br", "[nH]", "c1ccccc1", "(=O)", "ocr", "caption", "en", "detect", "answer",
+    "table", "molecule", "music", "text", "figure", ";", "\n", "\t", "▁",
+]
+TINY_VOCABULARY: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        _SPECIAL
+        + ["<image>"]
+        + _LOC
+        + _SEG
+        + _BYTES
+        + _WORDS
+        + ["▁" + w for w in ("the", "of", "and", "in", "to", "a")]
+        + list(string.ascii_letters + string.digits + string.punctuation)
+    )
+)
+
+
+def _tokenizer(vocabulary: tuple[str, ...]) -> object:
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
+    from transformers import PreTrainedTokenizerFast
+
+    # Unigram with byte fallback: any text encodes, longer pieces are preferred.
+    pieces = [(piece, -float(len(vocabulary)) if piece.startswith("<0x") else -1.0 / len(piece))
+              for piece in vocabulary]
+    model = models.Unigram(pieces, unk_id=vocabulary.index("<unk>"), byte_fallback=True)
+    backend = Tokenizer(model)
+    backend.normalizer = normalizers.Replace(" ", "▁")
+    backend.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    )
+    backend.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False) for t in [*_SPECIAL, "<image>"]]
+    )
+    # Location and segmentation tokens are ordinary (not special) in PaliGemma's
+    # vocabulary, so decoding with skip_special_tokens keeps them for the parsers.
+    backend.add_tokens([AddedToken(t, special=False, normalized=False) for t in _LOC + _SEG])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        padding_side="left",
+        add_bos_token=False,
+        add_eos_token=False,
+    )
+
+
+def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed: int = 0) -> Path:
+    """Write a tiny random PaliGemma 2 checkpoint into ``directory`` and return its path.
+
+    The text decoder is a real Gemma 2 (sliding window, soft-capping, grouped-query
+    attention) with a small sliding window, so the windowed path is exercised even at
+    224 px (256 image tokens).
+    """
+    import torch
+    from transformers import (
+        Gemma2Config,
+        PaliGemmaConfig,
+        PaliGemmaForConditionalGeneration,
+        PaliGemmaProcessor,
+        SiglipImageProcessorPil,
+        SiglipVisionConfig,
+    )
+
+    if resolution % 14:
+        raise ValueError(f"resolution must be a multiple of 14, got {resolution}")
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = _tokenizer(TINY_VOCABULARY)
+    image_token_id = TINY_VOCABULARY.index("<image>")
+    vocab_size = len(TINY_VOCABULARY)
+    text = Gemma2Config(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        sliding_window=128,
+        max_position_embeddings=8192,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+    )
+    vision = SiglipVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        patch_size=14,
+        image_size=resolution,
+        vision_use_head=False,
+    )
+    config = PaliGemmaConfig(
+        vision_config=vision.to_dict(),
+        text_config=text.to_dict(),
+        image_token_index=image_token_id,
+        vocab_size=vocab_size,
+        projection_dim=32,
+        hidden_size=32,
+    )
+    torch.manual_seed(seed)
+    model = PaliGemmaForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = 1
+    model.generation_config.pad_token_id = 0
+    model.generation_config.bos_token_id = 2
+    model.save_pretrained(out, safe_serialization=True)
+    image_processor = SiglipImageProcessorPil(
+        size={"height": resolution, "width": resolution},
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    )
+    image_processor.image_seq_length = (resolution // 14) ** 2
+    processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    processor.save_pretrained(out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m docvlm.testing", description=__doc__)
+    parser.add_argument("directory", type=Path, help="where to write the checkpoint")
+    parser.add_argument("--resolution", type=int, default=224, help="input size in pixels")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the weights")
+    args = parser.parse_args(argv)
+    path = write_tiny_checkpoint(args.directory, resolution=args.resolution, seed=args.seed)
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,380 @@
+"""Table output (HTML, PubTabNet tokens, PaliGemma 2 ``coords``) to a validated grid.
+
+The model's markup is never passed through: the text is read by a small tokenizer that
+knows only table tags, cells are placed on a grid honouring rowspan and colspan, and
+``Table.html`` is written anew from that grid with escaped text and span attributes only.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, computed_field
+
+from parsers.base import Box, Frozen, TableParseError, check_size
+from parsers.locations import BINS, box_from_bins
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["MAX_CELLS", "MAX_SPAN", "Cell", "Table", "parse_table"]
+
+#: Largest rowspan/colspan taken as written; larger spans are clamped (and recorded).
+MAX_SPAN = 1_000
+#: Largest grid (rows x columns) accepted; a bigger one is refused as a hostile input.
+MAX_CELLS = 200_000
+
+_LOC = re.compile(r"<loc(\d{4})>")
+_SPAN = re.compile(r"""\b(rowspan|colspan)\s*=\s*["']?\s*(\d{1,9})""", re.IGNORECASE)
+_COORDS = re.compile(r"""\bcoords\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
+_TAG_NAME = re.compile(r"/?\s*([A-Za-z][A-Za-z0-9]*)")
+
+
+class Cell(Frozen):
+    """One cell of the grid. Rows and columns count from 0."""
+
+    row: int = Field(ge=0, description="first row the cell covers")
+    col: int = Field(ge=0, description="first column the cell covers")
+    rowspan: int = Field(default=1, ge=1, description="number of rows covered")
+    colspan: int = Field(default=1, ge=1, description="number of columns covered")
+    text: str = Field(default="", description="cell text, markup removed")
+    is_header: bool = Field(default=False, description="in <thead> or a <th>")
+    box: Box | None = Field(default=None, description="cell box when the model wrote coords")
+
+
+class Table(Frozen):
+    """A rectangular table grid read from model output."""
+
+    cells: tuple[Cell, ...] = Field(description="cells in row-major order")
+    shape: tuple[int, int] = Field(description="(rows, columns) of the grid")
+    header_rows: int = Field(default=0, ge=0, description="leading rows that form the header")
+    repairs: tuple[str, ...] = Field(
+        default=(), description="what was fixed in the model output (e.g. a cut-off row)"
+    )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def html(self) -> str:
+        """Safe HTML rebuilt from the grid: escaped text, only span attributes."""
+        return _to_html(self)
+
+    def grid(self) -> list[list[str]]:
+        """Text of every grid position; a spanning cell's text fills its top-left slot only."""
+        rows, cols = self.shape
+        out = [[""] * cols for _ in range(rows)]
+        for cell in self.cells:
+            out[cell.row][cell.col] = cell.text
+        return out
+
+    def to_markdown(self) -> str:
+        """GitHub-flavoured Markdown; the first row is the header line."""
+        rows = self.grid()
+        if not rows:
+            return ""
+
+        def line(values: list[str]) -> str:
+            cells = (v.replace("|", "\\|").replace("\n", " ") for v in values)
+            return "| " + " | ".join(cells) + " |"
+
+        body = [line(rows[0]), "|" + "---|" * self.shape[1]]
+        body += [line(r) for r in rows[1:]]
+        return "\n".join(body) + "\n"
+
+    def to_csv(self) -> str:
+        """CSV text of the grid (RFC 4180 quoting)."""
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(self.grid())
+        return buffer.getvalue()
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """The grid as a DataFrame; header rows become the column labels."""
+        try:
+            import pandas
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise ImportError("to_pandas needs pandas: pip install pandas") from error
+        rows = self.grid()
+        n = max(1, self.header_rows) if rows else 0
+        if n == 0:
+            return pandas.DataFrame()
+        if n == 1:
+            columns: list[str] | pandas.MultiIndex = rows[0]
+        else:
+            columns = pandas.MultiIndex.from_arrays(rows[:n])
+        return pandas.DataFrame(rows[n:], columns=columns)
+
+
+def _to_html(table: Table) -> str:
+    by_row: dict[int, list[Cell]] = {}
+    for cell in table.cells:
+        by_row.setdefault(cell.row, []).append(cell)
+    parts = ["<table>"]
+    for section, rows in (("thead", range(table.header_rows)),
+                          ("tbody", range(table.header_rows, table.shape[0]))):
+        if not rows:
+            continue
+        parts.append(f"<{section}>")
+        for r in rows:
+            parts.append("<tr>")
+            for cell in sorted(by_row.get(r, []), key=lambda c: c.col):
+                tag = "th" if cell.is_header and section == "tbody" else "td"
+                attrs = "".join(
+                    f' {name}="{value}"'
+                    for name, value in (("rowspan", cell.rowspan), ("colspan", cell.colspan))
+                    if value > 1
+                )
+                parts.append(f"<{tag}{attrs}>{html.escape(cell.text, quote=False)}</{tag}>")
+            parts.append("</tr>")
+        parts.append(f"</{section}>")
+    parts.append("</table>")
+    return "".join(parts)
+
+
+# --- reading -------------------------------------------------------------------------
+
+Kind = Literal["open", "close", "text"]
+
+
+@dataclass
+class _Token:
+    kind: Kind
+    name: str = ""
+    attrs: str = ""
+    text: str = ""
+
+
+def _tokens(text: str, repairs: list[str]) -> Iterator[_Token]:
+    """Tags and text runs; quotes inside a tag are honoured so coords="<loc..>" stays one tag."""
+    i, n = 0, len(text)
+    while i < n:
+        start = text.find("<", i)
+        if start < 0:
+            yield _Token("text", text=text[i:])
+            return
+        if start > i:
+            yield _Token("text", text=text[i:start])
+        j, quote = start + 1, ""
+        while j < n:
+            ch = text[j]
+            if quote:
+                if ch == quote:
+                    quote = ""
+            elif ch in "\"'":
+                quote = ch
+            elif ch == ">":
+                break
+            elif ch == "<" and j > start + 1:  # a new tag starts before this one closed
+                break
+            j += 1
+        if j >= n:
+            repairs.append("dropped a tag cut off at the end")
+            return
+        if text[j] == "<":
+            yield _Token("text", text=text[start:j])
+            i = j
+            continue
+        body = text[start + 1 : j]
+        i = j + 1
+        match = _TAG_NAME.match(body)
+        if match is None:
+            yield _Token("text", text=text[start:i])
+            continue
+        name = match.group(1).lower()
+        kind: Kind = "close" if body.lstrip().startswith("/") else "open"
+        yield _Token(kind, name=name, attrs=body[match.end() :])
+
+
+@dataclass
+class _RawCell:
+    rowspan: int
+    colspan: int
+    header: bool
+    box_bins: tuple[int, int, int, int] | None
+    text: list[str] = field(default_factory=list)
+    locs: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Reader:
+    repairs: list[str]
+    rows: list[list[_RawCell]] = field(default_factory=list)
+    header_row_flags: list[bool] = field(default_factory=list)
+    row: list[_RawCell] | None = None
+    cell: _RawCell | None = None
+    in_head: bool = False
+    skipping: str = ""  # inside <script> or <style>: their text is never cell text
+
+    def open_row(self) -> None:
+        if self.row is not None:
+            self.close_row("closed a row left open")
+        self.row = []
+        self.header_row_flags.append(self.in_head)
+        self.rows.append(self.row)
+
+    def close_row(self, repair: str | None = None) -> None:
+        if self.cell is not None:
+            self.close_cell("closed a cell left open")
+        if self.row is not None and repair:
+            self.repairs.append(repair)
+        self.row = None
+
+    def open_cell(self, name: str, attrs: str) -> None:
+        if self.cell is not None:
+            self.close_cell("closed a cell left open")
+        if self.row is None:
+            self.open_row()
+        spans = {"rowspan": 1, "colspan": 1}
+        for span_name, value in _SPAN.findall(attrs):
+            number = int(value)
+            if number > MAX_SPAN:
+                self.repairs.append(f"clamped {span_name.lower()}={number} to {MAX_SPAN}")
+            spans[span_name.lower()] = max(1, min(number, MAX_SPAN))
+        box = None
+        coords = _COORDS.search(attrs)
+        if coords:
+            bins = [int(v) for v in _LOC.findall(coords.group(1))]
+            if len(bins) == 4:
+                box = (bins[0], bins[1], bins[2], bins[3])
+        self.cell = _RawCell(spans["rowspan"], spans["colspan"], self.in_head or name == "th", box)
+        assert self.row is not None
+        self.row.append(self.cell)
+
+    def close_cell(self, repair: str | None = None) -> None:
+        if self.cell is not None and repair:
+            self.repairs.append(repair)
+        self.cell = None
+
+    def feed(self, token: _Token) -> None:
+        if self.skipping:
+            if token.kind == "close" and token.name == self.skipping:
+                self.skipping = ""
+            return
+        if token.kind == "text":
+            if self.cell is not None:
+                self.cell.text.append(token.text)
+            return
+        name = token.name
+        if token.kind == "open":
+            if name in ("td", "th"):
+                self.open_cell(name, token.attrs)
+            elif name == "tr":
+                self.open_row()
+            elif name == "thead":
+                self.in_head = True
+            elif name in ("tbody", "tfoot"):
+                self.in_head = False
+            elif name in ("script", "style"):
+                self.skipping = name
+            elif name == "br" and self.cell is not None:
+                self.cell.text.append(" ")
+            elif self.cell is not None and re.fullmatch(r"loc\d{4}", name):
+                self._loc_in_text(int(name[3:]))
+            return
+        if name in ("td", "th"):
+            self.close_cell()
+        elif name == "tr":
+            self.close_row()
+        elif name == "thead":
+            if self.row is not None:
+                self.close_row("closed a row left open")
+            self.in_head = False
+
+    def _loc_in_text(self, value: int) -> None:
+        # Some outputs put the cell box as loc tokens at the start of the cell text.
+        assert self.cell is not None
+        locs = self.cell.locs
+        locs.append(value)
+        if len(locs) == 4 and self.cell.box_bins is None:
+            self.cell.box_bins = (locs[0], locs[1], locs[2], locs[3])
+
+
+def _clean(parts: list[str]) -> str:
+    text = html.unescape("".join(parts))
+    return " ".join(text.split())
+
+
+def parse_table(text: str, width: float = BINS, height: float = BINS) -> Table:
+    """Read a table from model output.
+
+    Accepts HTML with or without ``<table>``, PubTabNet structure tokens with the cell text
+    written in, and the PaliGemma 2 form with ``coords="<loc..>x4"`` per cell. Cut-off
+    output is closed (open cells and rows) and each fix is listed in ``Table.repairs``.
+    Cell boxes are scaled to ``width`` x ``height`` pixels (bins, 0-1024, by default).
+    Raises ``TableParseError`` when the text holds no cell at all or the grid is too big.
+    """
+    check_size(text)
+    repairs: list[str] = []
+    reader = _Reader(repairs)
+    for token in _tokens(text, repairs):
+        reader.feed(token)
+    if reader.cell is not None:
+        reader.close_cell("closed a cell left open at the end")
+    if reader.row is not None:
+        reader.close_row("closed a row left open at the end")
+    rows = [r for r in reader.rows]
+    if not any(rows):
+        raise TableParseError("no table cells in the output", text)
+    return _grid(rows, reader.header_row_flags, repairs, width, height, text)
+
+
+def _grid(
+    rows: list[list[_RawCell]],
+    header_flags: list[bool],
+    repairs: list[str],
+    width: float,
+    height: float,
+    raw: str,
+) -> Table:
+    occupied: set[tuple[int, int]] = set()
+    cells: list[Cell] = []
+    n_rows = len(rows)
+    n_cols = 0
+    for r, row in enumerate(rows):
+        c = 0
+        for raw_cell in row:
+            while (r, c) in occupied:
+                c += 1
+            rowspan = raw_cell.rowspan
+            if r + rowspan > n_rows:
+                repairs.append(f"cut rowspan={rowspan} at row {r} to the table's last row")
+                rowspan = n_rows - r
+            if (r + rowspan) * (c + raw_cell.colspan) > MAX_CELLS or len(occupied) > MAX_CELLS:
+                raise TableParseError(f"table grid larger than {MAX_CELLS:,} positions", raw)
+            for dr in range(rowspan):
+                for dc in range(raw_cell.colspan):
+                    occupied.add((r + dr, c + dc))
+            box = box_from_bins(*raw_cell.box_bins, width, height) if raw_cell.box_bins else None
+            cells.append(
+                Cell(
+                    row=r,
+                    col=c,
+                    rowspan=rowspan,
+                    colspan=raw_cell.colspan,
+                    text=_clean(raw_cell.text),
+                    is_header=raw_cell.header,
+                    box=box,
+                )
+            )
+            c += raw_cell.colspan
+            n_cols = max(n_cols, c)
+    header_rows = 0
+    for flag in header_flags:
+        if not flag:
+            break
+        header_rows += 1
+    # A header that ends inside a rowspan would split a cell between thead and tbody.
+    for cell in cells:
+        if cell.row < header_rows < cell.row + cell.rowspan:
+            header_rows = cell.row
+    cells.sort(key=lambda cell: (cell.row, cell.col))
+    return Table(
+        cells=tuple(cells),
+        shape=(n_rows, n_cols),
+        header_rows=header_rows,
+        repairs=tuple(repairs),
+    )
