@@ -90,6 +90,9 @@ def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed:
         SiglipVisionConfig,
     )
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     if resolution % 14:
         raise ValueError(f"resolution must be a multiple of 14, got {resolution}")
     out = Path(directory)

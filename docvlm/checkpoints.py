@@ -1,0 +1,79 @@
+"""Finding a checkpoint: a local directory, or a hub id resolved to a local snapshot.
+
+Resolution happens before transformers is called so that a missing directory, an offline
+hub id or a gated model gives one clear line (transformers alone retries for minutes and
+then names the wrong file). Only safetensors weights are fetched or accepted.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from docvlm.errors import CheckpointUnavailableError, MissingDependencyError
+
+__all__ = ["is_hub_id", "resolve_checkpoint"]
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}")
+_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model"]
+
+
+def is_hub_id(reference: str) -> bool:
+    """True for ``owner/name`` that is not an existing local path."""
+    return bool(_HUB_ID.fullmatch(reference)) and not Path(reference).exists()
+
+
+def _check_directory(path: Path, reference: str) -> Path:
+    if not (path / "config.json").is_file():
+        raise CheckpointUnavailableError(f"checkpoint {reference!r}: no config.json in {path}")
+    if not any(path.glob("*.safetensors")):
+        raise CheckpointUnavailableError(
+            f"checkpoint {reference!r}: no .safetensors weights in {path} "
+            "(docvlm loads safetensors only)"
+        )
+    return path
+
+
+def resolve_checkpoint(reference: str, *, cache_dir: Path | None, offline: bool) -> Path:
+    """The local directory holding ``reference`` (downloading it when allowed)."""
+    path = Path(reference).expanduser()
+    if path.exists() or not is_hub_id(reference):
+        if not path.is_dir():
+            raise CheckpointUnavailableError(f"checkpoint directory {reference!r} does not exist")
+        return _check_directory(path, reference)
+    try:
+        import huggingface_hub
+        from huggingface_hub import errors
+    except ImportError as error:  # pragma: no cover - a transformers dependency
+        raise MissingDependencyError("hub checkpoints need: pip install huggingface_hub") from error
+    hint = "or point --checkpoint (DOCVLM_<TASK>_CHECKPOINT) at a local directory"
+    try:
+        local = huggingface_hub.snapshot_download(
+            reference, allow_patterns=_PATTERNS, cache_dir=cache_dir, local_files_only=True
+        )
+        return _check_directory(Path(local), reference)
+    except (errors.LocalEntryNotFoundError, FileNotFoundError):
+        if offline:
+            raise CheckpointUnavailableError(
+                f"checkpoint {reference!r} is not in the cache and offline mode is on; {hint}"
+            ) from None
+    try:
+        local = huggingface_hub.snapshot_download(
+            reference, allow_patterns=_PATTERNS, cache_dir=cache_dir
+        )
+    except errors.GatedRepoError:
+        raise CheckpointUnavailableError(
+            f"checkpoint {reference!r} is gated: accept the Gemma licence at "
+            f"https://huggingface.co/{reference} and log in (`hf auth login`), {hint}"
+        ) from None
+    except errors.RepositoryNotFoundError:
+        raise CheckpointUnavailableError(
+            f"checkpoint {reference!r} was not found on the hub (or needs a login); {hint}"
+        ) from None
+    except Exception as error:  # network failures come from several libraries
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointUnavailableError(
+            f"cannot download checkpoint {reference!r} from the Hugging Face Hub ({reason}); "
+            f"it needs hub access and the accepted Gemma licence, {hint}"
+        ) from None
+    return _check_directory(Path(local), reference)

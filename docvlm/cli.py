@@ -1,0 +1,261 @@
+"""The ``docvlm`` command line: one command per task, ``convert`` for whole documents.
+
+Errors print one line (``error: <file>, page <n>: <cause>``) and exit with status 1; a
+batch ``convert`` reports each bad file and goes on, exiting 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from pydantic import BaseModel, TypeAdapter
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from docvlm.client import DocVLM
+from docvlm.errors import DocVLMError
+from docvlm.results import Result, json_schema
+from docvlm.settings import Device, Settings
+from docvlm.tasks import TASKS, TaskName
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="docvlm",
+    help="Read scanned documents (text, tables, molecules, music) with PaliGemma 2.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+Checkpoint = Annotated[
+    Optional[str],  # noqa: UP045 - typer reads the annotation at run time
+    typer.Option(
+        "--checkpoint", "-c",
+        help="Hub id or local directory of the model (default: DOCVLM_<TASK>_CHECKPOINT, "
+        "then the task's public checkpoint).",
+    ),
+]
+Pages = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--pages", "-p", help="Pages to read, from 1: '1-3,7', '5-' (default: all)."),
+]
+Password = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--password", help="Password of an encrypted PDF."),
+]
+Dpi = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option("--dpi", min=36, max=1200, help="PDF rendering resolution (default 150)."),
+]
+MaxNewTokens = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option("--max-new-tokens", min=1, help="Longest answer (default: the task's)."),
+]
+DeviceOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--device", help="auto, cpu or cuda (default: DOCVLM_DEVICE or auto)."),
+]
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print JSON (results, or one Document per line).")
+]
+Out = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--out", "-o", help="Write the output to this file instead of stdout."),
+]
+
+
+def _settings(device: str | None) -> Settings:
+    if device is not None and device not in ("auto", "cpu", "cuda"):
+        raise typer.BadParameter("use auto, cpu or cuda", param_hint="--device")
+    overrides: dict[str, Device] = {"device": device} if device else {}  # type: ignore[dict-item]
+    return Settings(**overrides)
+
+
+def _fail(error: DocVLMError) -> None:
+    err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _emit(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        out.write_text(text, encoding="utf-8")
+        err.print(f"wrote {out}")
+
+
+_RESULTS = TypeAdapter(list[Result])
+
+
+def _human(result: BaseModel) -> str:
+    task = getattr(result, "task", "")
+    head = f"# {getattr(result, 'source', '')} page {getattr(result, 'page', '')} ({task})"
+    if getattr(result, "status", "ok") != "ok":
+        return f"{head}\n! {result.error}\n"  # type: ignore[attr-defined]
+    body = {
+        "text": lambda r: r.text,
+        "table": lambda r: r.table.to_markdown(),
+        "molecule": lambda r: r.molecule.smiles,
+        "music": lambda r: r.score.kern,
+        "layout": lambda r: "\n".join(f"{d.label}\t{d.box}" for d in r.regions),
+        "caption": lambda r: r.text,
+        "ask": lambda r: r.text,
+    }[task](result)
+    return f"{head}\n{body}\n"
+
+
+def _run_task(
+    task: TaskName,
+    file: Path,
+    checkpoint: str | None,
+    pages: str | None,
+    password: str | None,
+    dpi: int | None,
+    max_new_tokens: int | None,
+    device: str | None,
+    as_json: bool,
+    out: Path | None,
+    question: str | None = None,
+) -> None:
+    try:
+        with DocVLM(_settings(device), checkpoint=checkpoint) as client, _progress() as bar:
+            job = bar.add_task(f"{task} {file.name}", total=None)
+            results: list[Any] = []
+            for page in client.iter_pages(
+                file, (task,), pages=pages, password=password, dpi=dpi,
+                max_new_tokens=max_new_tokens, question=question,
+            ):
+                results.extend(page.results)
+                bar.advance(job)
+    except DocVLMError as error:
+        _fail(error)
+        return
+    if as_json:
+        _emit(_RESULTS.dump_json(results, indent=2).decode(), out)
+    else:
+        _emit("".join(_human(r) for r in results), out)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal,
+    )
+
+
+def _task_command(task: TaskName) -> Callable[..., None]:
+    def command(
+        file: Annotated[Path, typer.Argument(help="PDF or image file.")],
+        checkpoint: Checkpoint = None,
+        pages: Pages = None,
+        password: Password = None,
+        dpi: Dpi = None,
+        max_new_tokens: MaxNewTokens = None,
+        device: DeviceOption = None,
+        as_json: JsonFlag = False,
+        out: Out = None,
+    ) -> None:
+        _run_task(task, file, checkpoint, pages, password, dpi, max_new_tokens, device, as_json, out)
+
+    command.__doc__ = f"{TASKS[task].summary.capitalize()} from each page of FILE."
+    return command
+
+
+for _name in ("text", "table", "molecule", "music"):
+    app.command(f"read-{_name}")(_task_command(_name))  # type: ignore[arg-type]
+
+
+@app.command()
+def ask(
+    file: Annotated[Path, typer.Argument(help="PDF or image file.")],
+    question: Annotated[str, typer.Argument(help="The question, in English.")],
+    checkpoint: Checkpoint = None,
+    pages: Pages = None,
+    password: Password = None,
+    dpi: Dpi = None,
+    max_new_tokens: MaxNewTokens = None,
+    device: DeviceOption = None,
+    as_json: JsonFlag = False,
+    out: Out = None,
+) -> None:
+    """Answer QUESTION about each page of FILE."""
+    _run_task("ask", file, checkpoint, pages, password, dpi, max_new_tokens, device, as_json,
+              out, question)
+
+
+@app.command()
+def convert(
+    files: Annotated[list[Path], typer.Argument(help="PDF or image files.")],
+    task: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--task", "-t", help=f"Task to run, repeatable: {', '.join(TASKS)} "
+                     "(default: text)."),
+    ] = None,
+    checkpoint: Checkpoint = None,
+    pages: Pages = None,
+    password: Password = None,
+    dpi: Dpi = None,
+    max_new_tokens: MaxNewTokens = None,
+    device: DeviceOption = None,
+    as_json: JsonFlag = False,
+    out: Out = None,
+) -> None:
+    """Convert FILES: every page through the chosen tasks; bad files are reported, not fatal.
+
+    Prints one JSON Document per line with --json (JSON Lines), else a readable summary.
+    """
+    tasks: Sequence[str] = task or ["text"]
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise typer.BadParameter(f"unknown task {unknown[0]!r}", param_hint="--task")
+    lines: list[str] = []
+    failed = 0
+    try:
+        with DocVLM(_settings(device), checkpoint=checkpoint) as client, _progress() as bar:
+            job = bar.add_task("converting", total=len(files))
+            for file in files:
+                document = client.convert(
+                    file, tasks=tasks, pages=pages, password=password,  # type: ignore[arg-type]
+                    dpi=dpi, max_new_tokens=max_new_tokens,
+                )
+                if document.status != "success":
+                    failed += 1
+                    reason = document.error or "; ".join(
+                        f"page {p.number}: {p.error}" for p in document.pages if p.error
+                    )
+                    err.print(f"[red]error:[/red] {document.source}: {reason}", highlight=False)
+                if as_json:
+                    lines.append(document.model_dump_json())
+                else:
+                    lines.extend(_human(r) for p in document.pages for r in p.results)
+                bar.advance(job)
+    except DocVLMError as error:
+        _fail(error)
+    _emit("\n".join(lines), out)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema(
+    kind: Annotated[str, typer.Argument(help="results (what read-* prints) or document.")] = "results",
+) -> None:
+    """Print the JSON Schema of the results, or of a converted Document."""
+    if kind not in ("results", "document"):
+        raise typer.BadParameter("use results or document", param_hint="KIND")
+    print(json.dumps(json_schema(kind), indent=2))  # type: ignore[arg-type]
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

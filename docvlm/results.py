@@ -1,0 +1,224 @@
+"""Result models: what each task found, where, from which model, and whether it parsed.
+
+Every result carries its provenance (source, page, box in page pixels, task, checkpoint,
+prompt, raw model output) and a status. Results are frozen pydantic models; the JSON
+Schema of a list of results or of a ``Document`` is exported for ETL users by
+``json_schema()`` and ``docvlm schema``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from parsers import (
+    Box,
+    Detection,
+    Molecule,
+    ParseError,
+    Score,
+    Table,
+    TextLine,
+    parse_kern,
+    parse_locations,
+    parse_smiles,
+    parse_table,
+    parse_text,
+)
+
+__all__ = [
+    "AnswerResult",
+    "CaptionResult",
+    "Document",
+    "LayoutResult",
+    "MoleculeResult",
+    "MusicResult",
+    "Page",
+    "Result",
+    "ResultBase",
+    "Status",
+    "TableResult",
+    "TextResult",
+    "json_schema",
+]
+
+Status = Literal["ok", "parse_error"]
+PageStatus = Literal["ok", "parse_error", "error"]
+DocumentStatus = Literal["success", "partial", "failure"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ResultBase(_Frozen):
+    """Provenance and status shared by every result."""
+
+    task: str
+    source: str = Field(description="file path, or <bytes>/<image> for in-memory input")
+    page: int = Field(ge=1, description="page number, from 1")
+    box: Box = Field(description="region the model read, in page pixels")
+    checkpoint: str = Field(description="hub id or directory of the model")
+    prompt: str = Field(description="prefix given to the model")
+    raw: str = Field(description="model output as written, <loc>/<seg> tokens kept")
+    status: Status = Field(default="ok", description="ok, or parse_error when `raw` did not parse")
+    error: str | None = Field(default=None, description="why parsing failed")
+
+    parse_kind: ClassVar[str] = ""
+
+    @classmethod
+    def from_output(cls, raw: str, frame: Box, **provenance: Any) -> Self:
+        """Parse ``raw`` read from the square ``frame`` (page pixels) into a result.
+
+        A ``ParseError`` becomes ``status="parse_error"``; boxes the parser finds are mapped
+        from the frame to page pixels.
+        """
+        try:
+            payload = cls._parse(raw, frame)
+        except ParseError as error:
+            return cls(raw=raw, status="parse_error", error=error.reason, **provenance)
+        return cls(raw=raw, **provenance, **payload)
+
+    @classmethod
+    def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def _to_page(box: Box | None, frame: Box) -> Box | None:
+    return None if box is None else box.shift(frame.x0, frame.y0)
+
+
+class TextResult(ResultBase):
+    """Lines of text read from a page (tiles merged) or a region."""
+
+    task: Literal["text"] = "text"
+    lines: tuple[TextLine, ...] = Field(default=(), description="lines, boxes in page pixels")
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+    @classmethod
+    def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
+        lines = parse_text(raw, frame.width, frame.height).lines
+        return {"lines": tuple(ln.model_copy(update={"box": _to_page(ln.box, frame)}) for ln in lines)}
+
+
+class TableResult(ResultBase):
+    """A table; cell boxes (when the model wrote coords) are in page pixels."""
+
+    task: Literal["table"] = "table"
+    table: Table | None = Field(default=None, description="the grid, None on parse errors")
+
+    @classmethod
+    def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
+        table = parse_table(raw, frame.width, frame.height)
+        cells = tuple(c.model_copy(update={"box": _to_page(c.box, frame)}) for c in table.cells)
+        return {"table": table.model_copy(update={"cells": cells})}
+
+
+class MoleculeResult(ResultBase):
+    """A chemical structure; invalid SMILES keep the molecule with ``valid=False``."""
+
+    task: Literal["molecule"] = "molecule"
+    molecule: Molecule | None = Field(default=None, description="RDKit-checked molecule")
+
+    @classmethod
+    def from_output(cls, raw: str, frame: Box, **provenance: Any) -> Self:
+        molecule = parse_smiles(raw)
+        status: Status = "ok" if molecule.valid else "parse_error"
+        return cls(raw=raw, molecule=molecule, status=status, error=molecule.error, **provenance)
+
+
+class MusicResult(ResultBase):
+    """A score read as kern, with its MusicXML."""
+
+    task: Literal["music"] = "music"
+    score: Score | None = Field(default=None, description="the score, None on parse errors")
+
+    @classmethod
+    def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
+        return {"score": parse_kern(raw)}
+
+
+class LayoutResult(ResultBase):
+    """Regions found on a page, boxes in page pixels."""
+
+    task: Literal["layout"] = "layout"
+    regions: tuple[Detection, ...] = Field(default=(), description="labelled boxes")
+
+    @classmethod
+    def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
+        found = parse_locations(raw, frame.width, frame.height)
+        return {"regions": tuple(d.model_copy(update={"box": _to_page(d.box, frame)}) for d in found)}
+
+
+class CaptionResult(ResultBase):
+    """A description of a figure or page."""
+
+    task: Literal["caption"] = "caption"
+    text: str = Field(default="", description="the description")
+
+    @classmethod
+    def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
+        return {"text": raw.strip()}
+
+
+class AnswerResult(ResultBase):
+    """An answer to a question about a page."""
+
+    task: Literal["ask"] = "ask"
+    text: str = Field(default="", description="the answer")
+
+    @classmethod
+    def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
+        return {"text": raw.strip()}
+
+
+Result = Annotated[
+    TextResult | TableResult | MoleculeResult | MusicResult | LayoutResult | CaptionResult
+    | AnswerResult,
+    Field(discriminator="task"),
+]
+
+RESULT_TYPES: dict[str, type[ResultBase]] = {
+    "text": TextResult,
+    "table": TableResult,
+    "molecule": MoleculeResult,
+    "music": MusicResult,
+    "layout": LayoutResult,
+    "caption": CaptionResult,
+    "ask": AnswerResult,
+}
+
+
+class Page(_Frozen):
+    """One page of a converted document."""
+
+    number: int = Field(ge=1, description="page number, from 1")
+    width: int = Field(default=0, ge=0, description="rendered width in pixels")
+    height: int = Field(default=0, ge=0, description="rendered height in pixels")
+    dpi: float | None = Field(default=None, description="render resolution (PDF pages)")
+    status: PageStatus = Field(description="ok; parse_error if a result did not parse; error")
+    error: str | None = Field(default=None, description="why the page failed")
+    results: tuple[Result, ...] = Field(default=(), description="results in reading order")
+
+
+class Document(_Frozen):
+    """A converted source: pages with results, or the error that stopped it."""
+
+    source: str = Field(description="file path, or <bytes>/<image>")
+    status: DocumentStatus = Field(description="success, partial (some pages failed), failure")
+    error: str | None = Field(default=None, description="why the whole source failed")
+    pages: tuple[Page, ...] = Field(default=())
+
+
+_RESULTS = TypeAdapter(list[Result])
+
+
+def json_schema(kind: Literal["results", "document"] = "results") -> dict[str, Any]:
+    """JSON Schema of a list of results (what ``read-*`` commands print) or of a Document."""
+    if kind == "document":
+        return Document.model_json_schema()
+    return _RESULTS.json_schema()

@@ -1,0 +1,52 @@
+"""Settings read once, at the edge, from ``DOCVLM_*`` environment variables (or a .env file).
+
+Every field can also be passed to ``Settings(...)`` directly; ``DocVLM`` takes a Settings
+object and passes it down, so no other module reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from docvlm.tasks import TASKS, TaskName
+
+__all__ = ["Device", "Dtype", "Settings"]
+
+Device = Literal["auto", "cpu", "cuda"]
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+
+
+class Settings(BaseSettings):
+    """How docvlm finds and runs its models.
+
+    Checkpoints are hub ids (``google/paligemma2-3b-mix-448``) or local directories.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="DOCVLM_", env_file=".env", extra="forbid", frozen=True
+    )
+
+    text_checkpoint: str | None = Field(default=None, description="checkpoint for `text` (OCR)")
+    table_checkpoint: str | None = Field(default=None, description="checkpoint for `table`")
+    molecule_checkpoint: str | None = Field(default=None, description="checkpoint for `molecule`")
+    music_checkpoint: str | None = Field(default=None, description="checkpoint for `music`")
+    layout_checkpoint: str | None = Field(default=None, description="checkpoint for `layout`")
+    caption_checkpoint: str | None = Field(default=None, description="checkpoint for `caption`")
+    ask_checkpoint: str | None = Field(default=None, description="checkpoint for `ask`")
+    device: Device = Field(default="auto", description="auto picks cuda when available")
+    dtype: Dtype = Field(
+        default="auto", description="auto: bfloat16 on CUDA, float32 on the CPU"
+    )
+    cache_dir: Path | None = Field(default=None, description="hub download cache directory")
+    offline: bool = Field(default=False, description="never contact the hub; use the cache")
+    batch_size: int = Field(default=8, ge=1, description="crops per generate call")
+    dpi: int = Field(default=150, ge=36, le=1200, description="PDF rendering resolution")
+
+    def checkpoint_for(self, task: TaskName) -> str | None:
+        """The configured checkpoint of ``task``, else its public default (or None)."""
+        configured: str | None = getattr(self, f"{task}_checkpoint")
+        return configured or TASKS[task].default_checkpoint
