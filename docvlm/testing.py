@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import string
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["TINY_VOCABULARY", "write_tiny_checkpoint"]
+from docvlm.engines import Generation, Request
+
+__all__ = ["TINY_VOCABULARY", "ScriptedEngine", "write_tiny_checkpoint"]
 
 _SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>"]
 _LOC = [f"<loc{i:04d}>" for i in range(1024)]
@@ -146,6 +149,39 @@ def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed:
     processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
     processor.save_pretrained(out)
     return out
+
+
+class ScriptedEngine:
+    """A fake engine (no model): ``respond`` maps each request to the text to return.
+
+    Ships with the package, like httpx's MockTransport, so users can test their own code
+    around docvlm without a model. ``requests`` records everything it was asked.
+    """
+
+    def __init__(
+        self,
+        respond: Callable[[Request], str],
+        *,
+        resolution: int = 448,
+        checkpoint: str = "scripted",
+    ) -> None:
+        self._respond = respond
+        self._resolution = resolution
+        self._checkpoint = checkpoint
+        self.requests: list[Request] = []
+
+    @property
+    def checkpoint(self) -> str:
+        return self._checkpoint
+
+    @property
+    def resolution(self) -> int:
+        return self._resolution
+
+    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        self.requests.extend(requests)
+        texts = [self._respond(request) for request in requests]
+        return [Generation(text=t, tokens=len(t), finished=True) for t in texts]
 
 
 def main(argv: list[str] | None = None) -> None:

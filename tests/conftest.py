@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip("../shared/corpus is absent (standalone checkout)")
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real checkpoint directory written by docvlm.testing (random weights)."""
+    pytest.importorskip("torch")
+    from docvlm.testing import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt", resolution=224)
+
+
+def page_image(number: int, size: tuple[int, int] = (850, 1100)) -> Image.Image:
+    """A scan-like page: a heading, lines of text and a small ruled table."""
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((60, 50), f"Page {number}: results of the assay", fill="black")
+    for row in range(12):
+        draw.text((60, 100 + row * 22), f"line {row} of page {number} with some words", fill="black")
+    for r in range(4):
+        for c in range(3):
+            draw.rectangle((60 + c * 120, 420 + r * 30, 180 + c * 120, 450 + r * 30), outline="black")
+            draw.text((66 + c * 120, 428 + r * 30), f"{r}.{c}", fill="black")
+    return image
+
+
+@pytest.fixture()
+def make_pdf(tmp_path: Path) -> Callable[[int], Path]:
+    """Write a PDF of ``n`` scanned-looking pages (images, as a scanner makes them)."""
+
+    def make(n: int = 3, name: str = "scan.pdf") -> Path:
+        pages = [page_image(i + 1) for i in range(n)]
+        path = tmp_path / name
+        pages[0].save(path, "PDF", resolution=100.0, save_all=True, append_images=pages[1:])
+        return path
+
+    return make

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from parsers import KernParseError, kern_to_ekern, parse_kern
+
+music21 = pytest.importorskip("music21")
+
+
+def _scores(corpus: Path) -> list[Path]:
+    files = sorted((corpus / "music/kern").glob("*.krn"))
+    assert files
+    return files
+
+
+def _music21_count(kern: str) -> int:
+    return len(music21.converter.parseData(kern, format="humdrum").flatten().notes)
+
+
+def test_every_score_converts_with_music21s_count(corpus: Path) -> None:
+    for path in _scores(corpus):
+        kern = path.read_text(encoding="utf-8")
+        score = parse_kern(kern)
+        assert score.note_count == _music21_count(kern) > 0, path.name
+        assert score.repairs == ()
+        # well-formed MusicXML that reads back to the same notes
+        parser = etree.XMLParser(resolve_entities=False, no_network=True)
+        root = etree.fromstring(score.musicxml.encode(), parser)
+        assert root.tag == "score-partwise"
+        back = music21.converter.parseData(score.musicxml, format="musicxml")
+        assert len(back.flatten().notes) == score.note_count
+        # the ekern form reads back to the same notes
+        ekern = kern_to_ekern(kern)
+        assert "·" in ekern and "**ekern" in ekern
+        assert parse_kern(ekern).note_count == score.note_count
+
+
+def test_bekern_flattened_tokens() -> None:
+    flat = "**bekern<t>**bekern<b>4·c<t>4·e<b>4·d<t>4·f<b>*-<t>*-<b>"
+    score = parse_kern(flat)
+    assert score.note_count == 4
+    assert score.kern.startswith("**kern\t**kern\n")
+
+
+def test_truncated_output_is_repaired(corpus: Path) -> None:
+    kern = _scores(corpus)[0].read_text(encoding="utf-8")
+    cut = kern[: len(kern) // 2]
+    score = parse_kern(cut)
+    assert any("partial" in r for r in score.repairs)
+    assert any("closed" in r for r in score.repairs)
+    assert 0 < score.note_count < parse_kern(kern).note_count
+
+
+def test_spine_split_left_open_is_closed() -> None:
+    text = "**kern\n*clefG2\n4c\n*^\n4d\t4f\n4e\t4g\n"
+    score = parse_kern(text)
+    assert score.note_count == 5
+    assert score.kern.rstrip().endswith("*-\t*-")
+
+
+def test_invalid_file_gives_a_clear_error(corpus: Path) -> None:
+    text = (corpus / "music/kern_invalid/humdrumR_InvalidFile.krn").read_text(encoding="utf-8")
+    with pytest.raises(KernParseError) as info:
+        parse_kern(text)
+    assert info.value.reason
+    assert info.value.raw == text[:10_000]
+
+
+def test_no_notes_is_an_error() -> None:
+    with pytest.raises(KernParseError, match="no notes"):
+        parse_kern("**kern\n*clefG2\n4r\n*-\n")
+    with pytest.raises(KernParseError, match="no \\*\\*kern header"):
+        parse_kern("hello")
+
+
+def test_write_musicxml_and_mxl(tmp_path: Path, corpus: Path) -> None:
+    score = parse_kern(_scores(corpus)[0].read_text(encoding="utf-8"))
+    xml = score.write(tmp_path / "a.musicxml")
+    mxl = score.write(tmp_path / "a.mxl")
+    assert xml.read_text(encoding="utf-8") == score.musicxml
+    with zipfile.ZipFile(mxl) as archive:
+        assert "META-INF/container.xml" in archive.namelist()
+    back = music21.converter.parse(str(mxl))
+    assert len(back.flatten().notes) == score.note_count
+    assert len(score.to_music21().flatten().notes) == score.note_count
+    with pytest.raises(ValueError):
+        score.write(tmp_path / "a.pdf")

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from parsers import Box, box_to_tokens, parse_locations, parse_text
+
+
+def test_detections_map_to_pixels() -> None:
+    text = "<loc0000><loc0256><loc0511><loc0767> table ; <loc0512><loc0000><loc1023><loc1023> figure"
+    first, second = parse_locations(text, width=1024, height=2048)
+    assert first.label == "table"
+    assert first.box == Box(x0=256, y0=0, x1=768, y1=1024)
+    assert second.label == "figure" and second.box.y1 == 2048
+
+
+def test_segmentation_codes_are_kept() -> None:
+    seg = "".join(f"<seg{i:03d}>" for i in range(16))
+    (found,) = parse_locations(f"<loc0010><loc0020><loc0030><loc0040>{seg} cat", 100, 100)
+    assert found.segmentation == tuple(range(16))
+    assert found.label == "cat"
+
+
+@pytest.mark.parametrize("x0,y0,x1,y1", [(0, 0, 10, 10), (100, 50, 300, 700), (5, 5, 895, 895)])
+def test_tokens_round_trip(x0: int, y0: int, x1: int, y1: int) -> None:
+    box = Box(x0=x0, y0=y0, x1=x1, y1=y1)
+    (found,) = parse_locations(box_to_tokens(box, 896, 896) + " x", 896, 896)
+    back = found.box
+    for a, b in zip((back.x0, back.y0, back.x1, back.y1), (x0, y0, x1, y1), strict=True):
+        assert abs(a - b) <= 896 / 1024 + 1e-9
+
+
+def test_plain_and_boxed_text() -> None:
+    assert parse_text("Hello world\n\nsecond line\n").text == "Hello world\nsecond line"
+    boxed = parse_text(
+        "<loc0000><loc0000><loc0100><loc0500> Title ; <loc0200><loc0000><loc0300><loc0500> body",
+        width=1024, height=1024,
+    )
+    assert [line.text for line in boxed.lines] == ["Title", "body"]
+    assert boxed.lines[1].box is not None and boxed.lines[1].box.y0 == 200
+    assert parse_locations("no boxes here", 10, 10) == []

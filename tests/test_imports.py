@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import docvlm
+import parsers
+
+HEAVY = ("torch", "transformers", "rdkit", "music21", "ray")
+
+
+def test_import_stays_light() -> None:
+    code = (
+        "import sys, json, docvlm, parsers, docvlm.cli;"
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_parsers_never_import_docvlm() -> None:
+    code = "import sys, parsers; print('docvlm' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_all_is_honest() -> None:
+    for module in (docvlm, parsers):
+        assert sorted(module.__all__) == sorted(set(module.__all__))
+        for name in module.__all__:
+            assert hasattr(module, name), name
+        public = {n for n in vars(module) if not n.startswith("_") and n[0].isupper()}
+        assert public <= set(module.__all__) | {"Image"}, public - set(module.__all__)
+
+
+def test_one_call_functions_exported() -> None:
+    for name in ("read_text", "read_table", "read_molecule", "read_music", "convert", "DocVLM"):
+        assert name in docvlm.__all__
