@@ -23,11 +23,14 @@ def read_text(
     pages: PageSelection = None,
     password: str | None = None,
     dpi: int | None = None,
+    max_new_tokens: int | None = None,
     settings: Settings | None = None,
 ) -> list[TextResult]:
     """Text of each selected page of a PDF or image (path, bytes, file or PIL image)."""
     with DocVLM(settings, checkpoint=checkpoint) as client:
-        return client.read_text(source, pages=pages, password=password, dpi=dpi)
+        return client.read_text(source, pages=pages, password=password, dpi=dpi,
+            max_new_tokens=max_new_tokens,
+        )
 
 
 def read_table(
@@ -37,11 +40,14 @@ def read_table(
     pages: PageSelection = None,
     password: str | None = None,
     dpi: int | None = None,
+    max_new_tokens: int | None = None,
     settings: Settings | None = None,
 ) -> list[TableResult]:
     """The table of each selected page or table image."""
     with DocVLM(settings, checkpoint=checkpoint) as client:
-        return client.read_table(source, pages=pages, password=password, dpi=dpi)
+        return client.read_table(source, pages=pages, password=password, dpi=dpi,
+            max_new_tokens=max_new_tokens,
+        )
 
 
 def read_molecule(
@@ -51,11 +57,14 @@ def read_molecule(
     pages: PageSelection = None,
     password: str | None = None,
     dpi: int | None = None,
+    max_new_tokens: int | None = None,
     settings: Settings | None = None,
 ) -> list[MoleculeResult]:
     """The chemical structure of each selected page or structure image."""
     with DocVLM(settings, checkpoint=checkpoint) as client:
-        return client.read_molecule(source, pages=pages, password=password, dpi=dpi)
+        return client.read_molecule(source, pages=pages, password=password, dpi=dpi,
+            max_new_tokens=max_new_tokens,
+        )
 
 
 def read_music(
@@ -65,11 +74,14 @@ def read_music(
     pages: PageSelection = None,
     password: str | None = None,
     dpi: int | None = None,
+    max_new_tokens: int | None = None,
     settings: Settings | None = None,
 ) -> list[MusicResult]:
     """The score of each selected page or music image."""
     with DocVLM(settings, checkpoint=checkpoint) as client:
-        return client.read_music(source, pages=pages, password=password, dpi=dpi)
+        return client.read_music(source, pages=pages, password=password, dpi=dpi,
+            max_new_tokens=max_new_tokens,
+        )
 
 
 def convert(
@@ -80,8 +92,12 @@ def convert(
     pages: PageSelection = None,
     password: str | None = None,
     dpi: int | None = None,
+    max_new_tokens: int | None = None,
     settings: Settings | None = None,
 ) -> Document:
     """Run ``tasks`` on every selected page; input errors are recorded in the Document."""
     with DocVLM(settings, checkpoint=checkpoint) as client:
-        return client.convert(source, tasks=tasks, pages=pages, password=password, dpi=dpi)
+        return client.convert(
+            source, tasks=tasks, pages=pages, password=password, dpi=dpi,
+            max_new_tokens=max_new_tokens,
+        )

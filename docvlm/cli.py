@@ -78,8 +78,13 @@ def _settings(device: str | None) -> Settings:
     return Settings(**overrides)
 
 
+def _error_line(message: str) -> None:
+    """One unwrapped line on stderr, whatever the terminal width."""
+    sys.stderr.write(f"error: {message}\n")
+
+
 def _fail(error: DocVLMError) -> None:
-    err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+    _error_line(str(error))
     raise typer.Exit(1)
 
 
@@ -230,7 +235,7 @@ def convert(
                     reason = document.error or "; ".join(
                         f"page {p.number}: {p.error}" for p in document.pages if p.error
                     )
-                    err.print(f"[red]error:[/red] {document.source}: {reason}", highlight=False)
+                    _error_line(f"{document.source}: {reason}")
                 if as_json:
                     lines.append(document.model_dump_json())
                 else:

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import jsonschema
+from typer.testing import CliRunner
+
+from docvlm import json_schema
+from docvlm.cli import app
+
+runner = CliRunner()
+
+
+def test_read_table_json_validates_against_the_schema(tiny_checkpoint: Path, corpus: Path) -> None:
+    image = corpus / "tables/pubtabnet/examples/PMC1626454_002_00.png"
+    result = runner.invoke(
+        app, ["read-table", str(image), "--checkpoint", str(tiny_checkpoint), "--json",
+              "--max-new-tokens", "16", "--device", "cpu"],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    jsonschema.validate(payload, json_schema("results"))
+    assert payload[0]["task"] == "table" and payload[0]["source"] == str(image)
+
+
+def test_convert_writes_jsonl_and_goes_on_past_bad_files(
+    tiny_checkpoint: Path, make_pdf: Callable[..., Path], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.pdf"
+    bad.write_text("not a pdf at all")
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(
+        app, ["convert", str(bad), str(make_pdf(2)), "-c", str(tiny_checkpoint), "--json",
+              "--max-new-tokens", "4", "--dpi", "50", "-t", "text", "-t", "layout", "-o", str(out)],
+    )
+    assert result.exit_code == 1
+    assert "bad.pdf" in result.stderr and "not a PDF" in result.stderr
+    documents = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [d["status"] for d in documents] == ["failure", "success"]
+    for document in documents:
+        jsonschema.validate(document, json_schema("document"))
+    assert len(documents[1]["pages"]) == 2
+
+
+def test_errors_are_one_line_and_exit_non_zero(tmp_path: Path, make_pdf: Callable[..., Path]) -> None:
+    pdf = make_pdf(1)
+    cases = [
+        (["read-table", str(pdf)], "no public checkpoint reads the 'table' task"),
+        (["read-text", str(pdf), "-c", str(tmp_path / "missing")], "does not exist"),
+        (["read-text", str(tmp_path / "nofile.png"), "-c", str(tmp_path)], "no such file"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, args
+        assert message in result.stderr
+        assert "Traceback" not in result.output
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_page_out_of_range(tiny_checkpoint: Path, make_pdf: Callable[..., Path]) -> None:
+    result = runner.invoke(app, ["read-text", str(make_pdf(2)), "-c", str(tiny_checkpoint),
+                                 "--pages", "5"])
+    assert result.exit_code == 1
+    assert "page 5 is out of range (the document has 2 page(s))" in result.stderr
+
+
+def test_help_explains_every_option() -> None:
+    result = runner.invoke(app, ["read-table", "--help"])
+    assert result.exit_code == 0
+    for option in ("--checkpoint", "--pages", "--password", "--dpi", "--max-new-tokens",
+                   "--device", "--json", "--out"):
+        assert option in result.stdout
+
+
+def test_schema_command() -> None:
+    result = runner.invoke(app, ["schema", "document"])
+    assert json.loads(result.stdout)["title"] == "Document"
