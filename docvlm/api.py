@@ -28,7 +28,11 @@ def read_text(
 ) -> list[TextResult]:
     """Text of each selected page of a PDF or image (path, bytes, file or PIL image)."""
     with DocVLM(settings, checkpoint=checkpoint) as client:
-        return client.read_text(source, pages=pages, password=password, dpi=dpi,
+        return client.read_text(
+            source,
+            pages=pages,
+            password=password,
+            dpi=dpi,
             max_new_tokens=max_new_tokens,
         )
 
@@ -45,7 +49,11 @@ def read_table(
 ) -> list[TableResult]:
     """The table of each selected page or table image."""
     with DocVLM(settings, checkpoint=checkpoint) as client:
-        return client.read_table(source, pages=pages, password=password, dpi=dpi,
+        return client.read_table(
+            source,
+            pages=pages,
+            password=password,
+            dpi=dpi,
             max_new_tokens=max_new_tokens,
         )
 
@@ -62,7 +70,11 @@ def read_molecule(
 ) -> list[MoleculeResult]:
     """The chemical structure of each selected page or structure image."""
     with DocVLM(settings, checkpoint=checkpoint) as client:
-        return client.read_molecule(source, pages=pages, password=password, dpi=dpi,
+        return client.read_molecule(
+            source,
+            pages=pages,
+            password=password,
+            dpi=dpi,
             max_new_tokens=max_new_tokens,
         )
 
@@ -79,7 +91,11 @@ def read_music(
 ) -> list[MusicResult]:
     """The score of each selected page or music image."""
     with DocVLM(settings, checkpoint=checkpoint) as client:
-        return client.read_music(source, pages=pages, password=password, dpi=dpi,
+        return client.read_music(
+            source,
+            pages=pages,
+            password=password,
+            dpi=dpi,
             max_new_tokens=max_new_tokens,
         )
 
@@ -98,6 +114,10 @@ def convert(
     """Run ``tasks`` on every selected page; input errors are recorded in the Document."""
     with DocVLM(settings, checkpoint=checkpoint) as client:
         return client.convert(
-            source, tasks=tasks, pages=pages, password=password, dpi=dpi,
+            source,
+            tasks=tasks,
+            pages=pages,
+            password=password,
+            dpi=dpi,
             max_new_tokens=max_new_tokens,
         )

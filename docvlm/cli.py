@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from docvlm.client import DocVLM
 from docvlm.errors import DocVLMError
-from docvlm.results import Result, json_schema
+from docvlm.results import Result, ResultBase, json_schema
 from docvlm.settings import Device, Settings
 from docvlm.tasks import TASKS, TaskName
 
@@ -37,7 +37,8 @@ err = Console(stderr=True)
 Checkpoint = Annotated[
     Optional[str],  # noqa: UP045 - typer reads the annotation at run time
     typer.Option(
-        "--checkpoint", "-c",
+        "--checkpoint",
+        "-c",
         help="Hub id or local directory of the model (default: DOCVLM_<TASK>_CHECKPOINT, "
         "then the task's public checkpoint).",
     ),
@@ -74,8 +75,10 @@ Out = Annotated[
 def _settings(device: str | None) -> Settings:
     if device is not None and device not in ("auto", "cpu", "cuda"):
         raise typer.BadParameter("use auto, cpu or cuda", param_hint="--device")
-    overrides: dict[str, Device] = {"device": device} if device else {}  # type: ignore[dict-item]
-    return Settings(**overrides)
+    if device is None:
+        return Settings()
+    chosen: Device = "cuda" if device == "cuda" else "cpu" if device == "cpu" else "auto"
+    return Settings(device=chosen)
 
 
 def _error_line(message: str) -> None:
@@ -99,20 +102,9 @@ def _emit(text: str, out: Path | None) -> None:
 _RESULTS = TypeAdapter(list[Result])
 
 
-def _human(result: BaseModel) -> str:
-    task = getattr(result, "task", "")
-    head = f"# {getattr(result, 'source', '')} page {getattr(result, 'page', '')} ({task})"
-    if getattr(result, "status", "ok") != "ok":
-        return f"{head}\n! {result.error}\n"  # type: ignore[attr-defined]
-    body = {
-        "text": lambda r: r.text,
-        "table": lambda r: r.table.to_markdown(),
-        "molecule": lambda r: r.molecule.smiles,
-        "music": lambda r: r.score.kern,
-        "layout": lambda r: "\n".join(f"{d.label}\t{d.box}" for d in r.regions),
-        "caption": lambda r: r.text,
-        "ask": lambda r: r.text,
-    }[task](result)
+def _human(result: ResultBase) -> str:
+    head = f"# {result.source} page {result.page} ({result.task})"
+    body = result.summary() if result.status == "ok" else f"! {result.error}"
     return f"{head}\n{body}\n"
 
 
@@ -134,8 +126,13 @@ def _run_task(
             job = bar.add_task(f"{task} {file.name}", total=None)
             results: list[Any] = []
             for page in client.iter_pages(
-                file, (task,), pages=pages, password=password, dpi=dpi,
-                max_new_tokens=max_new_tokens, question=question,
+                file,
+                (task,),
+                pages=pages,
+                password=password,
+                dpi=dpi,
+                max_new_tokens=max_new_tokens,
+                question=question,
             ):
                 results.extend(page.results)
                 bar.advance(job)
@@ -150,8 +147,13 @@ def _run_task(
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
     )
 
 
@@ -167,14 +169,17 @@ def _task_command(task: TaskName) -> Callable[..., None]:
         as_json: JsonFlag = False,
         out: Out = None,
     ) -> None:
-        _run_task(task, file, checkpoint, pages, password, dpi, max_new_tokens, device, as_json, out)
+        _run_task(
+            task, file, checkpoint, pages, password, dpi, max_new_tokens, device, as_json, out
+        )
 
     command.__doc__ = f"{TASKS[task].summary.capitalize()} from each page of FILE."
     return command
 
 
-for _name in ("text", "table", "molecule", "music"):
-    app.command(f"read-{_name}")(_task_command(_name))  # type: ignore[arg-type]
+READ_COMMANDS: tuple[TaskName, ...] = ("text", "table", "molecule", "music")
+for _task in READ_COMMANDS:
+    app.command(f"read-{_task}")(_task_command(_task))
 
 
 @app.command()
@@ -191,8 +196,19 @@ def ask(
     out: Out = None,
 ) -> None:
     """Answer QUESTION about each page of FILE."""
-    _run_task("ask", file, checkpoint, pages, password, dpi, max_new_tokens, device, as_json,
-              out, question)
+    _run_task(
+        "ask",
+        file,
+        checkpoint,
+        pages,
+        password,
+        dpi,
+        max_new_tokens,
+        device,
+        as_json,
+        out,
+        question,
+    )
 
 
 @app.command()
@@ -200,8 +216,9 @@ def convert(
     files: Annotated[list[Path], typer.Argument(help="PDF or image files.")],
     task: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option("--task", "-t", help=f"Task to run, repeatable: {', '.join(TASKS)} "
-                     "(default: text)."),
+        typer.Option(
+            "--task", "-t", help=f"Task to run, repeatable: {', '.join(TASKS)} (default: text)."
+        ),
     ] = None,
     checkpoint: Checkpoint = None,
     pages: Pages = None,
@@ -216,10 +233,11 @@ def convert(
 
     Prints one JSON Document per line with --json (JSON Lines), else a readable summary.
     """
-    tasks: Sequence[str] = task or ["text"]
-    unknown = [t for t in tasks if t not in TASKS]
+    names = task or ["text"]
+    unknown = [t for t in names if t not in TASKS]
     if unknown:
         raise typer.BadParameter(f"unknown task {unknown[0]!r}", param_hint="--task")
+    tasks = [spec.name for name, spec in TASKS.items() if name in names]
     lines: list[str] = []
     failed = 0
     try:
@@ -227,8 +245,12 @@ def convert(
             job = bar.add_task("converting", total=len(files))
             for file in files:
                 document = client.convert(
-                    file, tasks=tasks, pages=pages, password=password,  # type: ignore[arg-type]
-                    dpi=dpi, max_new_tokens=max_new_tokens,
+                    file,
+                    tasks=tasks,
+                    pages=pages,
+                    password=password,
+                    dpi=dpi,
+                    max_new_tokens=max_new_tokens,
                 )
                 if document.status != "success":
                     failed += 1
@@ -250,7 +272,9 @@ def convert(
 
 @app.command()
 def schema(
-    kind: Annotated[str, typer.Argument(help="results (what read-* prints) or document.")] = "results",
+    kind: Annotated[
+        str, typer.Argument(help="results (what read-* prints) or document.")
+    ] = "results",
 ) -> None:
     """Print the JSON Schema of the results, or of a converted Document."""
     if kind not in ("results", "document"):

@@ -9,9 +9,7 @@ The whole path reads in ``_read_pages``; each stage is a plain function elsewher
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TypeVar
-
-from parsers import Box
+from typing import TypeVar, cast
 
 from docvlm.engines import Engine, EngineFactory, Generation, Request, load_transformers_engine
 from docvlm.errors import CheckpointNotConfiguredError, InputError
@@ -34,6 +32,7 @@ from docvlm.results import (
 )
 from docvlm.settings import Settings
 from docvlm.tasks import TASKS, TaskName
+from parsers import Box
 
 __all__ = ["DocVLM"]
 
@@ -71,9 +70,9 @@ class DocVLM:
         checkpoint = self._override or self.settings.checkpoint_for(task)
         if checkpoint is None:
             raise CheckpointNotConfiguredError(
-                f"no public checkpoint reads the {task!r} task: set DOCVLM_{task.upper()}_CHECKPOINT "
-                f"or pass --checkpoint (a hub id or directory); `docvlm finetune` makes one "
-                f"from a google/paligemma2-*-pt checkpoint"
+                f"no public checkpoint reads the {task!r} task: set "
+                f"DOCVLM_{task.upper()}_CHECKPOINT or pass --checkpoint (a hub id or directory); "
+                "`docvlm finetune` makes one from a google/paligemma2-*-pt checkpoint"
             )
         return checkpoint
 
@@ -150,17 +149,27 @@ class DocVLM:
         done: list[Page] = []
         try:
             for page in self.iter_pages(
-                source, tasks, pages=pages, password=password, dpi=dpi,
-                max_new_tokens=max_new_tokens, question=question,
+                source,
+                tasks,
+                pages=pages,
+                password=password,
+                dpi=dpi,
+                max_new_tokens=max_new_tokens,
+                question=question,
             ):
                 done.append(page)
         except InputError as error:
-            failed = Page(number=error.page, status="error", error=error.reason) if error.page else None
+            failed = (
+                Page(number=error.page, status="error", error=error.reason) if error.page else None
+            )
             if failed:
                 done.append(failed)
             status = "partial" if any(p.status != "error" for p in done) else "failure"
             return Document(
-                source=name, status=status, error=None if failed else error.reason, pages=tuple(done)
+                source=name,
+                status=status,
+                error=None if failed else error.reason,
+                pages=tuple(done),
             )
         return Document(source=name, status="success", pages=tuple(done))
 
@@ -185,7 +194,10 @@ class DocVLM:
         Raises ``InputError`` (naming the source and page) on unreadable input.
         """
         stream = load_pages(
-            source, pages=pages, password=password, dpi=dpi or self.settings.dpi,
+            source,
+            pages=pages,
+            password=password,
+            dpi=dpi or self.settings.dpi,
             backend=self._backend,
         )
         batch: list[PageImage] = []
@@ -211,21 +223,37 @@ class DocVLM:
             prompt = spec.render_prompt(question)
             budget = max_new_tokens or spec.max_new_tokens
             crops = [self._regions(page, spec.region, engine.resolution) for page in pages]
-            requests = [Request(c.image, prompt, budget) for page_crops in crops for c in page_crops]
+            requests = [
+                Request(c.image, prompt, budget) for page_crops in crops for c in page_crops
+            ]
             outputs = iter(self._generate(engine, requests))
             for index, (page, page_crops) in enumerate(zip(pages, crops, strict=True)):
                 parsed = [
-                    RESULT_TYPES[task].from_output(
-                        next(outputs).text, crop.frame, source=page.source, page=page.number,
-                        box=crop.region, checkpoint=engine.checkpoint, prompt=prompt,
+                    cast(
+                        Result,
+                        RESULT_TYPES[task].from_output(
+                            next(outputs).text,
+                            crop.frame,
+                            source=page.source,
+                            page=page.number,
+                            box=crop.region,
+                            checkpoint=engine.checkpoint,
+                            prompt=prompt,
+                        ),
                     )
                     for crop in page_crops
                 ]
-                per_page[index].extend(_merge_tiles(parsed, page) if spec.region == "tiles" else parsed)
+                per_page[index].extend(
+                    _merge_tiles(parsed, page) if spec.region == "tiles" else parsed
+                )
         return [
             Page(
-                number=page.number, width=page.image.width, height=page.image.height,
-                dpi=page.dpi, status=_page_status(results), results=tuple(results),
+                number=page.number,
+                width=page.image.width,
+                height=page.image.height,
+                dpi=page.dpi,
+                status=_page_status(results),
+                results=tuple(results),
             )
             for page, results in zip(pages, per_page, strict=True)
         ]
@@ -255,9 +283,13 @@ def _merge_tiles(parsed: list[Result], page: PageImage) -> list[Result]:
     first = texts[0]
     return [
         TextResult(
-            source=first.source, page=first.page, checkpoint=first.checkpoint, prompt=first.prompt,
+            source=first.source,
+            page=first.page,
+            checkpoint=first.checkpoint,
+            prompt=first.prompt,
             box=Box(x0=0, y0=0, x1=page.image.width, y1=page.image.height),
-            raw="\f".join(r.raw for r in texts), lines=tuple(lines),
+            raw="\f".join(r.raw for r in texts),
+            lines=tuple(lines),
             status="parse_error" if failed else "ok",
             error="; ".join(r.error or "" for r in failed) or None,
         )

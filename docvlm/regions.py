@@ -47,7 +47,7 @@ def tile_boxes(width: int, height: int, size: int, overlap: int = 64) -> list[Bo
 
 def crop_square(page: Image.Image, region: Box, fill: str = "white") -> Crop:
     """Crop ``region`` and pad it to a square with ``fill`` at the right and bottom."""
-    box = (int(region.x0), int(region.y0), int(round(region.x1)), int(round(region.y1)))
+    box = (int(region.x0), int(region.y0), round(region.x1), round(region.y1))
     part = page.crop(box)
     side = max(part.width, part.height, 1)
     square = Image.new("RGB", (side, side), fill)
@@ -73,7 +73,9 @@ def _core(tile: Box, tiles: list[Box]) -> Box:
     return Box(x0=x0, y0=y0, x1=x1, y1=y1)
 
 
-def merge_tile_lines(tiles: list[Box], lines_per_tile: list[tuple[TextLine, ...]]) -> list[TextLine]:
+def merge_tile_lines(
+    tiles: list[Box], lines_per_tile: list[tuple[TextLine, ...]]
+) -> list[TextLine]:
     """Lines of all tiles without the duplicates their overlaps produce.
 
     A boxed line is kept by the tile whose core holds the line's centre; an unboxed line

@@ -41,8 +41,17 @@ Backend = Literal["pypdfium2", "pdf2image"]
 Kind = Literal["pdf", "image"]
 
 _IMAGE_MAGIC = (
-    b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM", b"GIF8",
-    b"\x00\x00\x00\x0cjP  ", b"\xff\x4f\xff\x51", b"P4", b"P5", b"P6",
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"II*\x00",
+    b"MM\x00*",
+    b"BM",
+    b"GIF8",
+    b"\x00\x00\x00\x0cjP  ",
+    b"\xff\x4f\xff\x51",
+    b"P4",
+    b"P5",
+    b"P6",
 )
 
 
@@ -111,7 +120,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # Scale by the real maximum: 12-bit data stored in 16 bits would otherwise be dark.
         array = image.convert("I")
-        low, high = array.getextrema()
+        _low, high = array.getextrema()
         scale = 255.0 / high if isinstance(high, int | float) and high > 255 else 1.0
         image = array.point(lambda v: v * scale).convert("L")
         return image.convert("RGB")

@@ -84,6 +84,10 @@ class ResultBase(_Frozen):
     def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
         raise NotImplementedError
 
+    def summary(self) -> str:
+        """The result as plain text for people (what the CLI prints without --json)."""
+        return self.raw
+
 
 def _to_page(box: Box | None, frame: Box) -> Box | None:
     return None if box is None else box.shift(frame.x0, frame.y0)
@@ -95,6 +99,9 @@ class TextResult(ResultBase):
     task: Literal["text"] = "text"
     lines: tuple[TextLine, ...] = Field(default=(), description="lines, boxes in page pixels")
 
+    def summary(self) -> str:
+        return self.text
+
     @property
     def text(self) -> str:
         return "\n".join(line.text for line in self.lines)
@@ -102,7 +109,9 @@ class TextResult(ResultBase):
     @classmethod
     def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
         lines = parse_text(raw, frame.width, frame.height).lines
-        return {"lines": tuple(ln.model_copy(update={"box": _to_page(ln.box, frame)}) for ln in lines)}
+        return {
+            "lines": tuple(ln.model_copy(update={"box": _to_page(ln.box, frame)}) for ln in lines)
+        }
 
 
 class TableResult(ResultBase):
@@ -110,6 +119,9 @@ class TableResult(ResultBase):
 
     task: Literal["table"] = "table"
     table: Table | None = Field(default=None, description="the grid, None on parse errors")
+
+    def summary(self) -> str:
+        return self.table.to_markdown() if self.table else ""
 
     @classmethod
     def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
@@ -124,6 +136,9 @@ class MoleculeResult(ResultBase):
     task: Literal["molecule"] = "molecule"
     molecule: Molecule | None = Field(default=None, description="RDKit-checked molecule")
 
+    def summary(self) -> str:
+        return (self.molecule.smiles or "") if self.molecule else ""
+
     @classmethod
     def from_output(cls, raw: str, frame: Box, **provenance: Any) -> Self:
         molecule = parse_smiles(raw)
@@ -137,6 +152,9 @@ class MusicResult(ResultBase):
     task: Literal["music"] = "music"
     score: Score | None = Field(default=None, description="the score, None on parse errors")
 
+    def summary(self) -> str:
+        return self.score.kern if self.score else ""
+
     @classmethod
     def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
         return {"score": parse_kern(raw)}
@@ -148,10 +166,18 @@ class LayoutResult(ResultBase):
     task: Literal["layout"] = "layout"
     regions: tuple[Detection, ...] = Field(default=(), description="labelled boxes")
 
+    def summary(self) -> str:
+        return "\n".join(
+            f"{d.label}\t{d.box.x0:.0f},{d.box.y0:.0f},{d.box.x1:.0f},{d.box.y1:.0f}"
+            for d in self.regions
+        )
+
     @classmethod
     def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
         found = parse_locations(raw, frame.width, frame.height)
-        return {"regions": tuple(d.model_copy(update={"box": _to_page(d.box, frame)}) for d in found)}
+        return {
+            "regions": tuple(d.model_copy(update={"box": _to_page(d.box, frame)}) for d in found)
+        }
 
 
 class CaptionResult(ResultBase):
@@ -159,6 +185,9 @@ class CaptionResult(ResultBase):
 
     task: Literal["caption"] = "caption"
     text: str = Field(default="", description="the description")
+
+    def summary(self) -> str:
+        return self.text
 
     @classmethod
     def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
@@ -171,13 +200,21 @@ class AnswerResult(ResultBase):
     task: Literal["ask"] = "ask"
     text: str = Field(default="", description="the answer")
 
+    def summary(self) -> str:
+        return self.text
+
     @classmethod
     def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
         return {"text": raw.strip()}
 
 
 Result = Annotated[
-    TextResult | TableResult | MoleculeResult | MusicResult | LayoutResult | CaptionResult
+    TextResult
+    | TableResult
+    | MoleculeResult
+    | MusicResult
+    | LayoutResult
+    | CaptionResult
     | AnswerResult,
     Field(discriminator="task"),
 ]

@@ -38,9 +38,7 @@ class Settings(BaseSettings):
     caption_checkpoint: str | None = Field(default=None, description="checkpoint for `caption`")
     ask_checkpoint: str | None = Field(default=None, description="checkpoint for `ask`")
     device: Device = Field(default="auto", description="auto picks cuda when available")
-    dtype: Dtype = Field(
-        default="auto", description="auto: bfloat16 on CUDA, float32 on the CPU"
-    )
+    dtype: Dtype = Field(default="auto", description="auto: bfloat16 on CUDA, float32 on the CPU")
     cache_dir: Path | None = Field(default=None, description="hub download cache directory")
     offline: bool = Field(default=False, description="never contact the hub; use the cache")
     batch_size: int = Field(default=8, ge=1, description="crops per generate call")

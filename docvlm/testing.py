@@ -25,11 +25,56 @@ _SEG = [f"<seg{i:03d}>" for i in range(128)]
 _BYTES = [f"<0x{i:02X}>" for i in range(256)]
 # Multi-character pieces so that HTML, SMILES and kern encode to short sequences.
 _WORDS = [
-    "<table>", "</table>", "<thead>", "</thead>", "<tbody>", "</tbody>", "<tr>", "</tr>",
-    "<td>", "</td>", "<th>", "</th>", "<td", ' colspan="', ' rowspan="', ' coords="', '">', '"',
-    "**kern", "*-", "*^", "*v", "*clef", "*M", "*k[", "=", "==", "!!", "4c", "8d", "2e",
-    "Cl", "Br", "[nH]", "c1ccccc1", "(=O)", "ocr", "caption", "en", "detect", "answer",
-    "table", "molecule", "music", "text", "figure", ";", "\n", "\t", "▁",
+    "<table>",
+    "</table>",
+    "<thead>",
+    "</thead>",
+    "<tbody>",
+    "</tbody>",
+    "<tr>",
+    "</tr>",
+    "<td>",
+    "</td>",
+    "<th>",
+    "</th>",
+    "<td",
+    ' colspan="',
+    ' rowspan="',
+    ' coords="',
+    '">',
+    '"',
+    "**kern",
+    "*-",
+    "*^",
+    "*v",
+    "*clef",
+    "*M",
+    "*k[",
+    "=",
+    "==",
+    "!!",
+    "4c",
+    "8d",
+    "2e",
+    "Cl",
+    "Br",
+    "[nH]",
+    "c1ccccc1",
+    "(=O)",
+    "ocr",
+    "caption",
+    "en",
+    "detect",
+    "answer",
+    "table",
+    "molecule",
+    "music",
+    "text",
+    "figure",
+    ";",
+    "\n",
+    "\t",
+    "▁",
 ]
 TINY_VOCABULARY: tuple[str, ...] = tuple(
     dict.fromkeys(
@@ -50,8 +95,10 @@ def _tokenizer(vocabulary: tuple[str, ...]) -> object:
     from transformers import PreTrainedTokenizerFast
 
     # Unigram with byte fallback: any text encodes, longer pieces are preferred.
-    pieces = [(piece, -float(len(vocabulary)) if piece.startswith("<0x") else -1.0 / len(piece))
-              for piece in vocabulary]
+    pieces = [
+        (piece, -float(len(vocabulary)) if piece.startswith("<0x") else -1.0 / len(piece))
+        for piece in vocabulary
+    ]
     model = models.Unigram(pieces, unk_id=vocabulary.index("<unk>"), byte_fallback=True)
     backend = Tokenizer(model)
     backend.normalizer = normalizers.Replace(" ", "▁")
@@ -92,7 +139,6 @@ def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed:
         SiglipImageProcessorPil,
         SiglipVisionConfig,
     )
-
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()

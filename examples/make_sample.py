@@ -40,13 +40,21 @@ def _page(title: str, rows: list[tuple[str, str, str]]) -> Image.Image:
 def main() -> None:
     first = _page(
         "1. Yield of the coupling step",
-        [("Catalyst", "Yield (%)", "SD"), ("Pd(OAc)2", "82", "2.1"), ("PdCl2", "64", "3.4"),
-         ("none", "n.d.", "-")],
+        [
+            ("Catalyst", "Yield (%)", "SD"),
+            ("Pd(OAc)2", "82", "2.1"),
+            ("PdCl2", "64", "3.4"),
+            ("none", "n.d.", "-"),
+        ],
     )
     second = _page(
         "2. Effect of temperature",
-        [("T (C)", "Yield (%)", "SD"), ("25", "41", "1.9"), ("60", "77", "2.6"),
-         ("90", "80", "2.2")],
+        [
+            ("T (C)", "Yield (%)", "SD"),
+            ("25", "41", "1.9"),
+            ("60", "77", "2.6"),
+            ("90", "80", "2.2"),
+        ],
     )
     out = HERE / "sample.pdf"
     first.save(out, "PDF", resolution=150.0, save_all=True, append_images=[second])

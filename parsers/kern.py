@@ -79,9 +79,11 @@ def kern_to_ekern(kern: str) -> str:
             # between a duration and what follows it, and after each pitch letter run
             parts, current = [], ""
             for ch in value:
-                if current and (current[-1].isdigit() or current[-1] == ".") != (
-                    ch.isdigit() or ch == "."
-                ) and ch != " ":
+                if (
+                    current
+                    and (current[-1].isdigit() or current[-1] == ".") != (ch.isdigit() or ch == ".")
+                    and ch != " "
+                ):
                     parts.append(current)
                     current = ""
                 current += ch
@@ -124,7 +126,9 @@ def normalise_kern(text: str) -> tuple[str, list[str]]:
             repairs.append("dropped a partial last record")
             break
         if len(fields) != spines:
-            filler = "*" if fields[0].startswith("*") else ("!" if fields[0].startswith("!") else ".")
+            filler = (
+                "*" if fields[0].startswith("*") else ("!" if fields[0].startswith("!") else ".")
+            )
             repairs.append(f"record {index + 1} had {len(fields)} fields for {spines} spines")
             fields = (fields + [filler] * spines)[:spines]
         if fields[0].startswith("*") and not fields[0].startswith("**"):

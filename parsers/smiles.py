@@ -77,7 +77,7 @@ def parse_smiles(text: str) -> Molecule:
     """
     check_size(text)
     try:
-        from rdkit import Chem, RDLogger, rdBase
+        from rdkit import Chem, rdBase
         from rdkit.Chem import rdMolDescriptors
     except ImportError as error:
         raise ImportError("parse_smiles needs RDKit: pip install 'docvlm[chem]'") from error
@@ -100,7 +100,6 @@ def parse_smiles(text: str) -> Molecule:
     saved_handlers, saved_propagate = logger.handlers[:], logger.propagate
     logger.handlers = [capture]
     logger.propagate = False
-    RDLogger.EnableLog("rdApp.error")
     try:
         mol = Chem.MolFromSmiles(smiles, sanitize=False)
         if mol is None:

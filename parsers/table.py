@@ -114,8 +114,10 @@ def _to_html(table: Table) -> str:
     for cell in table.cells:
         by_row.setdefault(cell.row, []).append(cell)
     parts = ["<table>"]
-    for section, rows in (("thead", range(table.header_rows)),
-                          ("tbody", range(table.header_rows, table.shape[0]))):
+    for section, rows in (
+        ("thead", range(table.header_rows)),
+        ("tbody", range(table.header_rows, table.shape[0])),
+    ):
         if not rows:
             continue
         parts.append(f"<{section}>")
@@ -166,9 +168,7 @@ def _tokens(text: str, repairs: list[str]) -> Iterator[_Token]:
                     quote = ""
             elif ch in "\"'":
                 quote = ch
-            elif ch == ">":
-                break
-            elif ch == "<" and j > start + 1:  # a new tag starts before this one closed
+            elif ch == ">" or (ch == "<" and j > start + 1):
                 break
             j += 1
         if j >= n:

@@ -32,10 +32,14 @@ def page_image(number: int, size: tuple[int, int] = (850, 1100)) -> Image.Image:
     draw = ImageDraw.Draw(image)
     draw.text((60, 50), f"Page {number}: results of the assay", fill="black")
     for row in range(12):
-        draw.text((60, 100 + row * 22), f"line {row} of page {number} with some words", fill="black")
+        draw.text(
+            (60, 100 + row * 22), f"line {row} of page {number} with some words", fill="black"
+        )
     for r in range(4):
         for c in range(3):
-            draw.rectangle((60 + c * 120, 420 + r * 30, 180 + c * 120, 450 + r * 30), outline="black")
+            draw.rectangle(
+                (60 + c * 120, 420 + r * 30, 180 + c * 120, 450 + r * 30), outline="black"
+            )
             draw.text((66 + c * 120, 428 + r * 30), f"{r}.{c}", fill="black")
     return image
 

@@ -16,8 +16,18 @@ runner = CliRunner()
 def test_read_table_json_validates_against_the_schema(tiny_checkpoint: Path, corpus: Path) -> None:
     image = corpus / "tables/pubtabnet/examples/PMC1626454_002_00.png"
     result = runner.invoke(
-        app, ["read-table", str(image), "--checkpoint", str(tiny_checkpoint), "--json",
-              "--max-new-tokens", "16", "--device", "cpu"],
+        app,
+        [
+            "read-table",
+            str(image),
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--json",
+            "--max-new-tokens",
+            "16",
+            "--device",
+            "cpu",
+        ],
     )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -32,8 +42,25 @@ def test_convert_writes_jsonl_and_goes_on_past_bad_files(
     bad.write_text("not a pdf at all")
     out = tmp_path / "out.jsonl"
     result = runner.invoke(
-        app, ["convert", str(bad), str(make_pdf(2)), "-c", str(tiny_checkpoint), "--json",
-              "--max-new-tokens", "4", "--dpi", "50", "-t", "text", "-t", "layout", "-o", str(out)],
+        app,
+        [
+            "convert",
+            str(bad),
+            str(make_pdf(2)),
+            "-c",
+            str(tiny_checkpoint),
+            "--json",
+            "--max-new-tokens",
+            "4",
+            "--dpi",
+            "50",
+            "-t",
+            "text",
+            "-t",
+            "layout",
+            "-o",
+            str(out),
+        ],
     )
     assert result.exit_code == 1
     assert "bad.pdf" in result.stderr and "not a PDF" in result.stderr
@@ -44,7 +71,9 @@ def test_convert_writes_jsonl_and_goes_on_past_bad_files(
     assert len(documents[1]["pages"]) == 2
 
 
-def test_errors_are_one_line_and_exit_non_zero(tmp_path: Path, make_pdf: Callable[..., Path]) -> None:
+def test_errors_are_one_line_and_exit_non_zero(
+    tmp_path: Path, make_pdf: Callable[..., Path]
+) -> None:
     pdf = make_pdf(1)
     cases = [
         (["read-table", str(pdf)], "no public checkpoint reads the 'table' task"),
@@ -60,8 +89,9 @@ def test_errors_are_one_line_and_exit_non_zero(tmp_path: Path, make_pdf: Callabl
 
 
 def test_page_out_of_range(tiny_checkpoint: Path, make_pdf: Callable[..., Path]) -> None:
-    result = runner.invoke(app, ["read-text", str(make_pdf(2)), "-c", str(tiny_checkpoint),
-                                 "--pages", "5"])
+    result = runner.invoke(
+        app, ["read-text", str(make_pdf(2)), "-c", str(tiny_checkpoint), "--pages", "5"]
+    )
     assert result.exit_code == 1
     assert "page 5 is out of range (the document has 2 page(s))" in result.stderr
 
@@ -69,8 +99,16 @@ def test_page_out_of_range(tiny_checkpoint: Path, make_pdf: Callable[..., Path])
 def test_help_explains_every_option() -> None:
     result = runner.invoke(app, ["read-table", "--help"])
     assert result.exit_code == 0
-    for option in ("--checkpoint", "--pages", "--password", "--dpi", "--max-new-tokens",
-                   "--device", "--json", "--out"):
+    for option in (
+        "--checkpoint",
+        "--pages",
+        "--password",
+        "--dpi",
+        "--max-new-tokens",
+        "--device",
+        "--json",
+        "--out",
+    ):
         assert option in result.stdout
 
 

@@ -28,8 +28,9 @@ def test_every_task_through_the_tiny_checkpoint(
 ) -> None:
     pdf = make_pdf(3)
     client = DocVLM(Settings(device="cpu", batch_size=4), checkpoint=str(tiny_checkpoint))
-    document = client.convert(pdf, tasks=ALL_TASKS, pages="1-2", max_new_tokens=12,
-                              question="what is the title?")
+    document = client.convert(
+        pdf, tasks=ALL_TASKS, pages="1-2", max_new_tokens=12, question="what is the title?"
+    )
     assert document.status == "success"
     assert [p.number for p in document.pages] == [1, 2]
     for page in document.pages:
@@ -49,24 +50,24 @@ def test_every_task_through_the_tiny_checkpoint(
             assert 0 <= region.box.x0 <= region.box.x1 <= max(page.width, page.height)
 
 
-def test_one_call_function_with_bytes_and_images(
-    tiny_checkpoint: Path, corpus: Path
-) -> None:
+def test_one_call_function_with_bytes_and_images(tiny_checkpoint: Path, corpus: Path) -> None:
     path = corpus / "tables/pubtabnet/examples/PMC1626454_002_00.png"
     settings = Settings(device="cpu")
-    from_path = docvlm.read_table(path, checkpoint=str(tiny_checkpoint), settings=settings, max_new_tokens=8)
-    from_bytes = docvlm.read_table(path.read_bytes(), checkpoint=str(tiny_checkpoint),
-                                   settings=settings, max_new_tokens=8)
-    from_image = docvlm.read_table(Image.open(path), checkpoint=str(tiny_checkpoint),
-                                   settings=settings, max_new_tokens=8)
+    from_path = docvlm.read_table(
+        path, checkpoint=str(tiny_checkpoint), settings=settings, max_new_tokens=8
+    )
+    from_bytes = docvlm.read_table(
+        path.read_bytes(), checkpoint=str(tiny_checkpoint), settings=settings, max_new_tokens=8
+    )
+    from_image = docvlm.read_table(
+        Image.open(path), checkpoint=str(tiny_checkpoint), settings=settings, max_new_tokens=8
+    )
     assert isinstance(from_path[0], TableResult)
     assert from_path[0].raw == from_bytes[0].raw == from_image[0].raw
     assert from_bytes[0].source == "<bytes>" and from_image[0].source == "<image>"
 
 
-def test_hub_id_loads_from_the_cache_like_the_hub(
-    tiny_checkpoint: Path, tmp_path: Path
-) -> None:
+def test_hub_id_loads_from_the_cache_like_the_hub(tiny_checkpoint: Path, tmp_path: Path) -> None:
     """A hub id resolves through huggingface_hub's cache layout, offline."""
     snapshot = tmp_path / "models--acme--tiny-paligemma2" / "snapshots" / ("0" * 40)
     snapshot.mkdir(parents=True)
@@ -76,12 +77,19 @@ def test_hub_id_loads_from_the_cache_like_the_hub(
     (tmp_path / "models--acme--tiny-paligemma2" / "refs" / "main").write_text("0" * 40)
     settings = Settings(device="cpu", cache_dir=tmp_path, offline=True)
     results = docvlm.read_text(
-        Image.new("RGB", (300, 200), "white"), checkpoint="acme/tiny-paligemma2",
-        settings=settings, max_new_tokens=8,
+        Image.new("RGB", (300, 200), "white"),
+        checkpoint="acme/tiny-paligemma2",
+        settings=settings,
+        max_new_tokens=8,
     )
     assert results[0].checkpoint == "acme/tiny-paligemma2"
     with pytest.raises(CheckpointUnavailableError, match="not in the cache and offline"):
-        docvlm.read_text(Image.new("RGB", (30, 20)), checkpoint="acme/absent", settings=settings, max_new_tokens=8)
+        docvlm.read_text(
+            Image.new("RGB", (30, 20)),
+            checkpoint="acme/absent",
+            settings=settings,
+            max_new_tokens=8,
+        )
 
 
 def test_missing_checkpoints_fail_clearly(tmp_path: Path) -> None:
@@ -97,8 +105,9 @@ def test_missing_checkpoints_fail_clearly(tmp_path: Path) -> None:
 
 def _scripted(text: str) -> tuple[DocVLM, ScriptedEngine]:
     engine = ScriptedEngine(lambda request: text, resolution=448)
-    return DocVLM(Settings(), engine_factory=lambda checkpoint, settings: engine,
-                  checkpoint="scripted"), engine
+    return DocVLM(
+        Settings(), engine_factory=lambda checkpoint, settings: engine, checkpoint="scripted"
+    ), engine
 
 
 def test_text_tiles_cover_the_page_and_merge(make_pdf: Callable[..., Path]) -> None:

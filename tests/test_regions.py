@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from PIL import Image
 
@@ -7,8 +9,9 @@ from docvlm.regions import crop_square, merge_tile_lines, tile_boxes
 from parsers import Box, TextLine
 
 
-@pytest.mark.parametrize("width,height,size", [(100, 80, 896), (2000, 3000, 896), (897, 896, 896),
-                                               (1275, 1651, 448)])
+@pytest.mark.parametrize(
+    "width,height,size", [(100, 80, 896), (2000, 3000, 896), (897, 896, 896), (1275, 1651, 448)]
+)
 def test_tiles_cover_the_page(width: int, height: int, size: int) -> None:
     tiles = tile_boxes(width, height, size, overlap=64)
     assert all(t.width <= size and t.height <= size for t in tiles)
@@ -17,7 +20,7 @@ def test_tiles_cover_the_page(width: int, height: int, size: int) -> None:
             assert any(t.x0 <= x < t.x1 and t.y0 <= y < t.y1 for t in tiles)
     if width > size:
         xs = sorted({t.x0 for t in tiles})
-        assert all(b - a <= size - 64 for a, b in zip(xs, xs[1:], strict=False))
+        assert all(b - a <= size - 64 for a, b in itertools.pairwise(xs))
 
 
 def test_crop_square_pads_right_and_bottom() -> None:
@@ -38,8 +41,7 @@ def test_overlapping_tiles_keep_each_line_once() -> None:
     ]
     per_tile = tuple(
         tuple(
-            line for line in truth
-            if line.box and tile.x0 <= line.box.x0 and line.box.x1 <= tile.x1
+            line for line in truth if line.box and tile.x0 <= line.box.x0 and line.box.x1 <= tile.x1
         )
         for tile in tiles
     )

@@ -62,7 +62,9 @@ class TransformersEngine:
             raise MissingDependencyError(
                 "the model engine needs torch and transformers: pip install docvlm"
             ) from error
-        path = resolve_checkpoint(checkpoint, cache_dir=settings.cache_dir, offline=settings.offline)
+        path = resolve_checkpoint(
+            checkpoint, cache_dir=settings.cache_dir, offline=settings.offline
+        )
         hf_logging.disable_progress_bar()  # docvlm draws its own progress
         device = pick_device(settings.device)
         dtype = pick_dtype(settings.dtype, device)
@@ -99,9 +101,7 @@ class TransformersEngine:
             return []
         images = [r.image for r in requests]
         prompts = ["<image>" + r.prompt for r in requests]
-        inputs = self.processor(
-            images=images, text=prompts, return_tensors="pt", padding="longest"
-        )
+        inputs = self.processor(images=images, text=prompts, return_tensors="pt", padding="longest")
         inputs.pop("labels", None)
         inputs = inputs.to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)

@@ -6,7 +6,9 @@ from parsers import Box, box_to_tokens, parse_locations, parse_text
 
 
 def test_detections_map_to_pixels() -> None:
-    text = "<loc0000><loc0256><loc0511><loc0767> table ; <loc0512><loc0000><loc1023><loc1023> figure"
+    text = (
+        "<loc0000><loc0256><loc0511><loc0767> table ; <loc0512><loc0000><loc1023><loc1023> figure"
+    )
     first, second = parse_locations(text, width=1024, height=2048)
     assert first.label == "table"
     assert first.box == Box(x0=256, y0=0, x1=768, y1=1024)
@@ -33,7 +35,8 @@ def test_plain_and_boxed_text() -> None:
     assert parse_text("Hello world\n\nsecond line\n").text == "Hello world\nsecond line"
     boxed = parse_text(
         "<loc0000><loc0000><loc0100><loc0500> Title ; <loc0200><loc0000><loc0300><loc0500> body",
-        width=1024, height=1024,
+        width=1024,
+        height=1024,
     )
     assert [line.text for line in boxed.lines] == ["Title", "body"]
     assert boxed.lines[1].box is not None and boxed.lines[1].box.y0 == 200

@@ -65,13 +65,20 @@ def test_all_pubtabnet_examples(corpus: Path) -> None:
 
 def test_header_and_spans() -> None:
     table = parse_table(
-        "<thead><tr><td rowspan=\"2\">Name</td><td colspan=\"2\">Dose</td></tr>"
+        '<thead><tr><td rowspan="2">Name</td><td colspan="2">Dose</td></tr>'
         "<tr><td>mg</td><td>ml</td></tr></thead><tbody><tr><td>A</td><td>1</td><td>2</td></tr>"
     )
     assert table.shape == (3, 3)
     assert table.header_rows == 2
-    assert [(c.row, c.col) for c in table.cells] == [(0, 0), (0, 1), (1, 1), (1, 2), (2, 0),
-                                                     (2, 1), (2, 2)]
+    assert [(c.row, c.col) for c in table.cells] == [
+        (0, 0),
+        (0, 1),
+        (1, 1),
+        (1, 2),
+        (2, 0),
+        (2, 1),
+        (2, 2),
+    ]
     assert all(c.is_header for c in table.cells[:4])
     assert table.to_csv().splitlines()[1] == ",mg,ml"
     assert table.to_markdown().splitlines()[0] == "| Name | Dose |  |"
