@@ -1,20 +1,29 @@
 """``DocVLM``: the client that keeps models loaded and runs the pipeline.
 
-    source -> pages -> regions (tiles or a padded page) -> requests -> engine -> parsers
-           -> results (page pixels) -> Page / Document
+    source -> pages -> regions (whole page, or layout regions) -> crops (tiles for text)
+           -> requests -> engine -> parsers -> results (page pixels) -> Page / Document
 
 The whole path reads in ``_read_pages``; each stage is a plain function elsewhere.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar, cast
 
 from docvlm.engines import Engine, EngineFactory, Generation, Request, load_transformers_engine
 from docvlm.errors import CheckpointNotConfiguredError, InputError
-from docvlm.regions import Crop, crop_square, merge_tile_lines, tile_boxes
-from docvlm.render import Backend, PageImage, PageSelection, Source, load_pages, source_name
+from docvlm.pdf import InProcessPdf, PdfReader, RenderWorker
+from docvlm.regions import Crop, crop_square, merge_tile_lines, reading_order, tile_boxes
+from docvlm.render import (
+    Backend,
+    PageFailure,
+    PageImage,
+    PageSelection,
+    Source,
+    load_pages,
+    source_name,
+)
 from docvlm.results import (
     RESULT_TYPES,
     AnswerResult,
@@ -31,15 +40,27 @@ from docvlm.results import (
     TextResult,
 )
 from docvlm.settings import Settings
+from docvlm.sources import expand_sources
+from docvlm.stitch import stitch_tables
 from docvlm.tasks import TASKS, TaskName
-from parsers import Box
+from parsers import Box, Detection
 
-__all__ = ["DocVLM"]
+__all__ = ["LABEL_TASKS", "DocVLM", "Regions"]
 
 R = TypeVar("R", bound=ResultBase)
 #: Overlap between neighbouring text tiles, in page pixels: a line cut by one tile's edge
 #: is whole in the other.
 TILE_OVERLAP = 96
+#: Which task reads a region of each layout label.
+LABEL_TASKS: Mapping[str, TaskName] = {
+    "table": "table",
+    "molecule": "molecule",
+    "music": "music",
+    "text": "text",
+    "figure": "caption",
+}
+#: Regions from the caller's own detector: per page number, or a function of the page.
+Regions = Mapping[int, Sequence[Detection]] | Callable[[PageImage], Sequence[Detection]]
 
 
 class DocVLM:
@@ -62,6 +83,7 @@ class DocVLM:
         self._factory = engine_factory
         self._backend = backend
         self._engines: dict[str, Engine] = {}
+        self._worker: RenderWorker | None = None
 
     # --- models ----------------------------------------------------------------------
 
@@ -84,14 +106,24 @@ class DocVLM:
         return self._engines[checkpoint]
 
     def close(self) -> None:
-        """Drop the loaded models."""
+        """Drop the loaded models and stop the render worker."""
         self._engines.clear()
+        if self._worker is not None:
+            self._worker.shutdown()
+            self._worker = None
 
     def __enter__(self) -> DocVLM:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _reader(self) -> PdfReader:
+        if self.settings.render_timeout is None:
+            return InProcessPdf()
+        if self._worker is None:
+            self._worker = RenderWorker(self.settings.render_timeout)
+        return self._worker
 
     # --- one task --------------------------------------------------------------------
 
@@ -125,8 +157,7 @@ class DocVLM:
 
     def _single(self, source: Source, task: TaskName, kind: type[R], **options: object) -> list[R]:
         pages = list(self.iter_pages(source, (task,), **options))  # type: ignore[arg-type]
-        results = [r for page in pages for r in page.results]
-        return [r for r in results if isinstance(r, kind)]
+        return [r for page in pages for r in page.results if isinstance(r, kind)]
 
     # --- documents -------------------------------------------------------------------
 
@@ -140,11 +171,18 @@ class DocVLM:
         dpi: int | None = None,
         max_new_tokens: int | None = None,
         question: str | None = None,
+        layout: bool = False,
+        regions: Regions | None = None,
     ) -> Document:
-        """Run ``tasks`` on every selected page. Input errors are data: the returned
-        document says ``failure`` (nothing read) or ``partial`` (some pages failed)."""
+        """Run ``tasks`` on every selected page. Input errors are data: the document says
+        ``failure`` (nothing read) or ``partial`` (some pages failed).
+
+        With ``layout=True`` the layout task finds regions first and each region is read
+        by the task of its label (``LABEL_TASKS``) when that task is in ``tasks``; pass
+        ``regions`` to use your own detector instead.
+        """
         name = source_name(source)
-        for task in tasks:
+        for task in (*tasks, *(("layout",) if layout and regions is None else ())):
             self.checkpoint_for(task)  # configuration errors are raised, not recorded
         done: list[Page] = []
         try:
@@ -156,27 +194,39 @@ class DocVLM:
                 dpi=dpi,
                 max_new_tokens=max_new_tokens,
                 question=question,
+                layout=layout,
+                regions=regions,
+                strict=False,
             ):
                 done.append(page)
         except InputError as error:
-            failed = (
-                Page(number=error.page, status="error", error=error.reason) if error.page else None
-            )
-            if failed:
-                done.append(failed)
-            status = "partial" if any(p.status != "error" for p in done) else "failure"
+            status = "partial" if done else "failure"
             return Document(
                 source=name,
                 status=status,
-                error=None if failed else error.reason,
+                error=error.reason,
                 pages=tuple(done),
+                tables=_tables(done),
             )
-        return Document(source=name, status="success", pages=tuple(done))
+        failed = any(p.status == "error" for p in done)
+        ok = any(p.status != "error" for p in done)
+        status = "success" if not failed else ("partial" if ok else "failure")
+        return Document(source=name, status=status, pages=tuple(done), tables=_tables(done))
 
     def convert_many(self, sources: Iterable[Source], **options: object) -> Iterator[Document]:
-        """``convert`` each source in turn; a bad source never stops the batch."""
-        for source in sources:
-            yield self.convert(source, **options)  # type: ignore[arg-type]
+        """``convert`` every document behind ``sources`` (folders and zip/tar archives are
+        expanded); a bad one is a failed Document and the batch goes on."""
+        for item in expand_sources(sources, self.settings.limits()):
+            if item.source is None:
+                reason = item.error.reason if item.error else "cannot be read"
+                yield Document(source=item.name, status="failure", error=reason)
+            else:
+                document = self.convert(item.source, **options)  # type: ignore[arg-type]
+                yield (
+                    document.model_copy(update={"source": item.name})
+                    if isinstance(item.source, bytes)
+                    else document
+                )
 
     def iter_pages(
         self,
@@ -188,10 +238,14 @@ class DocVLM:
         dpi: int | None = None,
         max_new_tokens: int | None = None,
         question: str | None = None,
+        layout: bool = False,
+        regions: Regions | None = None,
+        strict: bool = True,
     ) -> Iterator[Page]:
         """Pages with their results, rendered and read a batch of pages at a time.
 
-        Raises ``InputError`` (naming the source and page) on unreadable input.
+        Raises ``InputError`` (naming the source and page) on unreadable input; with
+        ``strict=False`` a page that fails to render is a ``Page`` with status ``error``.
         """
         stream = load_pages(
             source,
@@ -199,15 +253,24 @@ class DocVLM:
             password=password,
             dpi=dpi or self.settings.dpi,
             backend=self._backend,
+            limits=self.settings.limits(),
+            reader=self._reader(),
         )
+        detector = regions if regions is not None else ("model" if layout else None)
         batch: list[PageImage] = []
-        for page in stream:
-            batch.append(page)
-            if len(batch) >= self.settings.batch_size:
-                yield from self._read_pages(batch, tasks, max_new_tokens, question)
+        for item in stream:
+            if isinstance(item, PageFailure):
+                if strict:
+                    raise item.error
+                yield from self._read_pages(batch, tasks, max_new_tokens, question, detector)
                 batch = []
-        if batch:
-            yield from self._read_pages(batch, tasks, max_new_tokens, question)
+                yield Page(number=item.number, status="error", error=item.error.reason)
+                continue
+            batch.append(item)
+            if len(batch) >= self.settings.batch_size:
+                yield from self._read_pages(batch, tasks, max_new_tokens, question, detector)
+                batch = []
+        yield from self._read_pages(batch, tasks, max_new_tokens, question, detector)
 
     def _read_pages(
         self,
@@ -215,19 +278,117 @@ class DocVLM:
         tasks: Sequence[TaskName],
         max_new_tokens: int | None,
         question: str | None,
+        detector: Regions | str | None,
     ) -> list[Page]:
+        if not pages:
+            return []
+        whole = [[Box(x0=0, y0=0, x1=p.image.width, y1=p.image.height)] for p in pages]
         per_page: list[list[Result]] = [[] for _ in pages]
-        for task in tasks:
-            spec = TASKS[task]
-            engine = self.engine(task)
-            prompt = spec.render_prompt(question)
-            budget = max_new_tokens or spec.max_new_tokens
-            crops = [self._regions(page, spec.region, engine.resolution) for page in pages]
-            requests = [
-                Request(c.image, prompt, budget) for page_crops in crops for c in page_crops
+        if detector is None:
+            for task in tasks:
+                found = self._run(task, pages, whole, max_new_tokens, question)
+                for index, results in enumerate(found):
+                    per_page[index].extend(results)
+        else:
+            plans = self._plan(pages, tasks, whole, max_new_tokens, detector, per_page)
+            for index, plan in enumerate(plans):
+                per_page[index].extend(
+                    self._read_plan(pages[index], plan, max_new_tokens, question)
+                )
+        return [
+            Page(
+                number=page.number,
+                width=page.image.width,
+                height=page.image.height,
+                dpi=page.dpi,
+                status=_page_status(results),
+                results=tuple(results),
+                warnings=page.warnings,
+            )
+            for page, results in zip(pages, per_page, strict=True)
+        ]
+
+    def _plan(
+        self,
+        pages: list[PageImage],
+        tasks: Sequence[TaskName],
+        whole: list[list[Box]],
+        max_new_tokens: int | None,
+        detector: Regions | str,
+        per_page: list[list[Result]],
+    ) -> list[list[tuple[TaskName, Box]]]:
+        """Per page, the (task, region) pairs to read, in reading order."""
+        if detector == "model":
+            found = self._run("layout", pages, whole, max_new_tokens, None)
+            detections: list[Sequence[Detection]] = []
+            for index, results in enumerate(found):
+                per_page[index].extend(results)
+                detections.append(
+                    [d for r in results if isinstance(r, LayoutResult) for d in r.regions]
+                )
+        elif callable(detector):
+            detections = [detector(page) for page in pages]
+        else:
+            assert isinstance(detector, Mapping)
+            detections = [detector.get(page.number, ()) for page in pages]
+        plans = []
+        for page, found_here in zip(pages, detections, strict=True):
+            jobs = [
+                (LABEL_TASKS[d.label.lower()], _clip(d.box, page))
+                for d in found_here
+                if LABEL_TASKS.get(d.label.lower()) in tasks and _clip(d.box, page).area > 0
             ]
-            outputs = iter(self._generate(engine, requests))
-            for index, (page, page_crops) in enumerate(zip(pages, crops, strict=True)):
+            if not jobs and "text" in tasks:
+                jobs = [("text", Box(x0=0, y0=0, x1=page.image.width, y1=page.image.height))]
+            order = reading_order([box for _, box in jobs], page.image.width)
+            plans.append([jobs[i] for i in order])
+        return plans
+
+    def _read_plan(
+        self,
+        page: PageImage,
+        plan: list[tuple[TaskName, Box]],
+        max_new_tokens: int | None,
+        question: str | None,
+    ) -> list[Result]:
+        results: list[Result | None] = [None] * len(plan)
+        for task in dict.fromkeys(task for task, _ in plan):
+            slots = [i for i, (t, _) in enumerate(plan) if t == task]
+            (found,) = self._run(
+                task, [page], [[plan[i][1] for i in slots]], max_new_tokens, question
+            )
+            for slot, result in zip(slots, found, strict=True):
+                results[slot] = result
+        return [r for r in results if r is not None]
+
+    def _run(
+        self,
+        task: TaskName,
+        pages: list[PageImage],
+        regions: list[list[Box]],
+        max_new_tokens: int | None,
+        question: str | None,
+    ) -> list[list[Result]]:
+        """One result per region of each page, all crops of the batch generated together."""
+        spec = TASKS[task]
+        engine = self.engine(task)
+        prompt = spec.render_prompt(question)
+        budget = max_new_tokens or spec.max_new_tokens
+        crops = [
+            [self._crops(page, box, spec.region, engine.resolution) for box in boxes]
+            for page, boxes in zip(pages, regions, strict=True)
+        ]
+        requests = [
+            Request(c.image, prompt, budget)
+            for page_crops in crops
+            for region_crops in page_crops
+            for c in region_crops
+        ]
+        outputs = iter(self._generate(engine, requests))
+        found: list[list[Result]] = []
+        for page, page_crops in zip(pages, crops, strict=True):
+            results: list[Result] = []
+            for region, region_crops in zip(regions[len(found)], page_crops, strict=True):
                 parsed = [
                     cast(
                         Result,
@@ -241,29 +402,23 @@ class DocVLM:
                             prompt=prompt,
                         ),
                     )
-                    for crop in page_crops
+                    for crop in region_crops
                 ]
-                per_page[index].extend(
-                    _merge_tiles(parsed, page) if spec.region == "tiles" else parsed
-                )
-        return [
-            Page(
-                number=page.number,
-                width=page.image.width,
-                height=page.image.height,
-                dpi=page.dpi,
-                status=_page_status(results),
-                results=tuple(results),
-            )
-            for page, results in zip(pages, per_page, strict=True)
-        ]
+                results.append(_merge_tiles(parsed, region) if len(parsed) > 1 else parsed[0])
+            found.append(results)
+        return found
 
-    def _regions(self, page: PageImage, region: str, resolution: int) -> list[Crop]:
-        width, height = page.image.size
-        if region == "tiles":
-            boxes = tile_boxes(width, height, resolution, min(TILE_OVERLAP, resolution // 4))
+    def _crops(self, page: PageImage, region: Box, mode: str, resolution: int) -> list[Crop]:
+        if mode == "tiles":
+            tiles = tile_boxes(
+                int(region.width),
+                int(region.height),
+                resolution,
+                min(TILE_OVERLAP, resolution // 4),
+            )
+            boxes = [t.shift(region.x0, region.y0) for t in tiles]
         else:
-            boxes = [Box(x0=0, y0=0, x1=width, y1=height)]
+            boxes = [region]
         return [crop_square(page.image, box) for box in boxes]
 
     def _generate(self, engine: Engine, requests: list[Request]) -> list[Generation]:
@@ -274,27 +429,37 @@ class DocVLM:
         return out
 
 
-def _merge_tiles(parsed: list[Result], page: PageImage) -> list[Result]:
+def _clip(box: Box, page: PageImage) -> Box:
+    return Box(
+        x0=max(0.0, box.x0),
+        y0=max(0.0, box.y0),
+        x1=min(float(page.image.width), box.x1),
+        y1=min(float(page.image.height), box.y1),
+    )
+
+
+def _merge_tiles(parsed: list[Result], region: Box) -> Result:
     texts = [r for r in parsed if isinstance(r, TextResult)]
-    if len(texts) <= 1:
-        return parsed
     lines = merge_tile_lines([r.box for r in texts], [r.lines for r in texts])
     failed = [r for r in texts if r.status != "ok"]
     first = texts[0]
-    return [
-        TextResult(
-            source=first.source,
-            page=first.page,
-            checkpoint=first.checkpoint,
-            prompt=first.prompt,
-            box=Box(x0=0, y0=0, x1=page.image.width, y1=page.image.height),
-            raw="\f".join(r.raw for r in texts),
-            lines=tuple(lines),
-            status="parse_error" if failed else "ok",
-            error="; ".join(r.error or "" for r in failed) or None,
-        )
-    ]
+    return TextResult(
+        source=first.source,
+        page=first.page,
+        checkpoint=first.checkpoint,
+        prompt=first.prompt,
+        box=region,
+        raw="\f".join(r.raw for r in texts),
+        lines=tuple(lines),
+        status="parse_error" if failed else "ok",
+        error="; ".join(r.error or "" for r in failed) or None,
+    )
 
 
 def _page_status(results: list[Result]) -> PageStatus:
     return "parse_error" if any(r.status != "ok" for r in results) else "ok"
+
+
+def _tables(pages: list[Page]) -> tuple[TableResult, ...]:
+    found = [r for page in pages for r in page.results if isinstance(r, TableResult)]
+    return tuple(stitch_tables(found))

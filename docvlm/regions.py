@@ -102,3 +102,28 @@ def merge_tile_lines(
     if all(line.box is not None for line in merged):
         merged.sort(key=lambda ln: (ln.box.y0, ln.box.x0) if ln.box else (0.0, 0.0))
     return merged
+
+
+def reading_order(boxes: list[Box], page_width: float) -> list[int]:
+    """Indices of ``boxes`` in reading order: top to bottom, left column before right.
+
+    Boxes wider than 60% of the page are full-width and close a band; inside a band,
+    boxes whose centre lies left of the page's middle come before the others.
+    """
+    middle = page_width / 2
+    order: list[int] = []
+    band: list[int] = []
+
+    def flush() -> None:
+        band.sort(key=lambda i: ((boxes[i].x0 + boxes[i].x1) / 2 >= middle, boxes[i].y0))
+        order.extend(band)
+        band.clear()
+
+    for index in sorted(range(len(boxes)), key=lambda i: (boxes[i].y0, boxes[i].x0)):
+        if boxes[index].width > 0.6 * page_width:
+            flush()
+            order.append(index)
+        else:
+            band.append(index)
+    flush()
+    return order

@@ -7,6 +7,8 @@ pypdfium2 by default (no system package, fastest here) or with pdf2image/poppler
 from __future__ import annotations
 
 import io
+import math
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +19,18 @@ from PIL import Image, ImageOps
 from docvlm.errors import (
     CorruptInputError,
     InputError,
+    InputLimitError,
     MissingDependencyError,
     PageRangeError,
     PasswordRequiredError,
     UnsupportedInputError,
 )
+from docvlm.limits import Limits
+from docvlm.pdf import InProcessPdf, PdfReader
 
 __all__ = [
     "Backend",
+    "PageFailure",
     "PageImage",
     "PageSelection",
     "Source",
@@ -63,6 +69,16 @@ class PageImage:
     number: int
     image: Image.Image
     dpi: float | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PageFailure:
+    """A page that could not be rendered; the pages after it still are."""
+
+    source: str
+    number: int
+    error: InputError
 
 
 def source_name(source: Source) -> str:
@@ -153,24 +169,33 @@ def load_pages(
     password: str | None = None,
     dpi: int = 150,
     backend: Backend = "pypdfium2",
-) -> Iterator[PageImage]:
+    limits: Limits | None = None,
+    reader: PdfReader | None = None,
+) -> Iterator[PageImage | PageFailure]:
     """Yield the selected pages of a PDF or image source, rendering lazily, one at a time.
 
-    Raises an ``InputError`` subclass that names the source (and page) on bad input.
+    A page that fails to render is yielded as a ``PageFailure`` and the next pages follow;
+    a source that cannot be opened at all raises an ``InputError`` naming it. ``reader``
+    renders PDFs (in-process pypdfium2 by default; a ``RenderWorker`` adds a timeout).
     """
+    limits = limits or Limits()
     name = source_name(source)
     if isinstance(source, Image.Image):
         for number in parse_pages(pages, 1, source=name):
-            yield PageImage(name, number, to_rgb(source))
+            yield PageImage(name, number, _checked(to_rgb(source), limits, name, number))
         return
     data = _read(source, name)
     head = data[:2048] if isinstance(data, bytes) else _head(data)
     kind = sniff(head)
     if kind == "pdf":
-        render = _pdf2image if backend == "pdf2image" else _pdfium
-        yield from render(data, name, pages, password, dpi)
+        if backend == "pdf2image":
+            yield from _pdf2image(data, name, pages, password, dpi, limits)
+        else:
+            yield from _pdf_pages(
+                data, name, pages, password, dpi, limits, reader or InProcessPdf()
+            )
     elif kind == "image":
-        yield from _image_pages(data, name, pages)
+        yield from _image_pages(data, name, pages, limits)
     elif not head:
         raise UnsupportedInputError("the file is empty", source=name)
     else:
@@ -182,86 +207,134 @@ def _head(path: Path) -> bytes:
         return handle.read(2048)
 
 
-def _image_pages(data: bytes | Path, name: str, pages: PageSelection) -> Iterator[PageImage]:
+def _checked(image: Image.Image, limits: Limits, name: str, number: int) -> Image.Image:
+    if image.width * image.height > limits.max_page_pixels:
+        raise InputLimitError(
+            f"{image.width} x {image.height} pixels is over the limit of "
+            f"{limits.max_page_pixels:,} (decompression bomb?)",
+            source=name,
+            page=number,
+        )
+    return image
+
+
+def _image_pages(
+    data: bytes | Path, name: str, pages: PageSelection, limits: Limits
+) -> Iterator[PageImage | PageFailure]:
     try:
-        image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
         count = getattr(image, "n_frames", 1)
-    except (OSError, Image.DecompressionBombError, ValueError) as error:
+    except Image.DecompressionBombError as error:
+        raise InputLimitError(f"refused as a decompression bomb ({error})", source=name) from error
+    except (OSError, ValueError, SyntaxError) as error:
         raise CorruptInputError(f"cannot read the image: {error}", source=name) from error
     with image:
+        if count > limits.max_pages:
+            raise InputLimitError(
+                f"{count:,} frames, over the limit of {limits.max_pages:,}", source=name
+            )
         for number in parse_pages(pages, count, source=name):
             try:
                 image.seek(number - 1)
-                image.load()
+                _checked(image, limits, name, number)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                    image.load()
                 yield PageImage(name, number, to_rgb(image.copy()))
-            except (OSError, ValueError, Image.DecompressionBombError) as error:
-                raise CorruptInputError(
+            except InputError as error:
+                yield PageFailure(name, number, error)
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+                failure = CorruptInputError(
                     f"cannot decode the image: {error}", source=name, page=number
-                ) from error
+                )
+                yield PageFailure(name, number, failure)
 
 
-def _pdfium(
-    data: bytes | Path, name: str, pages: PageSelection, password: str | None, dpi: int
-) -> Iterator[PageImage]:
-    import pypdfium2 as pdfium
-
+def _pdf_pages(
+    data: bytes | Path,
+    name: str,
+    pages: PageSelection,
+    password: str | None,
+    dpi: int,
+    limits: Limits,
+    reader: PdfReader,
+) -> Iterator[PageImage | PageFailure]:
+    sizes = reader.open(data, password, name)
     try:
-        document = pdfium.PdfDocument(data, password=password)
-    except pdfium.PdfiumError as error:
-        message = str(error)
-        if "password" in message.lower():
-            hint = "a wrong password was given" if password else "it is encrypted: give a password"
-            raise PasswordRequiredError(hint, source=name) from error
-        raise CorruptInputError(f"cannot open the PDF ({message})", source=name) from error
-    try:
-        for number in parse_pages(pages, len(document), source=name):
+        if len(sizes) > limits.max_pages:
+            raise InputLimitError(
+                f"{len(sizes):,} pages, over the limit of {limits.max_pages:,}", source=name
+            )
+        for number in parse_pages(pages, len(sizes), source=name):
+            width, height = sizes[number - 1]
+            scale = dpi / 72
+            notes: tuple[str, ...] = ()
+            if width * height * scale * scale > limits.max_page_pixels:
+                scale = math.sqrt(limits.max_page_pixels / max(width * height, 1.0))
+                notes = (
+                    f"rendered at {scale * 72:.0f} dpi instead of {dpi} to stay under "
+                    f"{limits.max_page_pixels:,} pixels",
+                )
             try:
-                page = document[number - 1]
-                bitmap = page.render(scale=dpi / 72)
-                image = bitmap.to_pil().convert("RGB")
-            except pdfium.PdfiumError as error:
-                raise CorruptInputError(
-                    f"cannot render the page ({error})", source=name, page=number
-                ) from error
-            yield PageImage(name, number, image, float(dpi))
+                image = reader.render(number - 1, scale, name)
+            except InputError as error:
+                yield PageFailure(name, number, error)
+                continue
+            yield PageImage(name, number, image, round(scale * 72, 2), notes)
     finally:
-        document.close()
+        reader.close()
 
 
 def _pdf2image(
-    data: bytes | Path, name: str, pages: PageSelection, password: str | None, dpi: int
-) -> Iterator[PageImage]:
+    data: bytes | Path,
+    name: str,
+    pages: PageSelection,
+    password: str | None,
+    dpi: int,
+    limits: Limits,
+) -> Iterator[PageImage | PageFailure]:
     try:
         import pdf2image
         from pdf2image import exceptions
     except ImportError as error:
         raise MissingDependencyError(
-            "the pdf2image backend needs: pip install pdf2image (and poppler-utils)"
+            "the pdf2image backend needs: pip install 'docvlm[pdf2image]' (and poppler-utils)"
         ) from error
-    path_or_bytes = data
+    secret = password or ""
     try:
         info = (
-            pdf2image.pdfinfo_from_bytes(path_or_bytes, userpw=password)
-            if isinstance(path_or_bytes, bytes)
-            else pdf2image.pdfinfo_from_path(str(path_or_bytes), userpw=password)
+            pdf2image.pdfinfo_from_bytes(data, userpw=secret)
+            if isinstance(data, bytes)
+            else pdf2image.pdfinfo_from_path(str(data), userpw=secret)
         )
     except exceptions.PDFInfoNotInstalledError as error:
         raise MissingDependencyError("the pdf2image backend needs poppler-utils") from error
     except (exceptions.PDFPageCountError, exceptions.PDFSyntaxError) as error:
         text = str(error)
-        if "ncorrect password" in text or "password" in text.lower():
+        if "password" in text.lower():
             raise PasswordRequiredError(
                 "a wrong password was given" if password else "it is encrypted: give a password",
                 source=name,
             ) from error
         raise CorruptInputError(f"cannot open the PDF ({text.strip()})", source=name) from error
-    for number in parse_pages(pages, int(info["Pages"]), source=name):
-        kwargs = {"dpi": dpi, "first_page": number, "last_page": number, "userpw": password}
-        images = (
-            pdf2image.convert_from_bytes(path_or_bytes, **kwargs)
-            if isinstance(path_or_bytes, bytes)
-            else pdf2image.convert_from_path(str(path_or_bytes), **kwargs)
+    count = int(info["Pages"])
+    if count > limits.max_pages:
+        raise InputLimitError(
+            f"{count:,} pages, over the limit of {limits.max_pages:,}", source=name
         )
+    for number in parse_pages(pages, count, source=name):
+        if isinstance(data, bytes):
+            images = pdf2image.convert_from_bytes(
+                data, dpi=dpi, first_page=number, last_page=number, userpw=secret
+            )
+        else:
+            images = pdf2image.convert_from_path(
+                str(data), dpi=dpi, first_page=number, last_page=number, userpw=secret
+            )
         if not images:
-            raise CorruptInputError("poppler rendered nothing", source=name, page=number)
+            failure = CorruptInputError("poppler rendered nothing", source=name, page=number)
+            yield PageFailure(name, number, failure)
+            continue
         yield PageImage(name, number, images[0].convert("RGB"), float(dpi))

@@ -38,6 +38,7 @@ __all__ = [
     "Result",
     "ResultBase",
     "Status",
+    "TablePart",
     "TableResult",
     "TextResult",
     "json_schema",
@@ -114,11 +115,22 @@ class TextResult(ResultBase):
         }
 
 
+class TablePart(_Frozen):
+    """Where one part of a table stitched across pages (or regions) came from."""
+
+    page: int = Field(ge=1)
+    box: Box
+    raw: str
+
+
 class TableResult(ResultBase):
     """A table; cell boxes (when the model wrote coords) are in page pixels."""
 
     task: Literal["table"] = "table"
     table: Table | None = Field(default=None, description="the grid, None on parse errors")
+    parts: tuple[TablePart, ...] = Field(
+        default=(), description="for a table joined across pages: each part's provenance"
+    )
 
     def summary(self) -> str:
         return self.table.to_markdown() if self.table else ""
@@ -239,6 +251,9 @@ class Page(_Frozen):
     dpi: float | None = Field(default=None, description="render resolution (PDF pages)")
     status: PageStatus = Field(description="ok; parse_error if a result did not parse; error")
     error: str | None = Field(default=None, description="why the page failed")
+    warnings: tuple[str, ...] = Field(
+        default=(), description="what was changed to read the page (e.g. a lower DPI)"
+    )
     results: tuple[Result, ...] = Field(default=(), description="results in reading order")
 
 
@@ -249,6 +264,9 @@ class Document(_Frozen):
     status: DocumentStatus = Field(description="success, partial (some pages failed), failure")
     error: str | None = Field(default=None, description="why the whole source failed")
     pages: tuple[Page, ...] = Field(default=())
+    tables: tuple[TableResult, ...] = Field(
+        default=(), description="the document's tables in order, continued tables joined"
+    )
 
 
 _RESULTS = TypeAdapter(list[Result])

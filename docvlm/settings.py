@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from docvlm.limits import Limits
 from docvlm.tasks import TASKS, TaskName
 
 __all__ = ["Device", "Dtype", "Settings"]
@@ -43,6 +44,33 @@ class Settings(BaseSettings):
     offline: bool = Field(default=False, description="never contact the hub; use the cache")
     batch_size: int = Field(default=8, ge=1, description="crops per generate call")
     dpi: int = Field(default=150, ge=36, le=1200, description="PDF rendering resolution")
+    max_page_pixels: int = Field(
+        default=60_000_000,
+        ge=1,
+        description="pixels per page; PDFs render at a lower DPI "
+        "to stay under it, larger images are refused as decompression bombs",
+    )
+    max_pages: int = Field(default=20_000, ge=1, description="pages per document")
+    render_timeout: float | None = Field(
+        default=120.0,
+        gt=0,
+        description="seconds one PDF page may take to render; the page "
+        "is abandoned after that (PDFs then render in a worker process); None: no limit",
+    )
+    archive_max_members: int = Field(default=10_000, ge=1, description="files per zip/tar")
+    archive_max_bytes: int = Field(
+        default=2 * 1024**3, ge=1, description="uncompressed bytes per zip/tar member"
+    )
+
+    def limits(self) -> Limits:
+        """The input limits as one object for the rendering stage."""
+        return Limits(
+            max_page_pixels=self.max_page_pixels,
+            max_pages=self.max_pages,
+            render_timeout=self.render_timeout,
+            archive_max_members=self.archive_max_members,
+            archive_max_bytes=self.archive_max_bytes,
+        )
 
     def checkpoint_for(self, task: TaskName) -> str | None:
         """The configured checkpoint of ``task``, else its public default (or None)."""

@@ -1,0 +1,215 @@
+"""PDF pages through pypdfium2, in this process or in a worker process with a timeout.
+
+A malformed page can make a renderer spin; with a timeout set, rendering happens in a
+child process that is killed and restarted when one page takes too long, so the page is
+abandoned (and reported) and the job goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Protocol
+
+from PIL import Image
+
+from docvlm.errors import CorruptInputError, InputError, PasswordRequiredError
+
+__all__ = ["InProcessPdf", "PdfReader", "RenderWorker", "open_pdf_document"]
+
+PdfData = bytes | Path
+
+
+class PdfReader(Protocol):
+    """An open PDF: page sizes in points, and pages rendered at a scale (pixels/point)."""
+
+    def open(self, data: PdfData, password: str | None, name: str) -> list[tuple[float, float]]: ...
+
+    def render(self, index: int, scale: float, name: str) -> Image.Image: ...
+
+    def close(self) -> None: ...
+
+
+def open_pdf_document(data: PdfData, password: str | None) -> Any:
+    """A pypdfium2 document (raises pypdfium2's PdfiumError)."""
+    import pypdfium2 as pdfium
+
+    return pdfium.PdfDocument(data if isinstance(data, bytes) else str(data), password=password)
+
+
+def _open_error(message: str, password: str | None, name: str) -> InputError:
+    if "password" in message.lower():
+        hint = "a wrong password was given" if password else "it is encrypted: give a password"
+        return PasswordRequiredError(hint, source=name)
+    return CorruptInputError(f"cannot open the PDF ({message})", source=name)
+
+
+def _sizes(document: Any) -> list[tuple[float, float]]:
+    sizes = []
+    for index in range(len(document)):
+        page = document[index]
+        width, height = page.get_size()
+        sizes.append((float(width), float(height)))
+        page.close()
+    return sizes
+
+
+def _render(document: Any, index: int, scale: float) -> Image.Image:
+    page = document[index]
+    try:
+        image: Image.Image = page.render(scale=scale).to_pil()
+    finally:
+        page.close()
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+class InProcessPdf:
+    """pypdfium2 in this process: fastest, no protection against a hanging page."""
+
+    def __init__(self) -> None:
+        self._document: Any = None
+
+    def open(self, data: PdfData, password: str | None, name: str) -> list[tuple[float, float]]:
+        import pypdfium2 as pdfium
+
+        try:
+            self._document = open_pdf_document(data, password)
+            return _sizes(self._document)
+        except pdfium.PdfiumError as error:
+            raise _open_error(str(error), password, name) from error
+
+    def render(self, index: int, scale: float, name: str) -> Image.Image:
+        import pypdfium2 as pdfium
+
+        try:
+            return _render(self._document, index, scale)
+        except pdfium.PdfiumError as error:
+            raise CorruptInputError(
+                f"cannot render the page ({error})", source=name, page=index + 1
+            ) from error
+
+    def close(self) -> None:
+        if self._document is not None:
+            self._document.close()
+            self._document = None
+
+
+def _serve(connection: Connection) -> None:
+    """The worker's loop: open documents and render pages on request."""
+    import pypdfium2 as pdfium
+
+    document: Any = None
+    while True:
+        try:
+            request = connection.recv()
+        except EOFError:
+            return
+        kind = request[0]
+        try:
+            if kind == "open":
+                if document is not None:
+                    document.close()
+                document = open_pdf_document(request[1], request[2])
+                connection.send(("ok", _sizes(document)))
+            elif kind == "render":
+                image = _render(document, request[1], request[2])
+                connection.send(("ok", (image.size, image.tobytes())))
+            elif kind == "close":
+                if document is not None:
+                    document.close()
+                    document = None
+                connection.send(("ok", None))
+        except pdfium.PdfiumError as error:
+            connection.send(("error", str(error)))
+        except Exception as error:  # reported to the parent, never kills the worker
+            connection.send(("error", f"{type(error).__name__}: {error}"))
+
+
+class RenderWorker:
+    """pypdfium2 in a child process; a page slower than ``timeout`` seconds is abandoned.
+
+    One worker serves many documents; it is restarted (and the document reopened) after
+    a timeout or a crash.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._process: Any = None
+        self._connection: Connection | None = None
+        self._opened: tuple[PdfData, str | None] | None = None
+
+    def _start(self) -> Connection:
+        if self._process is None or not self._process.is_alive():
+            context = multiprocessing.get_context("spawn")
+            parent, child = context.Pipe()
+            self._process = context.Process(target=_serve, args=(child,), daemon=True)
+            self._process.start()
+            child.close()
+            self._connection = parent
+        assert self._connection is not None
+        return self._connection
+
+    def _ask(self, request: tuple[Any, ...], timeout: float | None) -> tuple[str, Any]:
+        connection = self._start()
+        connection.send(request)
+        if not connection.poll(timeout):
+            self._kill()
+            raise TimeoutError
+        try:
+            reply: tuple[str, Any] = connection.recv()
+        except EOFError:  # the worker crashed (the renderer aborted)
+            self._kill()
+            return ("error", "the renderer crashed")
+        return reply
+
+    def _kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.join()
+        self._process = None
+        self._connection = None
+
+    def open(self, data: PdfData, password: str | None, name: str) -> list[tuple[float, float]]:
+        try:
+            status, value = self._ask(("open", data, password), self.timeout)
+        except TimeoutError:
+            raise CorruptInputError(
+                f"opening took longer than {self.timeout:g} s", source=name
+            ) from None
+        if status != "ok":
+            raise _open_error(str(value), password, name)
+        self._opened = (data, password)
+        sizes: list[tuple[float, float]] = value
+        return sizes
+
+    def render(self, index: int, scale: float, name: str) -> Image.Image:
+        if self._process is None and self._opened is not None:  # restarted after a timeout
+            self._ask(("open", *self._opened), self.timeout)
+        try:
+            status, value = self._ask(("render", index, scale), self.timeout)
+        except TimeoutError:
+            raise CorruptInputError(
+                f"rendering took longer than {self.timeout:g} s; the page was abandoned",
+                source=name,
+                page=index + 1,
+            ) from None
+        if status != "ok":
+            raise CorruptInputError(
+                f"cannot render the page ({value})", source=name, page=index + 1
+            )
+        size, raw = value
+        return Image.frombytes("RGB", size, raw)
+
+    def close(self) -> None:
+        """Close the document (the worker stays up for the next one)."""
+        if self._process is not None and self._opened is not None:
+            with contextlib.suppress(TimeoutError):
+                self._ask(("close",), self.timeout)
+        self._opened = None
+
+    def shutdown(self) -> None:
+        """Stop the worker process."""
+        self._kill()
+        self._opened = None
