@@ -270,6 +270,40 @@ def convert(
         raise typer.Exit(1)
 
 
+@app.command()
+def inspect(
+    paths: Annotated[list[Path], typer.Argument(help="Files, folders or zip/tar archives.")],
+    password: Password = None,
+    dpi: Dpi = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per file.")] = False,
+) -> None:
+    """List each file's detected type and pages (with sizes), or the error that stops it.
+
+    Folders are walked recursively (hidden files skipped) and archives expanded. Nothing
+    is rendered, so it is quick to run over a whole archive before converting it.
+    """
+    from docvlm.inspection import inspect_sources
+
+    settings = Settings()
+    bad = 0
+    for info in inspect_sources(
+        paths, password=password, dpi=dpi or settings.dpi, limits=settings.limits()
+    ):
+        bad += info.error is not None
+        if as_json:
+            sys.stdout.write(info.model_dump_json() + "\n")
+        elif info.error:
+            sys.stdout.write(f"{info.source}\t{info.type or '-'}\terror: {info.error}\n")
+        else:
+            sizes = ", ".join(f"{p.width}x{p.height}" for p in info.pages[:5])
+            more = f", ... ({len(info.pages)} pages)" if len(info.pages) > 5 else ""
+            sys.stdout.write(
+                f"{info.source}\t{info.type}\t{len(info.pages)} page(s): {sizes}{more}\n"
+            )
+    if bad:
+        raise typer.Exit(1)
+
+
 @app.command("eval")
 def evaluate(
     task: Annotated[str, typer.Option("--task", "-t", help="table, molecule, music or text.")],

@@ -208,10 +208,12 @@ class DocVLM:
                 pages=tuple(done),
                 tables=_tables(done),
             )
-        failed = any(p.status == "error" for p in done)
-        ok = any(p.status != "error" for p in done)
-        status = "success" if not failed else ("partial" if ok else "failure")
-        return Document(source=name, status=status, pages=tuple(done), tables=_tables(done))
+        failed = [p for p in done if p.status == "error"]
+        status = "success" if not failed else ("partial" if len(failed) < len(done) else "failure")
+        error = "; ".join(f"page {p.number}: {p.error}" for p in failed) or None
+        return Document(
+            source=name, status=status, error=error, pages=tuple(done), tables=_tables(done)
+        )
 
     def convert_many(self, sources: Iterable[Source], **options: object) -> Iterator[Document]:
         """``convert`` every document behind ``sources`` (folders and zip/tar archives are

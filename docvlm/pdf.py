@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,7 +18,7 @@ from PIL import Image
 
 from docvlm.errors import CorruptInputError, InputError, PasswordRequiredError
 
-__all__ = ["InProcessPdf", "PdfReader", "RenderWorker", "open_pdf_document"]
+__all__ = ["InProcessPdf", "PdfReader", "RenderWorker", "open_pdf_document", "serve"]
 
 PdfData = bytes | Path
 
@@ -96,7 +97,7 @@ class InProcessPdf:
             self._document = None
 
 
-def _serve(connection: Connection) -> None:
+def serve(connection: Connection) -> None:
     """The worker's loop: open documents and render pages on request."""
     import pypdfium2 as pdfium
 
@@ -134,8 +135,9 @@ class RenderWorker:
     a timeout or a crash.
     """
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, target: Callable[[Connection], None] | None = None) -> None:
         self.timeout = timeout
+        self._target = target or serve  # tests pass a slow one
         self._process: Any = None
         self._connection: Connection | None = None
         self._opened: tuple[PdfData, str | None] | None = None
@@ -144,7 +146,7 @@ class RenderWorker:
         if self._process is None or not self._process.is_alive():
             context = multiprocessing.get_context("spawn")
             parent, child = context.Pipe()
-            self._process = context.Process(target=_serve, args=(child,), daemon=True)
+            self._process = context.Process(target=self._target, args=(child,), daemon=True)
             self._process.start()
             child.close()
             self._connection = parent

@@ -34,6 +34,7 @@ __all__ = [
     "PageImage",
     "PageSelection",
     "Source",
+    "image_error",
     "load_pages",
     "parse_pages",
     "sniff",
@@ -182,7 +183,8 @@ def load_pages(
     name = source_name(source)
     if isinstance(source, Image.Image):
         for number in parse_pages(pages, 1, source=name):
-            yield PageImage(name, number, _checked(to_rgb(source), limits, name, number))
+            image, notes = _fitted(to_rgb(_checked(source, limits, name, number)), limits)
+            yield PageImage(name, number, image, None, notes)
         return
     data = _read(source, name)
     head = data[:2048] if isinstance(data, bytes) else _head(data)
@@ -207,15 +209,45 @@ def _head(path: Path) -> bytes:
         return handle.read(2048)
 
 
+#: Images up to this many times the pixel limit are reduced to fit; larger ones are refused.
+BOMB_FACTOR = 4
+
+
 def _checked(image: Image.Image, limits: Limits, name: str, number: int) -> Image.Image:
-    if image.width * image.height > limits.max_page_pixels:
+    """Refuse an image far over the pixel limit (a bomb) before decoding it."""
+    if image.width * image.height > BOMB_FACTOR * limits.max_page_pixels:
         raise InputLimitError(
-            f"{image.width} x {image.height} pixels is over the limit of "
-            f"{limits.max_page_pixels:,} (decompression bomb?)",
+            f"{image.width} x {image.height} pixels is more than {BOMB_FACTOR} times the limit "
+            f"of {limits.max_page_pixels:,} (refused as a decompression bomb)",
             source=name,
             page=number,
         )
     return image
+
+
+def _fitted(image: Image.Image, limits: Limits) -> tuple[Image.Image, tuple[str, ...]]:
+    """Reduce an image over the pixel limit by the smallest whole factor that fits."""
+    pixels = image.width * image.height
+    if pixels <= limits.max_page_pixels:
+        return image, ()
+    factor = math.ceil(math.sqrt(pixels / limits.max_page_pixels))
+    while (image.width // factor) * (image.height // factor) > limits.max_page_pixels:
+        factor += 1
+    note = (
+        f"reduced {factor}x from {image.width} x {image.height} to stay under "
+        f"{limits.max_page_pixels:,} pixels"
+    )
+    return image.reduce(factor), (note,)
+
+
+def image_error(error: Exception) -> str:
+    """A short cause for an image the decoder refused (no object reprs, no paths)."""
+    if isinstance(error, Image.DecompressionBombError):
+        return "refused as a decompression bomb (too many pixels)"
+    if isinstance(error, Image.UnidentifiedImageError):
+        return "cannot identify the image format (damaged or not an image)"
+    text = str(error).split(" <", 1)[0]
+    return f"cannot decode the image ({text})" if text else "cannot decode the image"
 
 
 def _image_pages(
@@ -227,9 +259,9 @@ def _image_pages(
             image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
         count = getattr(image, "n_frames", 1)
     except Image.DecompressionBombError as error:
-        raise InputLimitError(f"refused as a decompression bomb ({error})", source=name) from error
+        raise InputLimitError(image_error(error), source=name) from error
     except (OSError, ValueError, SyntaxError) as error:
-        raise CorruptInputError(f"cannot read the image: {error}", source=name) from error
+        raise CorruptInputError(image_error(error), source=name) from error
     with image:
         if count > limits.max_pages:
             raise InputLimitError(
@@ -242,13 +274,12 @@ def _image_pages(
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                     image.load()
-                yield PageImage(name, number, to_rgb(image.copy()))
+                page, notes = _fitted(to_rgb(image.copy()), limits)
+                yield PageImage(name, number, page, None, notes)
             except InputError as error:
                 yield PageFailure(name, number, error)
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-                failure = CorruptInputError(
-                    f"cannot decode the image: {error}", source=name, page=number
-                )
+                failure = CorruptInputError(image_error(error), source=name, page=number)
                 yield PageFailure(name, number, failure)
 
 
@@ -273,6 +304,9 @@ def _pdf_pages(
             notes: tuple[str, ...] = ()
             if width * height * scale * scale > limits.max_page_pixels:
                 scale = math.sqrt(limits.max_page_pixels / max(width * height, 1.0))
+                # the renderer rounds sizes up: step down until the rounded size fits
+                while math.ceil(width * scale) * math.ceil(height * scale) > limits.max_page_pixels:
+                    scale *= 0.999
                 notes = (
                     f"rendered at {scale * 72:.0f} dpi instead of {dpi} to stay under "
                     f"{limits.max_page_pixels:,} pixels",

@@ -61,7 +61,10 @@ def _unsafe(name: str) -> str | None:
 
 
 def _hidden(name: str) -> bool:
-    return any(part.startswith(".") or part == "__MACOSX" for part in PurePosixPath(name).parts)
+    return any(
+        (part.startswith(".") and part not in (".", "..")) or part == "__MACOSX"
+        for part in PurePosixPath(name).parts
+    )
 
 
 def _zip_members(path: Path, limits: Limits) -> Iterator[Item]:

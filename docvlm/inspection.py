@@ -1,0 +1,101 @@
+"""What a batch holds, before converting it: type, pages and sizes, or the error.
+
+``inspect_sources`` opens each document (folders and archives expanded) without
+rendering a page; ``docvlm inspect`` prints it, one JSON record per file with ``--json``.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from docvlm.errors import InputError, UnsupportedInputError
+from docvlm.limits import Limits
+from docvlm.pdf import InProcessPdf
+from docvlm.render import Source, image_error, sniff
+from docvlm.sources import expand_sources
+
+__all__ = ["PageInfo", "SourceInfo", "inspect_sources"]
+
+
+class PageInfo(BaseModel):
+    """One page: its size in pixels at the inspection DPI (images: as stored)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    number: int = Field(ge=1)
+    width: int = Field(description="pixels")
+    height: int = Field(description="pixels")
+    dpi: float | None = Field(default=None, description="render DPI (PDF pages only)")
+
+
+class SourceInfo(BaseModel):
+    """One file of the batch: what it is and its pages, or why it cannot be read."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    source: str
+    type: Literal["pdf", "image"] | None = Field(description="sniffed from content")
+    pages: list[PageInfo] = Field(default_factory=list)
+    error: str | None = Field(default=None, description="why it cannot be read, else null")
+
+
+def _read(source: Source) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    if isinstance(source, str | Path):
+        return Path(source).read_bytes()
+    raise UnsupportedInputError("inspect reads files and bytes", source="<stream>")
+
+
+def _inspect(name: str, source: Source, password: str | None, dpi: int) -> SourceInfo:
+    data = _read(source)
+    kind = sniff(data[:2048])
+    if kind is None:
+        reason = "the file is empty" if not data else "not a PDF or a supported image (by content)"
+        return SourceInfo(source=name, type=None, error=reason)
+    try:
+        if kind == "pdf":
+            reader = InProcessPdf()
+            try:
+                sizes = reader.open(data, password, name)
+            finally:
+                reader.close()
+            pages = [
+                PageInfo(number=i, width=round(w * dpi / 72), height=round(h * dpi / 72), dpi=dpi)
+                for i, (w, h) in enumerate(sizes, start=1)
+            ]
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(io.BytesIO(data))
+            with image:
+                pages = []
+                for index in range(getattr(image, "n_frames", 1)):
+                    image.seek(index)
+                    pages.append(PageInfo(number=index + 1, width=image.width, height=image.height))
+    except InputError as error:
+        return SourceInfo(source=name, type=kind, error=error.reason)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        return SourceInfo(source=name, type=kind, error=image_error(error))
+    return SourceInfo(source=name, type=kind, pages=pages)
+
+
+def inspect_sources(
+    sources: Iterable[Source],
+    *,
+    password: str | None = None,
+    dpi: int = 150,
+    limits: Limits | None = None,
+) -> Iterator[SourceInfo]:
+    """One ``SourceInfo`` per document behind ``sources``; never raises on bad input."""
+    for item in expand_sources(sources, limits):
+        if item.source is None:
+            reason = item.error.reason if item.error else "cannot be read"
+            yield SourceInfo(source=item.name, type=None, error=reason)
+        else:
+            yield _inspect(item.name, item.source, password, dpi)
