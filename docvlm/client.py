@@ -210,9 +210,9 @@ class DocVLM:
             )
         failed = [p for p in done if p.status == "error"]
         status = "success" if not failed else ("partial" if len(failed) < len(done) else "failure")
-        error = "; ".join(f"page {p.number}: {p.error}" for p in failed) or None
+        reasons = "; ".join(f"page {p.number}: {p.error}" for p in failed) or None
         return Document(
-            source=name, status=status, error=error, pages=tuple(done), tables=_tables(done)
+            source=name, status=status, error=reasons, pages=tuple(done), tables=_tables(done)
         )
 
     def convert_many(self, sources: Iterable[Source], **options: object) -> Iterator[Document]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from docvlm.errors import (
     CorruptInputError,
@@ -244,7 +244,7 @@ def image_error(error: Exception) -> str:
     """A short cause for an image the decoder refused (no object reprs, no paths)."""
     if isinstance(error, Image.DecompressionBombError):
         return "refused as a decompression bomb (too many pixels)"
-    if isinstance(error, Image.UnidentifiedImageError):
+    if isinstance(error, UnidentifiedImageError):
         return "cannot identify the image format (damaged or not an image)"
     text = str(error).split(" <", 1)[0]
     return f"cannot decode the image ({text})" if text else "cannot decode the image"
