@@ -57,35 +57,61 @@ def _sizes(document: Any) -> list[tuple[float, float]]:
     return sizes
 
 
-def _render(document: Any, index: int, scale: float) -> Image.Image:
-    page = document[index]
-    try:
-        image: Image.Image = page.render(scale=scale).to_pil()
-    finally:
-        page.close()
-    return image.convert("RGB") if image.mode != "RGB" else image
+#: PDFium keeps parsed state for every page it has loaded (about 130 kB a page here), so
+#: a long document is reopened after this many pages to keep memory flat (a reopen costs
+#: well under a millisecond).
+REOPEN_EVERY = 16
+
+
+class _Document:
+    """An open pypdfium2 document that is reopened every ``REOPEN_EVERY`` pages."""
+
+    def __init__(self, data: PdfData, password: str | None) -> None:
+        self._data, self._password = data, password
+        self._document = open_pdf_document(data, password)
+        self._rendered = 0
+
+    def sizes(self) -> list[tuple[float, float]]:
+        return _sizes(self._document)
+
+    def render(self, index: int, scale: float) -> Image.Image:
+        if self._rendered >= REOPEN_EVERY:
+            self._document.close()
+            self._document = open_pdf_document(self._data, self._password)
+            self._rendered = 0
+        self._rendered += 1
+        page = self._document[index]
+        try:
+            image: Image.Image = page.render(scale=scale).to_pil()
+        finally:
+            page.close()
+        return image.convert("RGB") if image.mode != "RGB" else image
+
+    def close(self) -> None:
+        self._document.close()
 
 
 class InProcessPdf:
     """pypdfium2 in this process: fastest, no protection against a hanging page."""
 
     def __init__(self) -> None:
-        self._document: Any = None
+        self._document: _Document | None = None
 
     def open(self, data: PdfData, password: str | None, name: str) -> list[tuple[float, float]]:
         import pypdfium2 as pdfium
 
         try:
-            self._document = open_pdf_document(data, password)
-            return _sizes(self._document)
+            self._document = _Document(data, password)
+            return self._document.sizes()
         except pdfium.PdfiumError as error:
             raise _open_error(str(error), password, name) from error
 
     def render(self, index: int, scale: float, name: str) -> Image.Image:
         import pypdfium2 as pdfium
 
+        assert self._document is not None, "open() first"
         try:
-            return _render(self._document, index, scale)
+            return self._document.render(index, scale)
         except pdfium.PdfiumError as error:
             raise CorruptInputError(
                 f"cannot render the page ({error})", source=name, page=index + 1
@@ -101,7 +127,7 @@ def serve(connection: Connection) -> None:
     """The worker's loop: open documents and render pages on request."""
     import pypdfium2 as pdfium
 
-    document: Any = None
+    document: _Document | None = None
     while True:
         try:
             request = connection.recv()
@@ -112,10 +138,11 @@ def serve(connection: Connection) -> None:
             if kind == "open":
                 if document is not None:
                     document.close()
-                document = open_pdf_document(request[1], request[2])
-                connection.send(("ok", _sizes(document)))
+                document = _Document(request[1], request[2])
+                connection.send(("ok", document.sizes()))
             elif kind == "render":
-                image = _render(document, request[1], request[2])
+                assert document is not None, "open first"
+                image = document.render(request[1], request[2])
                 connection.send(("ok", (image.size, image.tobytes())))
             elif kind == "close":
                 if document is not None:

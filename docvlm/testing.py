@@ -201,7 +201,8 @@ class ScriptedEngine:
     """A fake engine (no model): ``respond`` maps each request to the text to return.
 
     Ships with the package, like httpx's MockTransport, so users can test their own code
-    around docvlm without a model. ``requests`` records everything it was asked.
+    around docvlm without a model. ``requests`` records everything it was asked (with
+    ``record=False`` nothing is kept, for long runs).
     """
 
     def __init__(
@@ -210,10 +211,12 @@ class ScriptedEngine:
         *,
         resolution: int = 448,
         checkpoint: str = "scripted",
+        record: bool = True,
     ) -> None:
         self._respond = respond
         self._resolution = resolution
         self._checkpoint = checkpoint
+        self._record = record
         self.requests: list[Request] = []
 
     @property
@@ -225,7 +228,8 @@ class ScriptedEngine:
         return self._resolution
 
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
-        self.requests.extend(requests)
+        if self._record:
+            self.requests.extend(requests)
         texts = [self._respond(request) for request in requests]
         return [Generation(text=t, tokens=len(t), finished=True) for t in texts]
 
