@@ -213,13 +213,23 @@ def ask(
 
 @app.command()
 def convert(
-    files: Annotated[list[Path], typer.Argument(help="PDF or image files.")],
+    files: Annotated[
+        list[Path], typer.Argument(help="PDF or image files, folders, zip or tar archives.")
+    ],
     task: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option(
             "--task", "-t", help=f"Task to run, repeatable: {', '.join(TASKS)} (default: text)."
         ),
     ] = None,
+    layout: Annotated[
+        bool,
+        typer.Option(
+            "--layout",
+            help="Find regions first (layout task) and read each with the task of its label "
+            "(table, molecule, music, text; figure -> caption), in reading order.",
+        ),
+    ] = False,
     checkpoint: Checkpoint = None,
     pages: Pages = None,
     password: Password = None,
@@ -231,41 +241,43 @@ def convert(
 ) -> None:
     """Convert FILES: every page through the chosen tasks; bad files are reported, not fatal.
 
-    Prints one JSON Document per line with --json (JSON Lines), else a readable summary.
+    Folders are read recursively (hidden files skipped), zip/tar archives member by member.
+    With --json, one Document per line (JSON Lines), written as each document finishes.
     """
     names = task or ["text"]
     unknown = [t for t in names if t not in TASKS]
     if unknown:
         raise typer.BadParameter(f"unknown task {unknown[0]!r}", param_hint="--task")
     tasks = [spec.name for name, spec in TASKS.items() if name in names]
-    lines: list[str] = []
     failed = 0
+    sink = out.open("w", encoding="utf-8") if out else sys.stdout
     try:
         with DocVLM(_settings(device), checkpoint=checkpoint) as client, _progress() as bar:
-            job = bar.add_task("converting", total=len(files))
-            for file in files:
-                document = client.convert(
-                    file,
-                    tasks=tasks,
-                    pages=pages,
-                    password=password,
-                    dpi=dpi,
-                    max_new_tokens=max_new_tokens,
-                )
+            job = bar.add_task("converting", total=None)
+            for document in client.convert_many(
+                files,
+                tasks=tasks,
+                pages=pages,
+                password=password,
+                dpi=dpi,
+                max_new_tokens=max_new_tokens,
+                layout=layout,
+            ):
                 if document.status != "success":
                     failed += 1
-                    reason = document.error or "; ".join(
-                        f"page {p.number}: {p.error}" for p in document.pages if p.error
-                    )
-                    _error_line(f"{document.source}: {reason}")
+                    _error_line(f"{document.source}: {document.error}")
                 if as_json:
-                    lines.append(document.model_dump_json())
+                    sink.write(document.model_dump_json() + "\n")
                 else:
-                    lines.extend(_human(r) for p in document.pages for r in p.results)
+                    sink.write("".join(_human(r) for p in document.pages for r in p.results))
+                sink.flush()  # what is converted is on disk before the next document
                 bar.advance(job)
     except DocVLMError as error:
         _fail(error)
-    _emit("\n".join(lines), out)
+    finally:
+        if out:
+            sink.close()
+            err.print(f"wrote {out}")
     if failed:
         raise typer.Exit(1)
 
