@@ -23,7 +23,11 @@ def is_hub_id(reference: str) -> bool:
     return bool(_HUB_ID.fullmatch(reference)) and not Path(reference).exists()
 
 
-def _check_directory(path: Path, reference: str) -> Path:
+def _check_directory(path: Path, reference: str, kind: str = "checkpoint") -> Path:
+    if kind == "adapter":
+        if not (path / "adapter_config.json").is_file():
+            raise CheckpointUnavailableError(f"adapter {reference!r}: no adapter_config.json")
+        return path
     if not (path / "config.json").is_file():
         raise CheckpointUnavailableError(f"checkpoint {reference!r}: no config.json in {path}")
     if not any(path.glob("*.safetensors")):
@@ -34,13 +38,18 @@ def _check_directory(path: Path, reference: str) -> Path:
     return path
 
 
-def resolve_checkpoint(reference: str, *, cache_dir: Path | None, offline: bool) -> Path:
-    """The local directory holding ``reference`` (downloading it when allowed)."""
+def resolve_checkpoint(
+    reference: str, *, cache_dir: Path | None, offline: bool, kind: str = "checkpoint"
+) -> Path:
+    """The local directory holding ``reference`` (downloading it when allowed).
+
+    ``kind="adapter"`` checks for a peft adapter (``adapter_config.json``) instead.
+    """
     path = Path(reference).expanduser()
     if path.exists() or not is_hub_id(reference):
         if not path.is_dir():
-            raise CheckpointUnavailableError(f"checkpoint directory {reference!r} does not exist")
-        return _check_directory(path, reference)
+            raise CheckpointUnavailableError(f"{kind} directory {reference!r} does not exist")
+        return _check_directory(path, reference, kind)
     try:
         import huggingface_hub
         from huggingface_hub import errors
@@ -51,7 +60,7 @@ def resolve_checkpoint(reference: str, *, cache_dir: Path | None, offline: bool)
         local = huggingface_hub.snapshot_download(
             reference, allow_patterns=_PATTERNS, cache_dir=cache_dir, local_files_only=True
         )
-        return _check_directory(Path(local), reference)
+        return _check_directory(Path(local), reference, kind)
     except (errors.LocalEntryNotFoundError, FileNotFoundError):
         if offline:
             raise CheckpointUnavailableError(
@@ -76,4 +85,4 @@ def resolve_checkpoint(reference: str, *, cache_dir: Path | None, offline: bool)
             f"cannot download checkpoint {reference!r} from the Hugging Face Hub ({reason}); "
             f"it needs hub access and the accepted Gemma licence, {hint}"
         ) from None
-    return _check_directory(Path(local), reference)
+    return _check_directory(Path(local), reference, kind)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar, cast
 
-from docvlm.engines import Engine, EngineFactory, Generation, Request, load_transformers_engine
+from docvlm.engines import Engine, EngineFactory, Generation, Request, load_engine
 from docvlm.errors import CheckpointNotConfiguredError, InputError
 from docvlm.pdf import InProcessPdf, PdfReader, RenderWorker
 from docvlm.regions import Crop, crop_square, merge_tile_lines, reading_order, tile_boxes
@@ -75,7 +75,7 @@ class DocVLM:
         settings: Settings | None = None,
         *,
         checkpoint: str | None = None,
-        engine_factory: EngineFactory = load_transformers_engine,
+        engine_factory: EngineFactory = load_engine,
         backend: Backend = "pypdfium2",
     ) -> None:
         self.settings = settings or Settings()
@@ -391,20 +391,23 @@ class DocVLM:
         for page, page_crops in zip(pages, crops, strict=True):
             results: list[Result] = []
             for region, region_crops in zip(regions[len(found)], page_crops, strict=True):
+                generations = [next(outputs) for _ in region_crops]
                 parsed = [
                     cast(
                         Result,
                         RESULT_TYPES[task].from_output(
-                            next(outputs).text,
+                            generation.text,
                             crop.frame,
                             source=page.source,
                             page=page.number,
                             box=crop.region,
                             checkpoint=engine.checkpoint,
                             prompt=prompt,
+                            confidence=generation.confidence,
+                            stop=generation.stop,
                         ),
                     )
-                    for crop in region_crops
+                    for crop, generation in zip(region_crops, generations, strict=True)
                 ]
                 results.append(_merge_tiles(parsed, region) if len(parsed) > 1 else parsed[0])
             found.append(results)
@@ -445,7 +448,11 @@ def _merge_tiles(parsed: list[Result], region: Box) -> Result:
     lines = merge_tile_lines([r.box for r in texts], [r.lines for r in texts])
     failed = [r for r in texts if r.status != "ok"]
     first = texts[0]
+    scores = [r.confidence for r in texts if r.confidence is not None]
+    stops = [r.stop for r in texts if r.stop and r.stop != "eos"]
     return TextResult(
+        confidence=min(scores) if scores else None,
+        stop=stops[0] if stops else first.stop,
         source=first.source,
         page=first.page,
         checkpoint=first.checkpoint,

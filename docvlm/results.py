@@ -65,6 +65,14 @@ class ResultBase(_Frozen):
     raw: str = Field(description="model output as written, <loc>/<seg> tokens kept")
     status: Status = Field(default="ok", description="ok, or parse_error when `raw` did not parse")
     error: str | None = Field(default=None, description="why parsing failed")
+    confidence: float | None = Field(
+        default=None, description="geometric mean probability of the generated tokens (0-1)"
+    )
+    stop: Literal["eos", "length", "repetition"] | None = Field(
+        default=None,
+        description="why generation ended: eos; length (cut at the token "
+        "limit); repetition (a runaway loop was stopped, the output is suspect)",
+    )
 
     parse_kind: ClassVar[str] = ""
 

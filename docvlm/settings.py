@@ -42,7 +42,27 @@ class Settings(BaseSettings):
     dtype: Dtype = Field(default="auto", description="auto: bfloat16 on CUDA, float32 on the CPU")
     cache_dir: Path | None = Field(default=None, description="hub download cache directory")
     offline: bool = Field(default=False, description="never contact the hub; use the cache")
-    batch_size: int = Field(default=8, ge=1, description="crops per generate call")
+    batch_size: int = Field(
+        default=8, ge=1, description="crops generated together (slots of the docvlm engine)"
+    )
+    engine: Literal["auto", "transformers", "docvlm"] = Field(
+        default="auto",
+        description="generation engine: docvlm's own (prefill once, static KV cache, CUDA "
+        "graphs, continuous batching) or transformers' generate; auto: docvlm on CUDA",
+    )
+    quantization: Literal["none", "nf4", "int8"] = Field(
+        default="none", description="load weights in 4-bit NF4 or 8-bit (bitsandbytes, CUDA)"
+    )
+    adapter: str | None = Field(
+        default=None, description="LoRA adapter (peft directory or hub id) applied on load"
+    )
+    merge_adapter: bool = Field(default=True, description="merge the adapter into the weights")
+    repetition_span: int | None = Field(
+        default=512,
+        ge=8,
+        description="stop and flag a result whose last N tokens repeat one "
+        "short cycle (docvlm engine); None: off",
+    )
     dpi: int = Field(default=150, ge=36, le=1200, description="PDF rendering resolution")
     max_page_pixels: int = Field(
         default=60_000_000,

@@ -230,8 +230,7 @@ class ScriptedEngine:
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
         if self._record:
             self.requests.extend(requests)
-        texts = [self._respond(request) for request in requests]
-        return [Generation(text=t, tokens=len(t), finished=True) for t in texts]
+        return [Generation(text=self._respond(request)) for request in requests]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,15 +8,24 @@ tests and other backends plug in without touching the pipeline.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from PIL import Image
 
 from docvlm.settings import Settings
 
-__all__ = ["Engine", "EngineFactory", "Generation", "Request", "load_transformers_engine"]
+__all__ = [
+    "Engine",
+    "EngineFactory",
+    "Generation",
+    "Request",
+    "Stop",
+    "load_engine",
+    "load_transformers_engine",
+]
 
 
 @dataclass(frozen=True)
@@ -28,13 +37,37 @@ class Request:
     max_new_tokens: int
 
 
+Stop = Literal["eos", "length", "repetition"]
+
+
 @dataclass(frozen=True)
 class Generation:
-    """What the model wrote for one request; ``finished`` is False when cut at the limit."""
+    """What the model wrote for one request.
+
+    ``stop`` says why it ended: the end-of-sequence token, the token budget, or the
+    repetition guard (a runaway loop). ``logprobs`` has one entry per token of
+    ``token_ids`` when the engine reports them.
+    """
 
     text: str
-    tokens: int
-    finished: bool
+    token_ids: tuple[int, ...] = ()
+    logprobs: tuple[float, ...] = ()
+    stop: Stop = "eos"
+
+    @property
+    def tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def finished(self) -> bool:
+        return self.stop == "eos"
+
+    @property
+    def confidence(self) -> float | None:
+        """Geometric mean of the token probabilities (None without logprobs)."""
+        if not self.logprobs:
+            return None
+        return math.exp(sum(self.logprobs) / len(self.logprobs))
 
 
 class Engine(Protocol):
@@ -59,7 +92,29 @@ EngineFactory = Callable[[str, Settings], Engine]
 
 
 def load_transformers_engine(checkpoint: str, settings: Settings) -> Engine:
-    """The default factory: PaliGemma 2 through transformers (imports torch here)."""
-    from docvlm.engines.hf import TransformersEngine
+    """PaliGemma 2 through transformers' ``generate`` (imports torch here)."""
+    from docvlm.engines.hf import TransformersEngine, load_model
 
-    return TransformersEngine.load(checkpoint, settings)
+    return TransformersEngine(checkpoint, *load_model(checkpoint, settings))
+
+
+def load_engine(checkpoint: str, settings: Settings) -> Engine:
+    """The default factory: ``settings.engine`` picks; ``auto`` is docvlm's own engine
+    on CUDA and transformers' ``generate`` on the CPU."""
+    from docvlm.engines.hf import TransformersEngine, load_model, pick_device
+
+    choice = settings.engine
+    if choice == "auto":
+        choice = "docvlm" if pick_device(settings.device) == "cuda" else "transformers"
+    model, processor, device = load_model(checkpoint, settings)
+    if choice == "docvlm":
+        from docvlm.engines.fast import PaliGemmaEngine
+
+        return PaliGemmaEngine(
+            model,
+            processor,
+            checkpoint,
+            slots=settings.batch_size,
+            repetition_span=settings.repetition_span,
+        )
+    return TransformersEngine(checkpoint, model, processor, device)

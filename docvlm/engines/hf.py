@@ -1,7 +1,9 @@
-"""PaliGemma 2 through transformers: the engine that runs on any device.
+"""PaliGemma 2 through transformers: loading, and the engine that runs anywhere.
 
-Batched greedy generation with left padding and ``token_type_ids`` (prefix tokens attend
-bidirectionally). The answer is decoded with special tokens dropped but ``<loc>``/``<seg>``
+``load_model`` resolves the checkpoint (safetensors only, never remote code), applies
+optional 4/8-bit quantization and a LoRA adapter. ``TransformersEngine`` runs batched
+greedy ``generate`` with left padding and ``token_type_ids`` (prefix tokens attend
+bidirectionally). Answers are decoded with special tokens dropped but ``<loc>``/``<seg>``
 kept, since they are ordinary vocabulary that the parsers read.
 """
 
@@ -11,14 +13,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from docvlm.checkpoints import resolve_checkpoint
-from docvlm.engines import Generation, Request
+from docvlm.engines import Generation, Request, Stop
 from docvlm.errors import CheckpointUnavailableError, MissingDependencyError
 from docvlm.settings import Settings
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["TransformersEngine", "pick_device", "pick_dtype"]
+__all__ = ["TransformersEngine", "load_model", "pick_device", "pick_dtype"]
 
 
 def pick_device(setting: str) -> str:
@@ -40,50 +42,95 @@ def pick_dtype(setting: str, device: str) -> torch.dtype:
     return dtype
 
 
+def _quantization(setting: str, dtype: torch.dtype) -> Any:
+    if setting == "none":
+        return None
+    try:
+        import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
+    except ImportError as error:
+        raise MissingDependencyError(
+            f"quantization={setting!r} needs bitsandbytes: pip install bitsandbytes"
+        ) from error
+    if setting == "nf4":
+        return BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype
+        )
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def _with_adapter(model: Any, adapter: str, settings: Settings) -> Any:
+    try:
+        from peft import PeftModel
+    except ImportError as error:
+        raise MissingDependencyError(
+            "LoRA adapters need peft: pip install 'docvlm[train]'"
+        ) from error
+    path = resolve_checkpoint(
+        adapter, cache_dir=settings.cache_dir, offline=settings.offline, kind="adapter"
+    )
+    try:
+        wrapped = PeftModel.from_pretrained(model, str(path), is_trainable=False)
+    except (OSError, ValueError, KeyError) as error:
+        raise CheckpointUnavailableError(
+            f"adapter {adapter!r} cannot be applied: {error}"
+        ) from error
+    return wrapped.merge_and_unload() if settings.merge_adapter else wrapped
+
+
+def load_model(checkpoint: str, settings: Settings) -> tuple[Any, Any, str]:
+    """(model, processor, device) for a hub id or directory."""
+    try:
+        from transformers import PaliGemmaForConditionalGeneration, PaliGemmaProcessor
+        from transformers.utils import logging as hf_logging
+    except ImportError as error:
+        raise MissingDependencyError(
+            "the model engine needs torch and transformers: pip install docvlm"
+        ) from error
+    path = resolve_checkpoint(checkpoint, cache_dir=settings.cache_dir, offline=settings.offline)
+    hf_logging.disable_progress_bar()  # docvlm draws its own progress
+    device = pick_device(settings.device)
+    dtype = pick_dtype(settings.dtype, device)
+    quantization = _quantization(settings.quantization, dtype)
+    try:
+        processor = PaliGemmaProcessor.from_pretrained(path, local_files_only=True)
+        model = PaliGemmaForConditionalGeneration.from_pretrained(
+            path,
+            dtype=dtype,
+            use_safetensors=True,
+            local_files_only=True,
+            trust_remote_code=False,
+            quantization_config=quantization,
+            device_map=device if quantization is not None else None,
+        )
+    except (OSError, ValueError, KeyError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointUnavailableError(
+            f"checkpoint {checkpoint!r} is not a PaliGemma checkpoint docvlm can load: {first}"
+        ) from error
+    if settings.adapter:
+        model = _with_adapter(model, settings.adapter, settings)
+    if quantization is None:
+        model.to(device)
+    model.eval()
+    return model, processor, device
+
+
 class TransformersEngine:
-    """A loaded ``PaliGemmaForConditionalGeneration`` and its processor."""
+    """A loaded ``PaliGemmaForConditionalGeneration`` run through ``generate``."""
 
     def __init__(self, checkpoint: str, model: Any, processor: Any, device: str) -> None:
         self._checkpoint = checkpoint
         self.model = model
         self.processor = processor
         self.device = device
-        size = processor.image_processor.size
-        self._resolution = int(size["height"])
+        self._resolution = int(processor.image_processor.size["height"])
         self._eos = processor.tokenizer.eos_token_id
 
     @classmethod
     def load(cls, checkpoint: str, settings: Settings) -> TransformersEngine:
-        """Load from a hub id or directory: safetensors only, never remote code."""
-        try:
-            from transformers import PaliGemmaForConditionalGeneration, PaliGemmaProcessor
-            from transformers.utils import logging as hf_logging
-        except ImportError as error:
-            raise MissingDependencyError(
-                "the model engine needs torch and transformers: pip install docvlm"
-            ) from error
-        path = resolve_checkpoint(
-            checkpoint, cache_dir=settings.cache_dir, offline=settings.offline
-        )
-        hf_logging.disable_progress_bar()  # docvlm draws its own progress
-        device = pick_device(settings.device)
-        dtype = pick_dtype(settings.dtype, device)
-        try:
-            processor = PaliGemmaProcessor.from_pretrained(path, local_files_only=True)
-            model = PaliGemmaForConditionalGeneration.from_pretrained(
-                path,
-                dtype=dtype,
-                use_safetensors=True,
-                local_files_only=True,
-                trust_remote_code=False,
-            )
-        except (OSError, ValueError, KeyError) as error:
-            first = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise CheckpointUnavailableError(
-                f"checkpoint {checkpoint!r} is not a PaliGemma checkpoint docvlm can load: {first}"
-            ) from error
-        model.to(device).eval()
-        return cls(checkpoint, model, processor, device)
+        """Load from a hub id or directory (see ``load_model``)."""
+        return cls(checkpoint, *load_model(checkpoint, settings))
 
     @property
     def checkpoint(self) -> str:
@@ -94,29 +141,42 @@ class TransformersEngine:
         return self._resolution
 
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
-        """Greedy answers; requests with different budgets share one batch."""
+        """Greedy answers with per-token logprobs; different budgets share one batch."""
         import torch
 
         if not requests:
             return []
-        images = [r.image for r in requests]
-        prompts = ["<image>" + r.prompt for r in requests]
-        inputs = self.processor(images=images, text=prompts, return_tensors="pt", padding="longest")
+        inputs = self.processor(
+            images=[r.image for r in requests],
+            text=["<image>" + r.prompt for r in requests],
+            return_tensors="pt",
+            padding="longest",
+        )
         inputs.pop("labels", None)
         inputs = inputs.to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         budget = max(r.max_new_tokens for r in requests)
         with torch.inference_mode():
             output = self.model.generate(
-                **inputs, max_new_tokens=budget, do_sample=False, num_beams=1
+                **inputs,
+                max_new_tokens=budget,
+                do_sample=False,
+                num_beams=1,
+                output_scores=True,
+                return_dict_in_generate=True,
             )
-        answers = output[:, inputs["input_ids"].shape[1] :].tolist()
+        answers = output.sequences[:, inputs["input_ids"].shape[1] :]
+        steps = torch.stack(output.scores, dim=1).float().log_softmax(-1)  # [B, T, V]
+        chosen = steps.gather(2, answers.unsqueeze(-1))[..., 0].tolist()
         results = []
-        for request, ids in zip(requests, answers, strict=True):
-            ids = ids[: request.max_new_tokens]
-            finished = self._eos in ids
-            if finished:
-                ids = ids[: ids.index(self._eos)]
+        for request, ids, logprobs in zip(requests, answers.tolist(), chosen, strict=True):
+            ids, logprobs = ids[: request.max_new_tokens], logprobs[: request.max_new_tokens]
+            stop: Stop = "eos" if self._eos in ids else "length"
+            if stop == "eos":
+                end = ids.index(self._eos)
+                ids, logprobs = ids[:end], logprobs[:end]
             text = self.processor.tokenizer.decode(ids, skip_special_tokens=True)
-            results.append(Generation(text=text, tokens=len(ids), finished=finished))
+            results.append(
+                Generation(text=text, token_ids=tuple(ids), logprobs=tuple(logprobs), stop=stop)
+            )
         return results
