@@ -34,11 +34,12 @@ __all__ = ["PaliGemmaEngine", "repeats"]
 
 
 def repeats(tokens: Sequence[int], min_span: int, max_period: int = 8) -> bool:
-    """True when the last ``min_span`` tokens are one short cycle (period <= max_period)."""
+    """True when the last ``min_span`` tokens are one short cycle (period <= max_period),
+    repeated at least twice."""
     if len(tokens) < min_span:
         return False
     tail = tokens[-min_span:]
-    for period in range(1, max_period + 1):
+    for period in range(1, min(max_period, min_span // 2) + 1):
         if all(tail[i] == tail[i - period] for i in range(period, min_span)):
             return True
     return False
@@ -91,7 +92,8 @@ class PaliGemmaEngine:
         self._kv_heads = int(text.num_key_value_heads)
         self._heads = int(text.num_attention_heads)
         self._head_dim = int(text.head_dim)
-        self._graphs: dict[tuple[int, int], Any] = {}
+        self._state: dict[str, torch.Tensor] | None = None
+        self._graph: Any = None
 
     @property
     def checkpoint(self) -> str:
@@ -187,6 +189,8 @@ class PaliGemmaEngine:
         image_mask = (ids == self.model.config.image_token_id).unsqueeze(-1)
         hidden = embeds.masked_scatter(image_mask, features)
         n = ids.shape[1]
+        if n + request.max_new_tokens > cache[0].shape[3]:
+            raise ValueError(f"prompt of {n} tokens does not fit the cache")  # a sizing bug
         positions = torch.arange(1, n + 1, device=self.device).unsqueeze(0)
         cos, sin = self._lm.rotary_emb(hidden, positions)
         keys, values = cache
@@ -244,25 +248,48 @@ class PaliGemmaEngine:
         state["logprob"].copy_(logprobs.gather(1, best.unsqueeze(1))[:, 0])
 
     def _step(self, state: dict[str, torch.Tensor]) -> None:
-        """Run ``_decode``, through a CUDA graph when on a GPU."""
+        """Run ``_decode``, replaying a CUDA graph captured on these buffers on a GPU."""
         import torch
 
         if not (self.cuda_graphs and self.device.type == "cuda"):
             self._decode(state)
             return
-        key = (state["keys"].shape[1], state["keys"].shape[3])
-        graph = self._graphs.get(key)
-        if graph is None:
+        if self._graph is None:
             stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
-                self._decode(state)  # warm-up outside the capture
+                self._decode(state)  # warm-up outside the capture (the step is idempotent)
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 self._decode(state)
-            self._graphs = {key: graph}  # one capture per cache shape
-        graph.replay()
+            self._graph = graph
+        self._graph.replay()
+
+    def _buffers(self, slots: int, capacity: int) -> dict[str, torch.Tensor]:
+        """Preallocated cache and step buffers, reused while the shape fits (a captured
+        graph is bound to these very tensors)."""
+        import torch
+
+        capacity = -(-capacity // 256) * 256  # round up, so calls share buffers
+        if self._state is not None:
+            keys = self._state["keys"]
+            if keys.shape[1] == slots and keys.shape[3] >= capacity:
+                for name in ("tokens", "lengths"):
+                    self._state[name].zero_()
+                return self._state
+        shape = (len(self._layers), slots, self._kv_heads, capacity, self._head_dim)
+        dtype, device = self.model.dtype, self.device
+        self._state = {
+            "keys": torch.zeros(shape, dtype=dtype, device=device),
+            "values": torch.zeros(shape, dtype=dtype, device=device),
+            "tokens": torch.zeros(slots, dtype=torch.long, device=device),
+            "lengths": torch.zeros(slots, dtype=torch.long, device=device),
+            "next": torch.zeros(slots, dtype=torch.long, device=device),
+            "logprob": torch.zeros(slots, dtype=torch.float32, device=device),
+        }
+        self._graph = None
+        return self._state
 
     # --- the loop --------------------------------------------------------------------
 
@@ -279,19 +306,8 @@ class PaliGemmaEngine:
             + max(len(self.processor.tokenizer(r.prompt + "\n").input_ids) for r in requests)
         )
         capacity = prompt_room + max(r.max_new_tokens for r in requests) + 1
-        slots = min(self.slots, len(requests))
-        text = self.model.config.text_config
-        shape = (len(self._layers), slots, self._kv_heads, capacity, self._head_dim)
-        dtype = self.model.dtype
-        state = {
-            "keys": torch.zeros(shape, dtype=dtype, device=self.device),
-            "values": torch.zeros(shape, dtype=dtype, device=self.device),
-            "tokens": torch.zeros(slots, dtype=torch.long, device=self.device),
-            "lengths": torch.zeros(slots, dtype=torch.long, device=self.device),
-            "next": torch.zeros(slots, dtype=torch.long, device=self.device),
-            "logprob": torch.zeros(slots, dtype=torch.float32, device=self.device),
-        }
-        del text
+        state = self._buffers(min(self.slots, len(requests)), capacity)
+        slots = state["keys"].shape[1]
         pending = deque(range(len(requests)))
         active: dict[int, _Sequence] = {}
         results: dict[int, Generation] = {}
