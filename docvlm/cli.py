@@ -230,6 +230,10 @@ def convert(
             "(table, molecule, music, text; figure -> caption), in reading order.",
         ),
     ] = False,
+    question: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--question", "-q", help="The question for the ask task."),
+    ] = None,
     checkpoint: Checkpoint = None,
     pages: Pages = None,
     password: Password = None,
@@ -249,6 +253,8 @@ def convert(
     if unknown:
         raise typer.BadParameter(f"unknown task {unknown[0]!r}", param_hint="--task")
     tasks = [spec.name for name, spec in TASKS.items() if name in names]
+    if "ask" in tasks and not question:
+        raise typer.BadParameter("the ask task needs --question", param_hint="--task")
     failed = 0
     sink = out.open("w", encoding="utf-8") if out else sys.stdout
     try:
@@ -262,6 +268,7 @@ def convert(
                 dpi=dpi,
                 max_new_tokens=max_new_tokens,
                 layout=layout,
+                question=question,
             ):
                 if document.status != "success":
                     failed += 1

@@ -8,13 +8,15 @@ The whole path reads in ``_read_pages``; each stage is a plain function elsewher
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar, cast
 
+from docvlm.assemble import clip, document_tables, merge_tiles, page_status
 from docvlm.engines import Engine, EngineFactory, Generation, Request, load_engine
 from docvlm.errors import CheckpointNotConfiguredError, InputError
 from docvlm.pdf import InProcessPdf, PdfReader, RenderWorker
-from docvlm.regions import Crop, crop_square, merge_tile_lines, reading_order, tile_boxes
+from docvlm.regions import Crop, crop_square, reading_order, tile_boxes
 from docvlm.render import (
     Backend,
     PageFailure,
@@ -33,7 +35,6 @@ from docvlm.results import (
     MoleculeResult,
     MusicResult,
     Page,
-    PageStatus,
     Result,
     ResultBase,
     TableResult,
@@ -41,7 +42,6 @@ from docvlm.results import (
 )
 from docvlm.settings import Settings
 from docvlm.sources import expand_sources
-from docvlm.stitch import stitch_tables
 from docvlm.tasks import TASKS, TaskName
 from parsers import Box, Detection
 
@@ -182,6 +182,8 @@ class DocVLM:
         ``regions`` to use your own detector instead.
         """
         name = source_name(source)
+        if "ask" in tasks and not question:
+            raise ValueError("the 'ask' task needs a question")
         for task in (*tasks, *(("layout",) if layout and regions is None else ())):
             self.checkpoint_for(task)  # configuration errors are raised, not recorded
         done: list[Page] = []
@@ -206,13 +208,17 @@ class DocVLM:
                 status=status,
                 error=error.reason,
                 pages=tuple(done),
-                tables=_tables(done),
+                tables=document_tables(done),
             )
         failed = [p for p in done if p.status == "error"]
         status = "success" if not failed else ("partial" if len(failed) < len(done) else "failure")
         reasons = "; ".join(f"page {p.number}: {p.error}" for p in failed) or None
         return Document(
-            source=name, status=status, error=reasons, pages=tuple(done), tables=_tables(done)
+            source=name,
+            status=status,
+            error=reasons,
+            pages=tuple(done),
+            tables=document_tables(done),
         )
 
     def convert_many(self, sources: Iterable[Source], **options: object) -> Iterator[Document]:
@@ -222,13 +228,12 @@ class DocVLM:
             if item.source is None:
                 reason = item.error.reason if item.error else "cannot be read"
                 yield Document(source=item.name, status="failure", error=reason)
+            elif isinstance(item.source, bytes):  # an archive member: name it in results
+                member = io.BytesIO(item.source)
+                member.name = item.name
+                yield self.convert(member, **options)  # type: ignore[arg-type]
             else:
-                document = self.convert(item.source, **options)  # type: ignore[arg-type]
-                yield (
-                    document.model_copy(update={"source": item.name})
-                    if isinstance(item.source, bytes)
-                    else document
-                )
+                yield self.convert(item.source, **options)  # type: ignore[arg-type]
 
     def iter_pages(
         self,
@@ -303,7 +308,7 @@ class DocVLM:
                 width=page.image.width,
                 height=page.image.height,
                 dpi=page.dpi,
-                status=_page_status(results),
+                status=page_status(results),
                 results=tuple(results),
                 warnings=page.warnings,
             )
@@ -336,9 +341,9 @@ class DocVLM:
         plans = []
         for page, found_here in zip(pages, detections, strict=True):
             jobs = [
-                (LABEL_TASKS[d.label.lower()], _clip(d.box, page))
+                (LABEL_TASKS[d.label.lower()], clip(d.box, page))
                 for d in found_here
-                if LABEL_TASKS.get(d.label.lower()) in tasks and _clip(d.box, page).area > 0
+                if LABEL_TASKS.get(d.label.lower()) in tasks and clip(d.box, page).area > 0
             ]
             if not jobs and "text" in tasks:
                 jobs = [("text", Box(x0=0, y0=0, x1=page.image.width, y1=page.image.height))]
@@ -388,9 +393,9 @@ class DocVLM:
         ]
         outputs = iter(self._generate(engine, requests))
         found: list[list[Result]] = []
-        for page, page_crops in zip(pages, crops, strict=True):
+        for page, page_regions, page_crops in zip(pages, regions, crops, strict=True):
             results: list[Result] = []
-            for region, region_crops in zip(regions[len(found)], page_crops, strict=True):
+            for region, region_crops in zip(page_regions, page_crops, strict=True):
                 generations = [next(outputs) for _ in region_crops]
                 parsed = [
                     cast(
@@ -409,7 +414,7 @@ class DocVLM:
                     )
                     for crop, generation in zip(region_crops, generations, strict=True)
                 ]
-                results.append(_merge_tiles(parsed, region) if len(parsed) > 1 else parsed[0])
+                results.append(merge_tiles(parsed, region) if len(parsed) > 1 else parsed[0])
             found.append(results)
         return found
 
@@ -432,43 +437,3 @@ class DocVLM:
         for start in range(0, len(requests), size):
             out.extend(engine.generate(requests[start : start + size]))
         return out
-
-
-def _clip(box: Box, page: PageImage) -> Box:
-    return Box(
-        x0=max(0.0, box.x0),
-        y0=max(0.0, box.y0),
-        x1=min(float(page.image.width), box.x1),
-        y1=min(float(page.image.height), box.y1),
-    )
-
-
-def _merge_tiles(parsed: list[Result], region: Box) -> Result:
-    texts = [r for r in parsed if isinstance(r, TextResult)]
-    lines = merge_tile_lines([r.box for r in texts], [r.lines for r in texts])
-    failed = [r for r in texts if r.status != "ok"]
-    first = texts[0]
-    scores = [r.confidence for r in texts if r.confidence is not None]
-    stops = [r.stop for r in texts if r.stop and r.stop != "eos"]
-    return TextResult(
-        confidence=min(scores) if scores else None,
-        stop=stops[0] if stops else first.stop,
-        source=first.source,
-        page=first.page,
-        checkpoint=first.checkpoint,
-        prompt=first.prompt,
-        box=region,
-        raw="\f".join(r.raw for r in texts),
-        lines=tuple(lines),
-        status="parse_error" if failed else "ok",
-        error="; ".join(r.error or "" for r in failed) or None,
-    )
-
-
-def _page_status(results: list[Result]) -> PageStatus:
-    return "parse_error" if any(r.status != "ok" for r in results) else "ok"
-
-
-def _tables(pages: list[Page]) -> tuple[TableResult, ...]:
-    found = [r for page in pages for r in page.results if isinstance(r, TableResult)]
-    return tuple(stitch_tables(found))

@@ -1,4 +1,4 @@
-"""Settings read once, at the edge, from ``DOCVLM_*`` environment variables (or a .env file).
+"""Settings read once, at the edge, from ``DOCVLM_*`` environment variables.
 
 Every field can also be passed to ``Settings(...)`` directly; ``DocVLM`` takes a Settings
 object and passes it down, so no other module reads the environment.
@@ -27,9 +27,7 @@ class Settings(BaseSettings):
     Checkpoints are hub ids (``google/paligemma2-3b-mix-448``) or local directories.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix="DOCVLM_", env_file=".env", extra="forbid", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="DOCVLM_", extra="forbid", frozen=True)
 
     text_checkpoint: str | None = Field(default=None, description="checkpoint for `text` (OCR)")
     table_checkpoint: str | None = Field(default=None, description="checkpoint for `table`")

@@ -23,12 +23,19 @@ def _data(tmp_path: Path, corpus: Path) -> Path:
     return data
 
 
-def test_full_finetune_learns_the_target(tiny_checkpoint: Path, corpus: Path,
-                                         tmp_path: Path) -> None:
+def test_full_finetune_learns_the_target(
+    tiny_checkpoint: Path, corpus: Path, tmp_path: Path
+) -> None:
     options = FinetuneOptions(
-        task="table", data=_data(tmp_path, corpus), output=tmp_path / "out",
-        base=str(tiny_checkpoint), epochs=100, max_steps=60, batch_size=2,
-        learning_rate=1e-2, lora_rank=0,
+        task="table",
+        data=_data(tmp_path, corpus),
+        output=tmp_path / "out",
+        base=str(tiny_checkpoint),
+        epochs=100,
+        max_steps=60,
+        batch_size=2,
+        learning_rate=1e-2,
+        lora_rank=0,
     )
     report = finetune(options, Settings(device="cpu"))
     assert report.steps == 60 and report.losses[-1] < report.losses[0] / 5
@@ -40,20 +47,41 @@ def test_full_finetune_learns_the_target(tiny_checkpoint: Path, corpus: Path,
     assert result.status == "ok" and result.table is not None and result.table.shape == (1, 2)
 
 
-def test_lora_finetune_through_the_cli(tiny_checkpoint: Path, corpus: Path,
-                                       tmp_path: Path) -> None:
+def test_lora_finetune_through_the_cli(tiny_checkpoint: Path, corpus: Path, tmp_path: Path) -> None:
     pytest.importorskip("peft")
     out = tmp_path / "lora"
-    result = CliRunner().invoke(app, [
-        "finetune", "--task", "table", "--data", str(_data(tmp_path, corpus)), "--out", str(out),
-        "--base", str(tiny_checkpoint), "--max-steps", "3", "--lora-rank", "4",
-        "--learning-rate", "0.01", "--batch-size", "2", "--device", "cpu", "--epochs", "5",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            "--task",
+            "table",
+            "--data",
+            str(_data(tmp_path, corpus)),
+            "--out",
+            str(out),
+            "--base",
+            str(tiny_checkpoint),
+            "--max-steps",
+            "3",
+            "--lora-rank",
+            "4",
+            "--learning-rate",
+            "0.01",
+            "--batch-size",
+            "2",
+            "--device",
+            "cpu",
+            "--epochs",
+            "5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "3 steps on 2 examples" in result.stderr
     assert (out / "model.safetensors").is_file()  # merged: a plain checkpoint
     assert DocVLM(Settings(device="cpu"), checkpoint=str(out)).read_table(
-        sorted((corpus / "tables/pubtabnet/examples").glob("*.png"))[0], max_new_tokens=4)
+        sorted((corpus / "tables/pubtabnet/examples").glob("*.png"))[0], max_new_tokens=4
+    )
 
 
 def test_data_errors_and_pubtabnet_records(tmp_path: Path, corpus: Path) -> None:
@@ -61,7 +89,6 @@ def test_data_errors_and_pubtabnet_records(tmp_path: Path, corpus: Path) -> None
     bad.write_text('{"image": "a.png"}\n')
     with pytest.raises(InputError, match="line 1"):
         read_examples(bad)
-    records = list(pubtabnet_records(
-        corpus / "tables/pubtabnet/examples/PubTabNet_Examples.jsonl"))
+    records = list(pubtabnet_records(corpus / "tables/pubtabnet/examples/PubTabNet_Examples.jsonl"))
     assert len(records) == 20
     assert records[0]["image"].endswith(".png") and records[0]["target"].startswith("<thead>")
