@@ -73,35 +73,126 @@ def _core(tile: Box, tiles: list[Box]) -> Box:
     return Box(x0=x0, y0=y0, x1=x1, y1=y1)
 
 
+#: A boxed line that ends within this many line heights of a tile edge inside the page
+#: was cut by it (the OCR drops the partial characters at the edge).
+CUT_MARGIN = 1.0
+
+
+@dataclass(frozen=True)
+class _Piece:
+    line: TextLine
+    box: Box
+    tile: int
+    cut_left: bool
+    cut_right: bool
+
+
+def _same_row(a: Box, b: Box) -> bool:
+    overlap = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return overlap >= 0.5 * min(a.height, b.height) > 0
+
+
+def _join_text(left: str, right: str) -> str:
+    """``left`` and ``right`` with the characters both tiles read written once."""
+    for size in range(min(len(left), len(right)), 2, -1):
+        if left.endswith(right[:size]):
+            return left + right[size:]
+    return f"{left} {right}"
+
+
+def _join_cut_lines(pieces: list[_Piece]) -> list[_Piece]:
+    """Join fragments of lines that a vertical tile edge cut, left to right."""
+    pieces = sorted(pieces, key=lambda p: (p.box.y0, p.box.x0))
+    joined: list[_Piece] = []
+    used: set[int] = set()
+    for i, piece in enumerate(pieces):
+        if i in used:
+            continue
+        used.add(i)
+        current = piece
+        while current.cut_right:
+            match = next(
+                (
+                    j
+                    for j, other in enumerate(pieces)
+                    if j not in used
+                    and other.tile != current.tile
+                    and _same_row(current.box, other.box)
+                    and other.box.x0 <= current.box.x1 + CUT_MARGIN * current.box.height
+                    and current.box.x1 < other.box.x1
+                ),
+                None,
+            )
+            if match is None:
+                break
+            used.add(match)
+            other = pieces[match]
+            box = Box(
+                x0=current.box.x0,
+                y0=min(current.box.y0, other.box.y0),
+                x1=other.box.x1,
+                y1=max(current.box.y1, other.box.y1),
+            )
+            text = _join_text(current.line.text, other.line.text)
+            current = _Piece(
+                TextLine(text=text, box=box), box, other.tile, current.cut_left, other.cut_right
+            )
+        joined.append(current)
+    return joined
+
+
 def merge_tile_lines(
     tiles: list[Box], lines_per_tile: list[tuple[TextLine, ...]]
 ) -> list[TextLine]:
-    """Lines of all tiles without the duplicates their overlaps produce.
+    """Lines of all tiles, without the duplicates overlaps produce or the cuts edges make.
 
-    A boxed line is kept by the tile whose core holds the line's centre; an unboxed line
-    (plain ``ocr`` output) is dropped when the previous tile ended with the same text.
+    A whole boxed line is kept by the tile whose core holds its centre. A line touching an
+    inner tile edge was cut there: its fragments from neighbouring tiles are joined (the
+    characters both read written once), and a fragment that a whole line already covers
+    is dropped. An unboxed line (plain ``ocr`` output) is dropped when the previous tile
+    ended with the same text.
     """
-    merged: list[TextLine] = []
+    if not tiles:
+        return []
+    left_edge = min(t.x0 for t in tiles)
+    right_edge = max(t.x1 for t in tiles)
+    whole: list[TextLine] = []
+    pieces: list[_Piece] = []
     previous: set[str] = set()
-    for tile, lines in zip(tiles, lines_per_tile, strict=True):
+    for index, (tile, lines) in enumerate(zip(tiles, lines_per_tile, strict=True)):
         core = _core(tile, tiles)
         seen: set[str] = set()
         for line in lines:
-            if line.box is not None:
-                cx = (line.box.x0 + line.box.x1) / 2
-                cy = (line.box.y0 + line.box.y1) / 2
-                if not (core.x0 <= cx < core.x1 or cx == tile.x1) or not (
-                    core.y0 <= cy < core.y1 or cy == tile.y1
-                ):
-                    continue
-            elif line.text in previous:
-                continue
-            merged.append(line)
             seen.add(line.text)
+            if line.box is None:
+                if line.text not in previous:
+                    whole.append(line)
+                continue
+            box = line.box
+            margin = CUT_MARGIN * box.height
+            cut_left = box.x0 - tile.x0 <= margin and tile.x0 > left_edge
+            cut_right = tile.x1 - box.x1 <= margin and tile.x1 < right_edge
+            if cut_left or cut_right:
+                pieces.append(_Piece(line, box, index, cut_left, cut_right))
+                continue
+            cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+            if (core.x0 <= cx < core.x1 or cx == tile.x1) and (
+                core.y0 <= cy < core.y1 or cy == tile.y1
+            ):
+                whole.append(line)
         previous = seen
-    if all(line.box is not None for line in merged):
-        merged.sort(key=lambda ln: (ln.box.y0, ln.box.x0) if ln.box else (0.0, 0.0))
-    return merged
+    boxed = [line.box for line in whole if line.box is not None]
+    for piece in _join_cut_lines(pieces):
+        covered = any(
+            _same_row(piece.box, box) and piece.box.intersection(box) >= 0.8 * piece.box.area
+            for box in boxed
+        )
+        if not covered:
+            whole.append(piece.line)
+            boxed.append(piece.box)
+    if all(line.box is not None for line in whole):
+        whole.sort(key=lambda ln: (ln.box.y0, ln.box.x0) if ln.box else (0.0, 0.0))
+    return whole
 
 
 def reading_order(boxes: list[Box], page_width: float) -> list[int]:

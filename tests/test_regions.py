@@ -53,3 +53,66 @@ def test_unboxed_duplicates_from_neighbours_are_dropped() -> None:
     tiles = tile_boxes(1200, 400, 896, overlap=200)
     lines = [(TextLine(text="a"), TextLine(text="b")), (TextLine(text="b"), TextLine(text="c"))]
     assert [ln.text for ln in merge_tile_lines(tiles, lines)] == ["a", "b", "c"]
+
+
+def test_generated_page_read_through_tiles_gives_each_line_once_and_whole() -> None:
+    """A page drawn with lines at known places (some long enough to cross tile edges),
+    read by a fake OCR that returns, for each tile, the characters it fully sees with
+    their boxes: the pipeline must give every line once, whole, at its page position."""
+    from PIL import ImageDraw
+
+    from docvlm import DocVLM, Settings
+    from docvlm.client import TILE_OVERLAP
+    from docvlm.engines import Request
+    from docvlm.testing import ScriptedEngine
+    from parsers import box_to_tokens
+
+    char_w, line_h, size = 8, 14, 448
+    truth = [
+        (40, 30, "a short heading"),
+        (40, 80, "a long line of body text that runs across the edge between two tiles ok"),
+        (300, 130, "starts in the first tile and ends in the second one"),
+        (420, 500, "sits in the overlap"),
+        (40, 700, "a long line of body text that runs across the edge between two tiles ok"),
+    ]
+    page = Image.new("RGB", (1000, 800), "white")
+    draw = ImageDraw.Draw(page)
+    for x, y, text in truth:
+        draw.text((x, y), text, fill="black")
+    tiles = tile_boxes(1000, 800, size, min(TILE_OVERLAP, size // 4))
+    calls = iter(range(len(tiles)))
+
+    def ocr(request: Request) -> str:
+        tile = tiles[next(calls)]
+        side = request.image.width
+        out = []
+        for x, y, text in truth:
+            if not (tile.y0 <= y and y + line_h <= tile.y1):
+                continue
+            seen = [
+                i
+                for i in range(len(text))
+                if tile.x0 <= x + i * char_w and x + (i + 1) * char_w <= tile.x1
+            ]
+            if not seen:
+                continue
+            first, last = seen[0], seen[-1]
+            box = Box(
+                x0=x + first * char_w - tile.x0,
+                y0=y - tile.y0,
+                x1=x + (last + 1) * char_w - tile.x0,
+                y1=y + line_h - tile.y0,
+            )
+            out.append(box_to_tokens(box, side, side) + " " + text[first : last + 1])
+        return " ; ".join(out)
+
+    engine = ScriptedEngine(ocr, resolution=size)
+    client = DocVLM(Settings(), engine_factory=lambda c, s: engine, checkpoint="fake")
+    (result,) = client.read_text(page)
+    assert sorted(line.text for line in result.lines) == sorted(text for _, _, text in truth)
+    for line in result.lines:
+        assert line.box is not None
+        box = line.box
+        x, y, text = min((t for t in truth if t[2] == line.text), key=lambda t: abs(t[1] - box.y0))
+        assert abs(line.box.x0 - x) <= 2 and abs(line.box.y0 - y) <= 2
+        assert abs(line.box.x1 - (x + len(text) * char_w)) <= 2
