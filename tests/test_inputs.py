@@ -173,6 +173,9 @@ def test_zip_and_tar_are_expanded_safely(tmp_path: Path) -> None:
         "failure",
         "success",
     ]
+    member = documents[1]
+    assert member.source.endswith("batch.zip!a.png")
+    assert all(r.source == member.source for p in member.pages for r in p.results)
     limited = list(expand_sources([archive], Limits(archive_max_members=2)))
     assert "over the limit of 2" in str(limited[0].error)
 

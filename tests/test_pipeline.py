@@ -111,7 +111,7 @@ def _scripted(text: str) -> tuple[DocVLM, ScriptedEngine]:
 
 
 def test_text_tiles_cover_the_page_and_merge(make_pdf: Callable[..., Path]) -> None:
-    client, engine = _scripted("<loc0100><loc0100><loc0200><loc0900> a line")
+    client, engine = _scripted("<loc0100><loc0300><loc0200><loc0700> a line")
     (result,) = client.read_text(make_pdf(1))
     # 1275 x 1651 page, 448 px tiles with 96 px overlap: 4 columns x 5 rows
     assert len(engine.requests) == 20
