@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import TypeVar, cast
 
 from docvlm.assemble import clip, document_tables, merge_tiles, page_status
@@ -48,17 +49,20 @@ from parsers import Box, Detection
 __all__ = ["LABEL_TASKS", "DocVLM", "Regions"]
 
 R = TypeVar("R", bound=ResultBase)
-#: Overlap between neighbouring text tiles, in page pixels: a line cut by one tile's edge
-#: is whole in the other.
+#: Overlap between neighbouring text tiles, in page pixels: more than a line is tall, so a
+#: line cut horizontally by one tile is whole in the other (long lines cut vertically are
+#: joined from their fragments, see ``merge_tile_lines``).
 TILE_OVERLAP = 96
 #: Which task reads a region of each layout label.
-LABEL_TASKS: Mapping[str, TaskName] = {
-    "table": "table",
-    "molecule": "molecule",
-    "music": "music",
-    "text": "text",
-    "figure": "caption",
-}
+LABEL_TASKS: Mapping[str, TaskName] = MappingProxyType(
+    {
+        "table": "table",
+        "molecule": "molecule",
+        "music": "music",
+        "text": "text",
+        "figure": "caption",
+    }
+)
 #: Regions from the caller's own detector: per page number, or a function of the page.
 Regions = Mapping[int, Sequence[Detection]] | Callable[[PageImage], Sequence[Detection]]
 
@@ -67,7 +71,8 @@ class DocVLM:
     """Reads documents with PaliGemma 2; models load on first use and stay loaded.
 
     ``checkpoint`` overrides every task's checkpoint (handy with one fine-tuned model);
-    ``engine_factory`` builds an engine from a checkpoint (the transformers one by default).
+    ``engine_factory`` builds an engine from a checkpoint (by default ``load_engine``:
+    docvlm's engine on CUDA, transformers' ``generate`` on the CPU; see ``Settings.engine``).
     """
 
     def __init__(
@@ -298,10 +303,10 @@ class DocVLM:
                     per_page[index].extend(results)
         else:
             plans = self._plan(pages, tasks, whole, max_new_tokens, detector, per_page)
-            for index, plan in enumerate(plans):
-                per_page[index].extend(
-                    self._read_plan(pages[index], plan, max_new_tokens, question)
-                )
+            for index, results in enumerate(
+                self._read_plans(pages, plans, max_new_tokens, question)
+            ):
+                per_page[index].extend(results)
         return [
             Page(
                 number=page.number,
@@ -351,22 +356,24 @@ class DocVLM:
             plans.append([jobs[i] for i in order])
         return plans
 
-    def _read_plan(
+    def _read_plans(
         self,
-        page: PageImage,
-        plan: list[tuple[TaskName, Box]],
+        pages: list[PageImage],
+        plans: list[list[tuple[TaskName, Box]]],
         max_new_tokens: int | None,
         question: str | None,
-    ) -> list[Result]:
-        results: list[Result | None] = [None] * len(plan)
-        for task in dict.fromkeys(task for task, _ in plan):
-            slots = [i for i, (t, _) in enumerate(plan) if t == task]
-            (found,) = self._run(
-                task, [page], [[plan[i][1] for i in slots]], max_new_tokens, question
-            )
-            for slot, result in zip(slots, found, strict=True):
-                results[slot] = result
-        return [r for r in results if r is not None]
+    ) -> list[list[Result]]:
+        """Each page's planned regions read by their tasks, all pages of the batch together
+        per task, returned in each plan's (reading) order."""
+        slots: list[list[Result | None]] = [[None] * len(plan) for plan in plans]
+        for task in dict.fromkeys(task for plan in plans for task, _ in plan):
+            boxes = [[box for t, box in plan if t == task] for plan in plans]
+            found = self._run(task, pages, boxes, max_new_tokens, question)
+            for plan, page_slots, results in zip(plans, slots, found, strict=True):
+                places = [i for i, (t, _) in enumerate(plan) if t == task]
+                for place, result in zip(places, results, strict=True):
+                    page_slots[place] = result
+        return [[r for r in page_slots if r is not None] for page_slots in slots]
 
     def _run(
         self,
