@@ -67,12 +67,10 @@ def random_3b(resolution: int, device: str) -> tuple[Any, Any]:
         Gemma2Config,
         PaliGemmaConfig,
         PaliGemmaForConditionalGeneration,
-        PaliGemmaProcessor,
-        SiglipImageProcessorPil,
         SiglipVisionConfig,
     )
 
-    from docvlm.testing import TINY_VOCABULARY, _tokenizer
+    from docvlm.testing import TINY_VOCABULARY, tiny_processor
 
     config = PaliGemmaConfig(
         text_config=Gemma2Config(**TEXT_3B).to_dict(),
@@ -85,13 +83,7 @@ def random_3b(resolution: int, device: str) -> tuple[Any, Any]:
     with torch.device(device):
         model = PaliGemmaForConditionalGeneration(config).eval()
     torch.set_default_dtype(torch.float32)
-    image_processor = SiglipImageProcessorPil(
-        size={"height": resolution, "width": resolution}, image_mean=[0.5] * 3, image_std=[0.5] * 3
-    )
-    image_processor.image_seq_length = (resolution // 14) ** 2
-    processor = PaliGemmaProcessor(
-        image_processor=image_processor, tokenizer=_tokenizer(TINY_VOCABULARY)
-    )
+    processor = tiny_processor(resolution)
     return model, processor
 
 

@@ -14,10 +14,11 @@ import argparse
 import string
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from docvlm.engines import Generation, Request
 
-__all__ = ["TINY_VOCABULARY", "ScriptedEngine", "write_tiny_checkpoint"]
+__all__ = ["TINY_VOCABULARY", "ScriptedEngine", "tiny_processor", "write_tiny_checkpoint"]
 
 _SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>"]
 _LOC = [f"<loc{i:04d}>" for i in range(1024)]
@@ -123,6 +124,21 @@ def _tokenizer(vocabulary: tuple[str, ...]) -> object:
     )
 
 
+def tiny_processor(resolution: int) -> Any:
+    """A ``PaliGemmaProcessor`` with the in-process tokenizer, for ``resolution`` px."""
+    from transformers import PaliGemmaProcessor, SiglipImageProcessorPil
+
+    image_processor = SiglipImageProcessorPil(
+        size={"height": resolution, "width": resolution},
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    )
+    image_processor.image_seq_length = (resolution // 14) ** 2
+    return PaliGemmaProcessor(
+        image_processor=image_processor, tokenizer=_tokenizer(TINY_VOCABULARY)
+    )
+
+
 def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed: int = 0) -> Path:
     """Write a tiny random PaliGemma 2 checkpoint into ``directory`` and return its path.
 
@@ -135,8 +151,6 @@ def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed:
         Gemma2Config,
         PaliGemmaConfig,
         PaliGemmaForConditionalGeneration,
-        PaliGemmaProcessor,
-        SiglipImageProcessorPil,
         SiglipVisionConfig,
     )
     from transformers.utils import logging as hf_logging
@@ -146,7 +160,6 @@ def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed:
         raise ValueError(f"resolution must be a multiple of 14, got {resolution}")
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = _tokenizer(TINY_VOCABULARY)
     image_token_id = TINY_VOCABULARY.index("<image>")
     vocab_size = len(TINY_VOCABULARY)
     text = Gemma2Config(
@@ -186,13 +199,7 @@ def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed:
     model.generation_config.pad_token_id = 0
     model.generation_config.bos_token_id = 2
     model.save_pretrained(out, safe_serialization=True)
-    image_processor = SiglipImageProcessorPil(
-        size={"height": resolution, "width": resolution},
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
-    )
-    image_processor.image_seq_length = (resolution // 14) ** 2
-    processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    processor = tiny_processor(resolution)
     processor.save_pretrained(out)
     return out
 
