@@ -8,8 +8,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from docvlm import DocVLM, MissingDependencyError, Settings
-from docvlm.engines import Generation, Request, load_engine
-from docvlm.engines.fast import PaliGemmaEngine, repeats
+from docvlm.engines import Generation, Request, load_engine, repeats
+from docvlm.engines.fast import PaliGemmaEngine
 from docvlm.engines.hf import TransformersEngine, load_model
 
 torch = pytest.importorskip("torch")
@@ -74,6 +74,9 @@ def test_repetition_guard_stops_a_runaway_loop(
     assert generation.confidence is not None and 0 < generation.confidence <= 1
     assert repeats([1, 2, 1, 2, 1, 2], 6) and not repeats([1, 2, 3, 4, 5, 6], 6)
     assert not repeats([7] * 5, 6)
+    plain = TransformersEngine("tiny", fast.model, fast.processor, "cpu", repetition_span=16)
+    (flagged,) = plain.generate([Request(_requests()[0].image, "ocr", 40)])
+    assert flagged.stop == "repetition" and flagged.tokens == 40  # flagged, not cut
 
 
 def test_engine_choice_and_results_carry_confidence(tiny_checkpoint: Path) -> None:

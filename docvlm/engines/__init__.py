@@ -25,6 +25,7 @@ __all__ = [
     "Stop",
     "load_engine",
     "load_transformers_engine",
+    "repeats",
 ]
 
 
@@ -88,6 +89,18 @@ class Engine(Protocol):
         ...
 
 
+def repeats(tokens: Sequence[int], min_span: int, max_period: int = 8) -> bool:
+    """True when the last ``min_span`` tokens are one short cycle (period <= max_period),
+    repeated at least twice."""
+    if len(tokens) < min_span:
+        return False
+    tail = tokens[-min_span:]
+    for period in range(1, min(max_period, min_span // 2) + 1):
+        if all(tail[i] == tail[i - period] for i in range(period, min_span)):
+            return True
+    return False
+
+
 EngineFactory = Callable[[str, Settings], Engine]
 
 
@@ -95,7 +108,8 @@ def load_transformers_engine(checkpoint: str, settings: Settings) -> Engine:
     """PaliGemma 2 through transformers' ``generate`` (imports torch here)."""
     from docvlm.engines.hf import TransformersEngine, load_model
 
-    return TransformersEngine(checkpoint, *load_model(checkpoint, settings))
+    model, processor, device = load_model(checkpoint, settings)
+    return TransformersEngine(checkpoint, model, processor, device, settings.repetition_span)
 
 
 def load_engine(checkpoint: str, settings: Settings) -> Engine:
@@ -117,4 +131,4 @@ def load_engine(checkpoint: str, settings: Settings) -> Engine:
             slots=settings.batch_size,
             repetition_span=settings.repetition_span,
         )
-    return TransformersEngine(checkpoint, model, processor, device)
+    return TransformersEngine(checkpoint, model, processor, device, settings.repetition_span)

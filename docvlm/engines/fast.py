@@ -25,24 +25,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from docvlm.engines import Generation, Request, Stop
+from docvlm.engines import Generation, Request, Stop, repeats
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = ["PaliGemmaEngine", "repeats"]
-
-
-def repeats(tokens: Sequence[int], min_span: int, max_period: int = 8) -> bool:
-    """True when the last ``min_span`` tokens are one short cycle (period <= max_period),
-    repeated at least twice."""
-    if len(tokens) < min_span:
-        return False
-    tail = tokens[-min_span:]
-    for period in range(1, min(max_period, min_span // 2) + 1):
-        if all(tail[i] == tail[i - period] for i in range(period, min_span)):
-            return True
-    return False
 
 
 @dataclass

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from docvlm.checkpoints import resolve_checkpoint
-from docvlm.engines import Generation, Request, Stop
+from docvlm.engines import Generation, Request, Stop, repeats
 from docvlm.errors import CheckpointUnavailableError, MissingDependencyError
 from docvlm.settings import Settings
 
@@ -117,10 +117,23 @@ def load_model(checkpoint: str, settings: Settings) -> tuple[Any, Any, str]:
 
 
 class TransformersEngine:
-    """A loaded ``PaliGemmaForConditionalGeneration`` run through ``generate``."""
+    """A loaded ``PaliGemmaForConditionalGeneration`` run through ``generate``.
 
-    def __init__(self, checkpoint: str, model: Any, processor: Any, device: str) -> None:
+    ``generate`` cannot stop one sequence of a batch early, so a runaway repetition is
+    only flagged (``stop="repetition"``) when the answer's last ``repetition_span`` tokens
+    are one short cycle.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str,
+        model: Any,
+        processor: Any,
+        device: str,
+        repetition_span: int | None = 512,
+    ) -> None:
         self._checkpoint = checkpoint
+        self.repetition_span = repetition_span
         self.model = model
         self.processor = processor
         self.device = device
@@ -175,6 +188,8 @@ class TransformersEngine:
             if stop == "eos":
                 end = ids.index(self._eos)
                 ids, logprobs = ids[:end], logprobs[:end]
+            elif self.repetition_span and repeats(ids, self.repetition_span):
+                stop = "repetition"
             text = self.processor.tokenizer.decode(ids, skip_special_tokens=True)
             results.append(
                 Generation(text=text, token_ids=tuple(ids), logprobs=tuple(logprobs), stop=stop)
