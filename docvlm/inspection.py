@@ -9,16 +9,15 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Literal
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from docvlm.errors import InputError, UnsupportedInputError
+from docvlm.errors import InputError
 from docvlm.limits import Limits
 from docvlm.pdf import InProcessPdf
-from docvlm.render import Source, image_error, sniff
+from docvlm.render import Source, head_bytes, image_error, read_source, sniff
 from docvlm.sources import expand_sources
 
 __all__ = ["PageInfo", "SourceInfo", "inspect_sources"]
@@ -44,19 +43,15 @@ class SourceInfo(BaseModel):
     error: str | None = Field(default=None, description="why it cannot be read, else null")
 
 
-def _read(source: Source) -> bytes:
-    if isinstance(source, bytes):
-        return source
-    if isinstance(source, str | Path):
-        return Path(source).read_bytes()
-    raise UnsupportedInputError("inspect reads files and bytes", source="<stream>")
-
-
 def _inspect(name: str, source: Source, password: str | None, dpi: int) -> SourceInfo:
-    data = _read(source)
-    kind = sniff(data[:2048])
+    try:
+        data = read_source(source, name)
+    except InputError as error:
+        return SourceInfo(source=name, type=None, error=error.reason)
+    head = head_bytes(data)
+    kind = sniff(head)
     if kind is None:
-        reason = "the file is empty" if not data else "not a PDF or a supported image (by content)"
+        reason = "the file is empty" if not head else "not a PDF or a supported image (by content)"
         return SourceInfo(source=name, type=None, error=reason)
     try:
         if kind == "pdf":
@@ -72,7 +67,7 @@ def _inspect(name: str, source: Source, password: str | None, dpi: int) -> Sourc
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image = Image.open(io.BytesIO(data))
+                image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
             with image:
                 pages = []
                 for index in range(getattr(image, "n_frames", 1)):

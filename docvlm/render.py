@@ -34,9 +34,11 @@ __all__ = [
     "PageImage",
     "PageSelection",
     "Source",
+    "head_bytes",
     "image_error",
     "load_pages",
     "parse_pages",
+    "read_source",
     "sniff",
     "source_name",
     "to_rgb",
@@ -149,7 +151,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _read(source: Source, name: str) -> bytes | Path:
+def read_source(source: Source, name: str) -> bytes | Path:
+    """The bytes of an in-memory source, or the checked path of a file (not read)."""
     if isinstance(source, bytes):
         return source
     if isinstance(source, str | Path):
@@ -186,8 +189,8 @@ def load_pages(
             image, notes = _fitted(to_rgb(_checked(source, limits, name, number)), limits)
             yield PageImage(name, number, image, None, notes)
         return
-    data = _read(source, name)
-    head = data[:2048] if isinstance(data, bytes) else _head(data)
+    data = read_source(source, name)
+    head = head_bytes(data)
     kind = sniff(head)
     if kind == "pdf":
         if backend == "pdf2image":
@@ -204,9 +207,12 @@ def load_pages(
         raise UnsupportedInputError("not a PDF or a supported image (by content)", source=name)
 
 
-def _head(path: Path) -> bytes:
-    with path.open("rb") as handle:
-        return handle.read(2048)
+def head_bytes(data: bytes | Path, size: int = 2048) -> bytes:
+    """The first ``size`` bytes of a source, enough to sniff its type."""
+    if isinstance(data, bytes):
+        return data[:size]
+    with data.open("rb") as handle:
+        return handle.read(size)
 
 
 #: Images up to this many times the pixel limit are reduced to fit; larger ones are refused.

@@ -8,7 +8,7 @@ Schema of a list of results or of a ``Document`` is exported for ETL users by
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -73,8 +73,6 @@ class ResultBase(_Frozen):
         description="why generation ended: eos; length (cut at the token "
         "limit); repetition (a runaway loop was stopped, the output is suspect)",
     )
-
-    parse_kind: ClassVar[str] = ""
 
     @classmethod
     def from_output(cls, raw: str, frame: Box, **provenance: Any) -> Self:

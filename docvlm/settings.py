@@ -17,6 +17,8 @@ from docvlm.tasks import TASKS, TaskName
 
 __all__ = ["Device", "Dtype", "Settings"]
 
+_LIMITS = Limits()  # the defaults live in Limits only
+
 Device = Literal["auto", "cpu", "cuda"]
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
@@ -63,32 +65,29 @@ class Settings(BaseSettings):
     )
     dpi: int = Field(default=150, ge=36, le=1200, description="PDF rendering resolution")
     max_page_pixels: int = Field(
-        default=60_000_000,
+        default=_LIMITS.max_page_pixels,
         ge=1,
-        description="pixels per page; PDFs render at a lower DPI "
-        "to stay under it, larger images are refused as decompression bombs",
+        description="pixels per page; PDFs render at "
+        "a lower DPI to stay under it, bigger images are reduced, bombs refused",
     )
-    max_pages: int = Field(default=20_000, ge=1, description="pages per document")
+    max_pages: int = Field(default=_LIMITS.max_pages, ge=1, description="pages per document")
     render_timeout: float | None = Field(
-        default=120.0,
+        default=_LIMITS.render_timeout,
         gt=0,
-        description="seconds one PDF page may take to render; the page "
-        "is abandoned after that (PDFs then render in a worker process); None: no limit",
+        description="seconds one PDF page may take to "
+        "render; the page is abandoned after that (PDFs then render in a worker process); "
+        "None: no limit",
     )
-    archive_max_members: int = Field(default=10_000, ge=1, description="files per zip/tar")
+    archive_max_members: int = Field(
+        default=_LIMITS.archive_max_members, ge=1, description="files per zip/tar"
+    )
     archive_max_bytes: int = Field(
-        default=2 * 1024**3, ge=1, description="uncompressed bytes per zip/tar member"
+        default=_LIMITS.archive_max_bytes, ge=1, description="uncompressed bytes per member"
     )
 
     def limits(self) -> Limits:
         """The input limits as one object for the rendering stage."""
-        return Limits(
-            max_page_pixels=self.max_page_pixels,
-            max_pages=self.max_pages,
-            render_timeout=self.render_timeout,
-            archive_max_members=self.archive_max_members,
-            archive_max_bytes=self.archive_max_bytes,
-        )
+        return Limits.model_validate({name: getattr(self, name) for name in Limits.model_fields})
 
     def checkpoint_for(self, task: TaskName) -> str | None:
         """The configured checkpoint of ``task``, else its public default (or None)."""

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from docvlm.errors import InputError, InputLimitError, UnsupportedInputError
 from docvlm.limits import Limits
-from docvlm.render import Source, source_name
+from docvlm.render import Source, head_bytes, source_name
 
 __all__ = ["Item", "expand_sources"]
 
@@ -31,13 +31,8 @@ class Item:
     error: InputError | None = None
 
 
-def _head(path: Path) -> bytes:
-    with path.open("rb") as handle:
-        return handle.read(512)
-
-
 def _is_archive(path: Path) -> bool:
-    head = _head(path)
+    head = head_bytes(path, 512)
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return True
     return (len(head) >= 262 and head[257:262] == b"ustar") or _is_compressed_tar(path, head)

@@ -24,7 +24,6 @@ __all__ = [
     "Request",
     "Stop",
     "load_engine",
-    "load_transformers_engine",
     "repeats",
 ]
 
@@ -102,14 +101,6 @@ def repeats(tokens: Sequence[int], min_span: int, max_period: int = 8) -> bool:
 
 
 EngineFactory = Callable[[str, Settings], Engine]
-
-
-def load_transformers_engine(checkpoint: str, settings: Settings) -> Engine:
-    """PaliGemma 2 through transformers' ``generate`` (imports torch here)."""
-    from docvlm.engines.hf import TransformersEngine, load_model
-
-    model, processor, device = load_model(checkpoint, settings)
-    return TransformersEngine(checkpoint, model, processor, device, settings.repetition_span)
 
 
 def load_engine(checkpoint: str, settings: Settings) -> Engine:

@@ -140,11 +140,6 @@ class TransformersEngine:
         self._resolution = int(processor.image_processor.size["height"])
         self._eos = processor.tokenizer.eos_token_id
 
-    @classmethod
-    def load(cls, checkpoint: str, settings: Settings) -> TransformersEngine:
-        """Load from a hub id or directory (see ``load_model``)."""
-        return cls(checkpoint, *load_model(checkpoint, settings))
-
     @property
     def checkpoint(self) -> str:
         return self._checkpoint
