@@ -3,13 +3,21 @@
 A malformed page can make a renderer spin; with a timeout set, rendering happens in a
 child process that is killed and restarted when one page takes too long, so the page is
 abandoned (and reported) and the job goes on.
+
+The child is its own program (``python -m docvlm.render_worker``) talking over a socket
+pair, not a ``multiprocessing`` child: the caller's ``__main__`` is never re-imported, so
+a plain script without an ``if __name__ == "__main__":`` guard, a notebook and an ETL task
+all work the same.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-from collections.abc import Callable
+import os
+import socket
+import subprocess
+import sys
+import weakref
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
@@ -155,48 +163,73 @@ def serve(connection: Connection) -> None:
             connection.send(("error", f"{type(error).__name__}: {error}"))
 
 
+def _stop(process: subprocess.Popen[bytes], connection: Connection) -> None:
+    if not connection.closed:
+        connection.close()
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
 class RenderWorker:
     """pypdfium2 in a child process; a page slower than ``timeout`` seconds is abandoned.
 
     One worker serves many documents; it is restarted (and the document reopened) after
-    a timeout or a crash.
+    a timeout or a crash. ``target`` names the child's loop as ``"module:function"``
+    (tests pass a slow one); the child imports it with this process's ``sys.path``.
     """
 
-    def __init__(self, timeout: float, target: Callable[[Connection], None] | None = None) -> None:
+    def __init__(self, timeout: float, target: str = "docvlm.pdf:serve") -> None:
         self.timeout = timeout
-        self._target = target or serve  # tests pass a slow one
-        self._process: Any = None
+        self._target = target
+        self._process: subprocess.Popen[bytes] | None = None
         self._connection: Connection | None = None
         self._opened: tuple[PdfData, str | None] | None = None
 
     def _start(self) -> Connection:
-        if self._process is None or not self._process.is_alive():
-            context = multiprocessing.get_context("spawn")
-            parent, child = context.Pipe()
-            self._process = context.Process(target=self._target, args=(child,), daemon=True)
-            self._process.start()
-            child.close()
-            self._connection = parent
+        if self._process is None or self._process.poll() is not None:
+            ours, theirs = socket.socketpair()
+            environment = dict(os.environ)
+            environment["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+            with theirs:
+                self._process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "docvlm.render_worker",
+                        str(theirs.fileno()),
+                        self._target,
+                    ],
+                    pass_fds=(theirs.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                    env=environment,
+                )
+            self._connection = Connection(ours.detach())
+            # a client dropped without close() must not leave its worker running
+            weakref.finalize(self, _stop, self._process, self._connection)
         assert self._connection is not None
         return self._connection
 
     def _ask(self, request: tuple[Any, ...], timeout: float | None) -> tuple[str, Any]:
         connection = self._start()
-        connection.send(request)
+        try:
+            connection.send(request)
+        except OSError:  # the worker died between two requests
+            self._kill()
+            return ("error", "the renderer crashed")
         if not connection.poll(timeout):
             self._kill()
             raise TimeoutError
         try:
             reply: tuple[str, Any] = connection.recv()
-        except EOFError:  # the worker crashed (the renderer aborted)
+        except (EOFError, OSError):  # the worker crashed (the renderer aborted)
             self._kill()
             return ("error", "the renderer crashed")
         return reply
 
     def _kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.join()
+        if self._process is not None and self._connection is not None:
+            _stop(self._process, self._connection)
         self._process = None
         self._connection = None
 

@@ -35,6 +35,7 @@ __all__ = [
     "MoleculeResult",
     "MusicResult",
     "Page",
+    "SCHEMA_VERSION",
     "Result",
     "ResultBase",
     "Status",
@@ -263,10 +264,18 @@ class Page(_Frozen):
     results: tuple[Result, ...] = Field(default=(), description="results in reading order")
 
 
+#: Version of the record layout (Document, Parquet row); bumped when a field changes meaning.
+SCHEMA_VERSION = 1
+
+
 class Document(_Frozen):
     """A converted source: pages with results, or the error that stopped it."""
 
+    schema_version: int = Field(default=SCHEMA_VERSION, description="version of this layout")
     source: str = Field(description="file path, or <bytes>/<image>")
+    sha256: str | None = Field(
+        default=None, description="SHA-256 of the source's bytes (hex), when it was hashed"
+    )
     status: DocumentStatus = Field(description="success, partial (some pages failed), failure")
     error: str | None = Field(default=None, description="why the whole source failed")
     pages: tuple[Page, ...] = Field(default=())
@@ -279,7 +288,11 @@ _RESULTS = TypeAdapter(list[Result])
 
 
 def json_schema(kind: Literal["results", "document"] = "results") -> dict[str, Any]:
-    """JSON Schema of a list of results (what ``read-*`` commands print) or of a Document."""
+    """JSON Schema of a list of results (what ``read-*`` commands print) or of a Document.
+
+    It describes what docvlm writes (serialization mode): computed fields such as
+    ``Table.html`` are in it, marked read-only, and are skipped when a record is loaded back.
+    """
     if kind == "document":
-        return Document.model_json_schema()
-    return _RESULTS.json_schema()
+        return Document.model_json_schema(mode="serialization")
+    return _RESULTS.json_schema(mode="serialization")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "MAX_INPUT_CHARS",
@@ -22,9 +24,21 @@ MAX_INPUT_CHARS = 400_000
 
 
 class Frozen(BaseModel):
-    """Base of every parser result: immutable, and unknown fields are an error."""
+    """Base of every parser result: immutable, and unknown fields are an error.
+
+    Computed fields (``Table.html``) are written to JSON and skipped when it is read back,
+    so every record docvlm writes loads into its model again.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _skip_computed(cls, data: Any) -> Any:
+        computed = cls.model_computed_fields
+        if computed and isinstance(data, dict) and computed.keys() & data.keys():
+            return {key: value for key, value in data.items() if key not in computed}
+        return data
 
 
 class Box(Frozen):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import sys
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -87,11 +86,12 @@ def test_rotated_pages_come_upright(corpus: Path) -> None:
     assert [w > h for w, h in sizes] == [False, True, False, True]
 
 
-def test_hanging_page_is_abandoned_not_the_job(make_pdf: Callable[..., Path]) -> None:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from render_helpers import hanging_serve
-
-    worker = RenderWorker(timeout=3.0, target=hanging_serve)
+def test_hanging_page_is_abandoned_not_the_job(
+    make_pdf: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the worker is its own program: it finds the helper on this process's sys.path
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    worker = RenderWorker(timeout=3.0, target="render_helpers:hanging_serve")
     try:
         items = list(load_pages(make_pdf(3), dpi=30, reader=worker))
     finally:

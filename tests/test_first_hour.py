@@ -1,0 +1,104 @@
+"""What a new user meets in the first hour: plain scripts, schemas, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from docvlm import Document, DocVLM, TableResult
+from docvlm.engines import Request
+from docvlm.results import _RESULTS, json_schema
+from docvlm.testing import ScriptedEngine, write_tiny_checkpoint
+
+
+def test_one_call_api_in_a_script_without_a_main_guard(
+    tmp_path: Path, make_pdf: Callable[..., Path]
+) -> None:
+    """The README's snippet, saved as a script with no ``__main__`` guard, runs a PDF."""
+    checkpoint = write_tiny_checkpoint(tmp_path / "tiny", resolution=224)
+    pdf = make_pdf(2)
+    script = tmp_path / "script.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import json
+            from docvlm import read_table
+
+            tables = read_table({str(pdf)!r}, checkpoint={str(checkpoint)!r}, max_new_tokens=4)
+            print(json.dumps([[t.page, t.status] for t in tables]))
+            """
+        )
+    )
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    assert "bootstrapping" not in run.stderr
+    pages = json.loads(run.stdout.strip().splitlines()[-1])
+    assert [page for page, _status in pages] == [1, 2]
+
+
+KERN = "**kern\n*clefG2\n*M4/4\n4c\n4d\n4e\n4f\n=\n*-\n"
+TABLE = (
+    "<thead><tr><th rowspan=2>Drug</th><th colspan=2>Dose</th></tr>"
+    "<tr><th>mg</th><th>n</th></tr></thead>"
+    "<tbody><tr><td>A<sup>a</sup></td><td>10</td><td>4</td></tr></tbody>"
+)
+RESPONSES = {
+    "ocr": "<loc0100><loc0100><loc0200><loc0900> Results of the assay",
+    "table html": TABLE,
+    "smiles": "C/C=C/C[C@H](N)C(=O)O",
+    "kern": KERN,
+    "caption en": "a page with a table",
+}
+
+
+def _respond(request: Request) -> str:
+    if request.prompt.startswith("detect"):
+        table, text = "<loc0100><loc0100><loc0500><loc0900>", "<loc0600><loc0100><loc0900><loc0900>"
+        return f"{table} table ; {text} text"
+    if request.prompt.startswith("answer"):
+        return "the assay"
+    return RESPONSES[request.prompt]
+
+
+def test_every_record_validates_under_its_schema_and_loads_back(
+    make_pdf: Callable[..., Path],
+) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    pytest.importorskip("rdkit")
+    pytest.importorskip("music21")
+    engine = ScriptedEngine(_respond)
+    client = DocVLM(engine_factory=lambda c, s: engine, checkpoint="scripted")
+    document = client.convert(
+        make_pdf(1),
+        tasks=("text", "table", "molecule", "music", "layout", "caption", "ask"),
+        question="what?",
+    )
+    results = {r.task: r for r in document.pages[0].results}
+    # every kind came back with real content, so the schema is exercised on it
+    table = results["table"]
+    assert isinstance(table, TableResult) and table.table is not None
+    assert table.table.header_rows == 2 and "<th" in table.table.html
+    assert results["molecule"].status == "ok"
+    assert results["music"].status == "ok", results["music"].error
+    assert results["text"].lines and results["layout"].regions  # type: ignore[union-attr]
+
+    record = json.loads(document.model_dump_json())
+    assert "html" in record["pages"][0]["results"][1]["table"]
+    jsonschema.validate(record, json_schema("document"))
+    assert Document.model_validate_json(document.model_dump_json()) == document
+
+    listed = json.loads(_RESULTS.dump_json(list(document.pages[0].results)))
+    jsonschema.validate(listed, json_schema("results"))
+    assert _RESULTS.validate_python(listed) == list(document.pages[0].results)
+    # a field the model does not have is still refused (extra="forbid" holds)
+    record["pages"][0]["unknown"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(record, json_schema("document"))
