@@ -21,6 +21,7 @@ from docvlm.errors import (
     MissingDependencyError,
     PageRangeError,
     PasswordRequiredError,
+    SettingsError,
     UnsupportedInputError,
 )
 from docvlm.results import (
@@ -63,6 +64,7 @@ __all__ = [
     "PasswordRequiredError",
     "Result",
     "Settings",
+    "SettingsError",
     "TableResult",
     "TaskName",
     "TaskSpec",

@@ -16,7 +16,8 @@ an exception: the result carries ``status="parse_error"`` and the parser's reaso
     ├── CheckpointError              the model cannot be loaded
     │   ├── CheckpointNotConfiguredError  no checkpoint set for a task without a public one
     │   └── CheckpointUnavailableError    missing directory, offline, gated or not found
-    └── MissingDependencyError       an optional extra is not installed
+    ├── MissingDependencyError       an optional extra is not installed
+    └── SettingsError                a setting or DOCVLM_* variable has a bad value
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "MissingDependencyError",
     "PageRangeError",
     "PasswordRequiredError",
+    "SettingsError",
     "UnsupportedInputError",
 ]
 
@@ -85,3 +87,7 @@ class CheckpointUnavailableError(CheckpointError):
 
 class MissingDependencyError(DocVLMError, ImportError):
     """An optional dependency is missing; the message gives the pip command."""
+
+
+class SettingsError(DocVLMError, ValueError):
+    """A setting has a bad value; the message names it (``DOCVLM_DPI`` or ``dpi=``)."""

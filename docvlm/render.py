@@ -119,9 +119,15 @@ def parse_pages(selection: PageSelection, count: int, *, source: str) -> list[in
                 end = (int(last) if last else count) if dash else start
             except ValueError:
                 raise PageRangeError(f"bad page range {part!r}", source=source) from None
-            numbers.extend(range(start, end + 1))
+            if start > end and dash and last:
+                raise PageRangeError(
+                    f"page range {part!r} is reversed (write {end}-{start})", source=source
+                )
+            numbers.extend(range(start, end + 1) if start <= end else [start])
     else:
         numbers = [int(n) for n in selection]
+    if not numbers:
+        raise PageRangeError(f"the page selection {selection!r} names no page", source=source)
     for number in numbers:
         if not 1 <= number <= count:
             raise PageRangeError(

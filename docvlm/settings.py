@@ -6,12 +6,16 @@ object and passes it down, so no other module reads the environment.
 
 from __future__ import annotations
 
+import os
+import types
+import typing
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from docvlm.errors import SettingsError
 from docvlm.limits import Limits
 from docvlm.tasks import TASKS, TaskName
 
@@ -85,6 +89,22 @@ class Settings(BaseSettings):
         default=_LIMITS.archive_max_bytes, ge=1, description="uncompressed bytes per member"
     )
 
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise SettingsError(_one_line(error, values)) from None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _none_word(cls, value: Any, info: ValidationInfo) -> Any:
+        """``none`` (or an empty value) means None for a field that may be None."""
+        if isinstance(value, str) and value.strip().lower() in ("none", "null", ""):
+            field = cls.model_fields[info.field_name or ""]
+            if field.annotation is not None and _optional(field.annotation):
+                return None
+        return value
+
     def limits(self) -> Limits:
         """The input limits as one object for the rendering stage."""
         return Limits.model_validate({name: getattr(self, name) for name in Limits.model_fields})
@@ -93,3 +113,21 @@ class Settings(BaseSettings):
         """The configured checkpoint of ``task``, else its public default (or None)."""
         configured: str | None = getattr(self, f"{task}_checkpoint")
         return configured or TASKS[task].default_checkpoint
+
+
+def _optional(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    return origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)
+
+
+def _one_line(error: ValidationError, given: dict[str, Any]) -> str:
+    """The first problem, naming the variable or keyword it came from."""
+    problem = error.errors()[0]
+    name = str(problem["loc"][0]) if problem["loc"] else "settings"
+    variable = f"DOCVLM_{name.upper()}"
+    if name not in given and variable in os.environ:
+        where = f"{variable}={os.environ[variable]!r}"
+    else:
+        where = f"{name}={given[name]!r}" if name in given else name
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"bad setting {where}: {problem['msg']}{more}"

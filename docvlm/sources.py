@@ -1,25 +1,49 @@
 """Sources to documents: files, folders (recursive) and zip/tar archives, safely.
 
-Folders are walked recursively in sorted order, skipping hidden files and folders.
-Archives are recognised by content and read in memory, never extracted: members with
-absolute or ``..`` paths, links and special files are refused (each reported, the
-rest read), and member count and size are bounded.
+Folders are walked recursively in sorted order, skipping hidden files and folders, and
+skipping files that are clearly not documents (neither their content nor their name says
+PDF, image or archive: a README or a ``.json`` beside the scans); ``include`` and
+``exclude`` globs select files further. A file named on its own is always read.
+Archives are recognised by content (office and other zip-based formats are not archives)
+and read in memory, never extracted: members with absolute or ``..`` paths, links and
+special files are refused (each reported, the rest read), and member count and size are
+bounded.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import tarfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from docvlm.errors import InputError, InputLimitError, UnsupportedInputError
 from docvlm.limits import Limits
-from docvlm.render import Source, head_bytes, source_name
+from docvlm.render import Source, head_bytes, sniff, source_name
 
-__all__ = ["Item", "expand_sources"]
+__all__ = ["DOCUMENT_SUFFIXES", "Item", "expand_sources"]
+
+#: Names that say "document" even when the content is damaged: such a file in a folder is
+#: read (and its damage reported), never skipped.
+DOCUMENT_SUFFIXES = frozenset(
+    (  # noqa: SIM905 - one line per family reads better than 25 quoted items
+        ".pdf .tif .tiff .png .jpg .jpeg .jpe .jp2 .j2k .jpx .bmp .gif .webp .pbm .pgm .ppm "
+        ".pnm .zip .tar .tgz .gz .bz2 .xz .tbz2 .txz"
+    ).split()
+)
+
+#: Zip-based formats that are documents of their own, not archives of scans: the first
+#: member (or a marker member) says which.
+_CONTAINERS = {
+    "mimetype": "an OpenDocument or EPUB file",
+    "[Content_Types].xml": "an Office Open XML file (docx, xlsx, pptx)",
+    "META-INF/MANIFEST.MF": "a Java archive",
+}
+
+OnSkip = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -31,11 +55,23 @@ class Item:
     error: InputError | None = None
 
 
-def _is_archive(path: Path) -> bool:
-    head = head_bytes(path, 512)
+def _is_archive(path: Path, head: bytes) -> bool:
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return True
     return (len(head) >= 262 and head[257:262] == b"ustar") or _is_compressed_tar(path, head)
+
+
+def _container(path: Path) -> str | None:
+    """What a zip-based document format is (``an OpenDocument file``), or None for a zip."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+    for marker, kind in _CONTAINERS.items():
+        if marker in names[:3]:
+            return kind
+    return None
 
 
 def _is_compressed_tar(path: Path, head: bytes) -> bool:
@@ -125,29 +161,98 @@ def _walk(folder: Path) -> Iterator[Path]:
                 yield Path(root) / name
 
 
-def _expand_path(path: Path, limits: Limits) -> Iterator[Item]:
+@dataclass(frozen=True)
+class _Filter:
+    include: Sequence[str]
+    exclude: Sequence[str]
+    on_skip: OnSkip | None
+
+    def selects(self, relative: str) -> bool:
+        """Globs match the path below the folder given, or the file name alone."""
+        candidates = (relative, PurePosixPath(relative).name)
+
+        def matches(patterns: Sequence[str]) -> bool:
+            return any(fnmatch.fnmatch(c, p) for p in patterns for c in candidates)
+
+        return (not self.include or matches(self.include)) and not matches(self.exclude)
+
+    def skip(self, name: str, reason: str) -> None:
+        if self.on_skip is not None:
+            self.on_skip(name, reason)
+
+
+def _expand_folder(folder: Path, limits: Limits, chosen: _Filter) -> Iterator[Item]:
+    for file in _walk(folder):
+        relative = file.relative_to(folder).as_posix()
+        if not chosen.selects(relative):
+            chosen.skip(str(file), "not selected by --include/--exclude")
+            continue
+        try:
+            head = head_bytes(file, 512)
+        except OSError as error:
+            yield Item(str(file), None, InputError(f"cannot read ({error})", source=str(file)))
+            continue
+        known = sniff(head) is not None or _is_archive(file, head)
+        if not known and file.suffix.lower() not in DOCUMENT_SUFFIXES and not chosen.include:
+            chosen.skip(str(file), "not a document (by content and name)")
+            continue
+        yield from _expand_file(file, limits, head)
+
+
+def _expand_file(path: Path, limits: Limits, head: bytes) -> Iterator[Item]:
+    name = str(path)
+    if not _is_archive(path, head):
+        yield Item(name, path)
+        return
+    if zipfile.is_zipfile(path):
+        kind = _container(path)
+        if kind is not None:
+            reason = f"{kind}, not a PDF, an image or an archive of them"
+            yield Item(name, None, UnsupportedInputError(reason, source=name))
+            return
+        reader = _zip_members
+    else:
+        reader = _tar_members
+    try:
+        yield from reader(path, limits)
+    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as error:
+        yield Item(name, None, UnsupportedInputError(f"damaged archive ({error})", source=name))
+
+
+def _expand_path(path: Path, limits: Limits, chosen: _Filter) -> Iterator[Item]:
     name = str(path)
     if not path.exists():
         yield Item(name, None, InputError("no such file", source=name))
     elif path.is_dir():
-        for file in _walk(path):
-            yield from _expand_path(file, limits)
-    elif _is_archive(path):
-        reader = _zip_members if zipfile.is_zipfile(path) else _tar_members
-        try:
-            yield from reader(path, limits)
-        except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as error:
-            yield Item(name, None, UnsupportedInputError(f"damaged archive ({error})", source=name))
+        yield from _expand_folder(path, limits, chosen)
     else:
-        yield Item(name, path)
+        try:
+            head = head_bytes(path, 512)
+        except OSError as error:
+            yield Item(name, None, InputError(f"cannot read ({error})", source=name))
+            return
+        yield from _expand_file(path, limits, head)
 
 
-def expand_sources(sources: Iterable[Source], limits: Limits | None = None) -> Iterator[Item]:
-    """Each document behind ``sources``: files as given, folders and archives expanded."""
+def expand_sources(
+    sources: Iterable[Source],
+    limits: Limits | None = None,
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    on_skip: OnSkip | None = None,
+) -> Iterator[Item]:
+    """Each document behind ``sources``: files as given, folders and archives expanded.
+
+    In folders, files that are clearly not documents are skipped, as are files that the
+    ``include`` / ``exclude`` globs leave out (``"*.pdf"``, ``"2024/*"``); ``on_skip``
+    hears each skipped path and why. Files named directly are always read.
+    """
     limits = limits or Limits()
+    chosen = _Filter(tuple(include), tuple(exclude), on_skip)
     for source in sources:
         if isinstance(source, str | Path):
-            yield from _expand_path(Path(source), limits)
+            yield from _expand_path(Path(source), limits, chosen)
         elif isinstance(source, bytes) and source[:4] == b"PK\x03\x04":
             yield Item(
                 "<bytes>",

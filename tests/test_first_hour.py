@@ -6,14 +6,25 @@ import json
 import subprocess
 import sys
 import textwrap
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from docvlm import Document, DocVLM, TableResult
+from docvlm import (
+    Document,
+    DocVLM,
+    PageRangeError,
+    Settings,
+    SettingsError,
+    TableResult,
+    UnsupportedInputError,
+)
 from docvlm.engines import Request
+from docvlm.render import load_pages
 from docvlm.results import _RESULTS, json_schema
+from docvlm.sources import expand_sources
 from docvlm.testing import ScriptedEngine, write_tiny_checkpoint
 
 
@@ -102,3 +113,72 @@ def test_every_record_validates_under_its_schema_and_loads_back(
     record["pages"][0]["unknown"] = 1
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(record, json_schema("document"))
+
+
+def _odt(path: Path) -> Path:
+    """An OpenDocument text file as office suites write it (``mimetype`` stored first)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.text")
+        archive.writestr("content.xml", "<office:document-content/>")
+        archive.writestr("META-INF/manifest.xml", "<manifest/>")
+    return path
+
+
+def test_an_office_file_renamed_pdf_is_one_clear_failure(tmp_path: Path) -> None:
+    items = list(expand_sources([_odt(tmp_path / "letter.pdf")]))
+    assert len(items) == 1
+    (item,) = items
+    assert item.source is None and isinstance(item.error, UnsupportedInputError)
+    assert "OpenDocument" in str(item.error) and "letter.pdf" in str(item.error)
+
+
+def test_folders_skip_what_is_not_a_document_and_obey_globs(
+    tmp_path: Path, make_pdf: Callable[..., Path]
+) -> None:
+    folder = tmp_path / "scans"
+    (folder / "2024").mkdir(parents=True)
+    pdf = make_pdf(1)
+    (folder / "2024" / "a.pdf").write_bytes(pdf.read_bytes())
+    (folder / "b.pdf").write_bytes(pdf.read_bytes())
+    (folder / "damaged.pdf").write_bytes(b"%PD broken")  # named a PDF: read and reported
+    (folder / "README").write_text("scanned in 2024\n")
+    (folder / "labels.json").write_text("{}")
+    skipped: list[tuple[str, str]] = []
+    names = [
+        Path(i.name).name
+        for i in expand_sources([folder], on_skip=lambda n, r: skipped.append((n, r)))
+    ]
+    assert names == ["b.pdf", "damaged.pdf", "a.pdf"]
+    assert sorted(Path(n).name for n, _ in skipped) == ["README", "labels.json"]
+    assert all("not a document" in reason for _, reason in skipped)
+
+    only_2024 = [i.name for i in expand_sources([folder], include=["2024/*"])]
+    assert only_2024 == [str(folder / "2024" / "a.pdf")]
+    no_damage = [Path(i.name).name for i in expand_sources([folder], exclude=["damaged.*"])]
+    assert no_damage == ["b.pdf", "a.pdf"]
+    # a file named on its own is always read, whatever it is
+    (readme,) = expand_sources([folder / "README"])
+    assert readme.source == folder / "README"
+
+
+@pytest.mark.parametrize("selection", ["2-1", "3-", ",", "0"])
+def test_a_reversed_or_empty_page_selection_is_an_error(
+    selection: str, make_pdf: Callable[..., Path]
+) -> None:
+    with pytest.raises(PageRangeError, match=r"scan\.pdf"):
+        list(load_pages(make_pdf(2), pages=selection))
+
+
+def test_a_bad_environment_value_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCVLM_DPI", "abc")
+    with pytest.raises(SettingsError) as raised:
+        Settings()
+    assert str(raised.value).startswith("bad setting DOCVLM_DPI='abc': ")
+    assert "\n" not in str(raised.value)
+    monkeypatch.delenv("DOCVLM_DPI")
+    monkeypatch.setenv("DOCVLM_RENDER_TIMEOUT", "none")
+    assert Settings().render_timeout is None
+    with pytest.raises(SettingsError, match=r"^bad setting batch_size=0: "):
+        Settings(batch_size=0)
