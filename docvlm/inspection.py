@@ -17,7 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from docvlm.errors import InputError
 from docvlm.limits import Limits
 from docvlm.pdf import InProcessPdf
-from docvlm.render import Source, head_bytes, image_error, read_source, sniff
+from docvlm.render import (
+    Source,
+    head_bytes,
+    image_error,
+    pdf_scale,
+    read_source,
+    rendered_size,
+    sniff,
+)
 from docvlm.sources import expand_sources
 
 __all__ = ["PageInfo", "SourceInfo", "inspect_sources"]
@@ -43,7 +51,9 @@ class SourceInfo(BaseModel):
     error: str | None = Field(default=None, description="why it cannot be read, else null")
 
 
-def _inspect(name: str, source: Source, password: str | None, dpi: int) -> SourceInfo:
+def _inspect(
+    name: str, source: Source, password: str | None, dpi: int, limits: Limits
+) -> SourceInfo:
     try:
         data = read_source(source, name)
     except InputError as error:
@@ -60,10 +70,15 @@ def _inspect(name: str, source: Source, password: str | None, dpi: int) -> Sourc
                 sizes = reader.open(data, password, name)
             finally:
                 reader.close()
-            pages = [
-                PageInfo(number=i, width=round(w * dpi / 72), height=round(h * dpi / 72), dpi=dpi)
-                for i, (w, h) in enumerate(sizes, start=1)
-            ]
+            pages = []
+            for number, (width, height) in enumerate(sizes, start=1):
+                scale, _notes = pdf_scale(width, height, dpi, limits)
+                pixels = rendered_size(width, height, scale)
+                pages.append(
+                    PageInfo(
+                        number=number, width=pixels[0], height=pixels[1], dpi=round(scale * 72, 2)
+                    )
+                )
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -87,10 +102,14 @@ def inspect_sources(
     dpi: int = 150,
     limits: Limits | None = None,
 ) -> Iterator[SourceInfo]:
-    """One ``SourceInfo`` per document behind ``sources``; never raises on bad input."""
+    """One ``SourceInfo`` per document behind ``sources``; never raises on bad input.
+
+    Page sizes are what ``convert`` renders: the same rounding and the same pixel limit.
+    """
+    limits = limits or Limits()
     for item in expand_sources(sources, limits):
         if item.source is None:
             reason = item.error.reason if item.error else "cannot be read"
             yield SourceInfo(source=item.name, type=None, error=reason)
         else:
-            yield _inspect(item.name, item.source, password, dpi)
+            yield _inspect(item.name, item.source, password, dpi, limits)

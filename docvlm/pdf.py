@@ -26,7 +26,7 @@ from PIL import Image
 
 from docvlm.errors import CorruptInputError, InputError, PasswordRequiredError
 
-__all__ = ["InProcessPdf", "PdfReader", "RenderWorker", "open_pdf_document", "serve"]
+__all__ = ["ENCRYPTED", "InProcessPdf", "PdfReader", "RenderWorker", "open_pdf_document", "serve"]
 
 PdfData = bytes | Path
 
@@ -48,9 +48,13 @@ def open_pdf_document(data: PdfData, password: str | None) -> Any:
     return pdfium.PdfDocument(data if isinstance(data, bytes) else str(data), password=password)
 
 
+#: The cause given for an encrypted PDF read without a password.
+ENCRYPTED = "it is encrypted: give its password (--password, or password= in Python)"
+
+
 def _open_error(message: str, password: str | None, name: str) -> InputError:
     if "password" in message.lower():
-        hint = "a wrong password was given" if password else "it is encrypted: give a password"
+        hint = "a wrong password was given" if password else ENCRYPTED
         return PasswordRequiredError(hint, source=name)
     return CorruptInputError(f"cannot open the PDF ({message})", source=name)
 

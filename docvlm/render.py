@@ -26,7 +26,7 @@ from docvlm.errors import (
     UnsupportedInputError,
 )
 from docvlm.limits import Limits
-from docvlm.pdf import InProcessPdf, PdfReader
+from docvlm.pdf import ENCRYPTED, InProcessPdf, PdfReader
 
 __all__ = [
     "Backend",
@@ -38,7 +38,9 @@ __all__ = [
     "image_error",
     "load_pages",
     "parse_pages",
+    "pdf_scale",
     "read_source",
+    "rendered_size",
     "sniff",
     "source_name",
     "to_rgb",
@@ -311,18 +313,7 @@ def _pdf_pages(
                 f"{len(sizes):,} pages, over the limit of {limits.max_pages:,}", source=name
             )
         for number in parse_pages(pages, len(sizes), source=name):
-            width, height = sizes[number - 1]
-            scale = dpi / 72
-            notes: tuple[str, ...] = ()
-            if width * height * scale * scale > limits.max_page_pixels:
-                scale = math.sqrt(limits.max_page_pixels / max(width * height, 1.0))
-                # the renderer rounds sizes up: step down until the rounded size fits
-                while math.ceil(width * scale) * math.ceil(height * scale) > limits.max_page_pixels:
-                    scale *= 0.999
-                notes = (
-                    f"rendered at {scale * 72:.0f} dpi instead of {dpi} to stay under "
-                    f"{limits.max_page_pixels:,} pixels",
-                )
+            scale, notes = pdf_scale(*sizes[number - 1], dpi, limits)
             try:
                 image = reader.render(number - 1, scale, name)
             except InputError as error:
@@ -331,6 +322,32 @@ def _pdf_pages(
             yield PageImage(name, number, image, round(scale * 72, 2), notes)
     finally:
         reader.close()
+
+
+def rendered_size(width: float, height: float, scale: float) -> tuple[int, int]:
+    """Pixels of a page of ``width`` x ``height`` points at ``scale``: pypdfium2 rounds up.
+
+    ``inspect`` and ``convert`` both use it, so they report the same size."""
+    return math.ceil(width * scale), math.ceil(height * scale)
+
+
+def pdf_scale(
+    width: float, height: float, dpi: int, limits: Limits
+) -> tuple[float, tuple[str, ...]]:
+    """The scale (pixels per point) a page renders at, lowered to fit the pixel limit."""
+    scale = dpi / 72
+    w, h = rendered_size(width, height, scale)
+    if w * h <= limits.max_page_pixels:
+        return scale, ()
+    scale = math.sqrt(limits.max_page_pixels / max(width * height, 1.0))
+    # the renderer rounds sizes up: step down until the rounded size fits
+    while math.prod(rendered_size(width, height, scale)) > limits.max_page_pixels:
+        scale *= 0.999
+    note = (
+        f"rendered at {scale * 72:.0f} dpi instead of {dpi} to stay under "
+        f"{limits.max_page_pixels:,} pixels"
+    )
+    return scale, (note,)
 
 
 def _pdf2image(
@@ -361,7 +378,7 @@ def _pdf2image(
         text = str(error)
         if "password" in text.lower():
             raise PasswordRequiredError(
-                "a wrong password was given" if password else "it is encrypted: give a password",
+                "a wrong password was given" if password else ENCRYPTED,
                 source=name,
             ) from error
         raise CorruptInputError(f"cannot open the PDF ({text.strip()})", source=name) from error

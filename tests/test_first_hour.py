@@ -22,7 +22,9 @@ from docvlm import (
     UnsupportedInputError,
 )
 from docvlm.engines import Request
-from docvlm.render import load_pages
+from docvlm.inspection import inspect_sources
+from docvlm.limits import Limits
+from docvlm.render import PageImage, load_pages
 from docvlm.results import _RESULTS, json_schema
 from docvlm.sources import expand_sources
 from docvlm.testing import ScriptedEngine, write_tiny_checkpoint
@@ -182,3 +184,19 @@ def test_a_bad_environment_value_is_one_line_naming_it(
     assert Settings().render_timeout is None
     with pytest.raises(SettingsError, match=r"^bad setting batch_size=0: "):
         Settings(batch_size=0)
+
+
+def test_inspect_and_convert_agree_on_page_size(tmp_path: Path) -> None:
+    pdfium = pytest.importorskip("pypdfium2")
+    document = pdfium.PdfDocument.new()
+    document.new_page(595.276, 841.89)  # A4 in points: 1240.2 x 1753.9 pixels at 150 dpi
+    document.new_page(5000.0, 5000.0)  # over the pixel limit: rendered at a lower DPI
+    path = tmp_path / "a4.pdf"
+    document.save(str(path))
+    document.close()
+    limits = Limits(max_page_pixels=4_000_000)
+    (info,) = inspect_sources([path], dpi=150, limits=limits)
+    rendered = [p for p in load_pages(path, dpi=150, limits=limits) if isinstance(p, PageImage)]
+    assert [(p.width, p.height) for p in info.pages] == [p.image.size for p in rendered]
+    assert rendered[0].image.size == (1241, 1754)
+    assert [p.dpi for p in info.pages] == [p.dpi for p in rendered]
