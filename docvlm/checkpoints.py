@@ -7,8 +7,12 @@ then names the wrong file). Only safetensors weights are fetched or accepted.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import threading
 from pathlib import Path
+from urllib.parse import urlparse
 
 from docvlm.errors import CheckpointUnavailableError, MissingDependencyError
 
@@ -38,6 +42,40 @@ def _check_directory(path: Path, reference: str, kind: str = "checkpoint") -> Pa
     return path
 
 
+#: How long the hub may take to answer a connection before docvlm gives up on it: a
+#: machine without network then fails in about this time, not after minutes of retries.
+HUB_PROBE_SECONDS = 1.5
+
+
+class _HubProbe:
+    """A TCP connection to the hub (``HF_ENDPOINT``) tried in a daemon thread.
+
+    Name resolution has no timeout of its own, hence the thread; it starts before the
+    cache is searched so that the two waits overlap."""
+
+    def __init__(self, timeout: float = HUB_PROBE_SECONDS) -> None:
+        endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+        self._address = (
+            endpoint.hostname or "huggingface.co",
+            endpoint.port or (80 if endpoint.scheme == "http" else 443),
+        )
+        self._timeout = timeout
+        self._opened = threading.Event()
+        self._thread = threading.Thread(target=self._probe, daemon=True)
+        self._thread.start()
+
+    def _probe(self) -> None:
+        try:
+            socket.create_connection(self._address, timeout=self._timeout).close()
+            self._opened.set()
+        except OSError:
+            pass
+
+    def reachable(self) -> bool:
+        self._thread.join(self._timeout)
+        return self._opened.is_set()
+
+
 def resolve_checkpoint(
     reference: str, *, cache_dir: Path | None, offline: bool, kind: str = "checkpoint"
 ) -> Path:
@@ -56,6 +94,7 @@ def resolve_checkpoint(
     except ImportError as error:  # pragma: no cover - a transformers dependency
         raise MissingDependencyError("hub checkpoints need: pip install huggingface_hub") from error
     hint = "or point --checkpoint (DOCVLM_<TASK>_CHECKPOINT) at a local directory"
+    probe = None if offline else _HubProbe()
     try:
         local = huggingface_hub.snapshot_download(
             reference, allow_patterns=_PATTERNS, cache_dir=cache_dir, local_files_only=True
@@ -66,6 +105,11 @@ def resolve_checkpoint(
             raise CheckpointUnavailableError(
                 f"checkpoint {reference!r} is not in the cache and offline mode is on; {hint}"
             ) from None
+    if probe is not None and not probe.reachable():
+        raise CheckpointUnavailableError(
+            f"checkpoint {reference!r} is not in the cache and the Hugging Face Hub cannot be "
+            f"reached (no network?); {hint}"
+        )
     try:
         local = huggingface_hub.snapshot_download(
             reference, allow_patterns=_PATTERNS, cache_dir=cache_dir

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from docvlm import (
+    CheckpointUnavailableError,
     Document,
     DocVLM,
     PageRangeError,
@@ -21,6 +22,7 @@ from docvlm import (
     TableResult,
     UnsupportedInputError,
 )
+from docvlm.checkpoints import resolve_checkpoint
 from docvlm.engines import Request
 from docvlm.inspection import inspect_sources
 from docvlm.limits import Limits
@@ -200,3 +202,15 @@ def test_inspect_and_convert_agree_on_page_size(tmp_path: Path) -> None:
     assert [(p.width, p.height) for p in info.pages] == [p.image.size for p in rendered]
     assert rendered[0].image.size == (1241, 1754)
     assert [p.dpi for p in info.pages] == [p.dpi for p in rendered]
+
+
+def test_an_unreachable_hub_fails_at_once_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: refused
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(CheckpointUnavailableError) as raised:
+        resolve_checkpoint("google/paligemma2-3b-mix-448", cache_dir=tmp_path, offline=False)
+    message = str(raised.value)
+    assert "cannot be reached" in message and "--checkpoint" in message
+    assert "DOCVLM_<TASK>_CHECKPOINT" in message
