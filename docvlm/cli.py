@@ -17,9 +17,10 @@ from pydantic import TypeAdapter
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from docvlm.archive_cli import status_command
 from docvlm.client import DocVLM
 from docvlm.errors import DocVLMError
-from docvlm.results import Result, ResultBase, json_schema
+from docvlm.results import Document, Result, ResultBase, json_schema
 from docvlm.settings import Device, Settings
 from docvlm.tasks import TASKS, TaskName
 
@@ -241,13 +242,56 @@ def convert(
     max_new_tokens: MaxNewTokens = None,
     device: DeviceOption = None,
     as_json: JsonFlag = False,
-    out: Out = None,
+    out: Annotated[
+        Optional[str],  # noqa: UP045 - a str: a trailing / (a folder) matters
+        typer.Option(
+            "--out",
+            "-o",
+            help="Where to write, resumably: x.jsonl, x.parquet, NAME.parquet/ (Parquet "
+            "parts), DIR/ (files per document). Default: stdout.",
+        ),
+    ] = None,
+    redo: Annotated[
+        bool, typer.Option("--redo", help="Ignore the manifest of --out and start over.")
+    ] = False,
+    max_error_rate: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            "--max-error-rate",
+            min=0.0,
+            max=1.0,
+            help="Stop (exit 3) when more than this fraction of files fail (judged after 10).",
+        ),
+    ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format", help="auto (a progress bar on a terminal, else JSON lines), rich, json."
+        ),
+    ] = "auto",
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Render worker processes (default 2).")
+    ] = 2,
+    include: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--include", help="In folders, read only files matching this glob."),
+    ] = None,
+    exclude: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--exclude", help="In folders, leave out files matching this glob."),
+    ] = None,
 ) -> None:
     """Convert FILES: every page through the chosen tasks; bad files are reported, not fatal.
 
     Folders are read recursively (hidden files skipped), zip/tar archives member by member.
-    With --json, one Document per line (JSON Lines), written as each document finishes.
+    With --out, each Document is written as it finishes, a manifest beside it records what
+    is done, and the same command run again resumes. Exit status: 0 all converted, 1 some
+    files failed (each reported with its cause), 3 stopped by --max-error-rate.
     """
+    from docvlm.pipeline import Options
+    from docvlm.progress import observer_for
+    from docvlm.runner import run_job
+
     names = task or ["text"]
     unknown = [t for t in names if t not in TASKS]
     if unknown:
@@ -255,38 +299,46 @@ def convert(
     tasks = [spec.name for name, spec in TASKS.items() if name in names]
     if "ask" in tasks and not question:
         raise typer.BadParameter("the ask task needs --question", param_hint="--task")
-    failed = 0
-    sink = out.open("w", encoding="utf-8") if out else sys.stdout
+    if log_format not in ("auto", "rich", "json"):
+        raise typer.BadParameter("use auto, rich or json", param_hint="--log-format")
+
+    def to_stdout(document: Document) -> None:
+        text = document.model_dump_json() + "\n" if as_json else ""
+        text = text or "".join(_human(r) for p in document.pages for r in p.results)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    settings = _settings(device)
+    options = Options(
+        tasks=tasks,
+        pages=pages,
+        password=password,
+        dpi=dpi or settings.dpi,
+        max_new_tokens=max_new_tokens,
+        question=question,
+        layout=layout,
+        include=tuple(include or ()),
+        exclude=tuple(exclude or ()),
+        render_workers=workers,
+    )
     try:
-        with DocVLM(_settings(device), checkpoint=checkpoint) as client, _progress() as bar:
-            job = bar.add_task("converting", total=None)
-            for document in client.convert_many(
+        with DocVLM(settings, checkpoint=checkpoint) as client:
+            summary = run_job(
+                client,
                 files,
-                tasks=tasks,
-                pages=pages,
-                password=password,
-                dpi=dpi,
-                max_new_tokens=max_new_tokens,
-                layout=layout,
-                question=question,
-            ):
-                if document.status != "success":
-                    failed += 1
-                    _error_line(f"{document.source}: {document.error}")
-                if as_json:
-                    sink.write(document.model_dump_json() + "\n")
-                else:
-                    sink.write("".join(_human(r) for p in document.pages for r in p.results))
-                sink.flush()  # what is converted is on disk before the next document
-                bar.advance(job)
+                options,
+                out,
+                redo=redo,
+                max_error_rate=max_error_rate,
+                observer=observer_for(log_format, err),  # type: ignore[arg-type]
+                on_document=None if out else to_stdout,
+            )
+    except ValueError as error:  # a destination of unknown format
+        raise typer.BadParameter(str(error), param_hint="--out") from None
     except DocVLMError as error:
         _fail(error)
-    finally:
-        if out:
-            sink.close()
-            err.print(f"wrote {out}")
-    if failed:
-        raise typer.Exit(1)
+        return
+    raise typer.Exit(summary.exit_code)
 
 
 @app.command()
@@ -429,13 +481,25 @@ def evaluate(
 @app.command()
 def schema(
     kind: Annotated[
-        str, typer.Argument(help="results (what read-* prints) or document.")
+        str,
+        typer.Argument(
+            help="results (what read-* prints), document (a JSON Lines record, document.json) "
+            "or row (a Parquet row)."
+        ),
     ] = "results",
 ) -> None:
-    """Print the JSON Schema of the results, or of a converted Document."""
-    if kind not in ("results", "document"):
-        raise typer.BadParameter("use results or document", param_hint="KIND")
+    """Print the JSON Schema of the results, of a converted Document, or of a Parquet row."""
+    if kind not in ("results", "document", "row"):
+        raise typer.BadParameter("use results, document or row", param_hint="KIND")
+    if kind == "row":
+        from docvlm.parquet import row_json_schema
+
+        print(json.dumps(row_json_schema(), indent=2))
+        return
     print(json.dumps(json_schema("document" if kind == "document" else "results"), indent=2))
+
+
+app.command("status")(status_command)  # docvlm.archive_cli: what --out's manifest says
 
 
 def main() -> None:

@@ -8,16 +8,18 @@ The whole path reads in ``_read_pages``; each stage is a plain function elsewher
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
-from typing import TypeVar, cast
+from typing import TypeVar
 
-from docvlm.assemble import clip, document_tables, merge_tiles, page_status
+from docvlm.assemble import clip, page_status
 from docvlm.engines import Engine, EngineFactory, Generation, Request, load_engine
 from docvlm.errors import CheckpointNotConfiguredError, InputError
 from docvlm.pdf import InProcessPdf, PdfReader, RenderWorker
-from docvlm.regions import Crop, crop_square, reading_order, tile_boxes
+from docvlm.reads import finish_reads, plan_reads
+from docvlm.records import build_document
+from docvlm.regions import reading_order
 from docvlm.render import (
     Backend,
     PageFailure,
@@ -28,7 +30,6 @@ from docvlm.render import (
     source_name,
 )
 from docvlm.results import (
-    RESULT_TYPES,
     AnswerResult,
     CaptionResult,
     Document,
@@ -42,17 +43,12 @@ from docvlm.results import (
     TextResult,
 )
 from docvlm.settings import Settings
-from docvlm.sources import expand_sources
-from docvlm.tasks import TASKS, TaskName
+from docvlm.tasks import TaskName
 from parsers import Box, Detection
 
 __all__ = ["LABEL_TASKS", "DocVLM", "Regions"]
 
 R = TypeVar("R", bound=ResultBase)
-#: Overlap between neighbouring text tiles, in page pixels: more than a line is tall, so a
-#: line cut horizontally by one tile is whole in the other (long lines cut vertically are
-#: joined from their fragments, see ``merge_tile_lines``).
-TILE_OVERLAP = 96
 #: Which task reads a region of each layout label.
 LABEL_TASKS: Mapping[str, TaskName] = MappingProxyType(
     {
@@ -207,38 +203,54 @@ class DocVLM:
             ):
                 done.append(page)
         except InputError as error:
-            status = "partial" if done else "failure"
-            return Document(
-                source=name,
-                status=status,
-                error=error.reason,
-                pages=tuple(done),
-                tables=document_tables(done),
-            )
-        failed = [p for p in done if p.status == "error"]
-        status = "success" if not failed else ("partial" if len(failed) < len(done) else "failure")
-        reasons = "; ".join(f"page {p.number}: {p.error}" for p in failed) or None
-        return Document(
-            source=name,
-            status=status,
-            error=reasons,
-            pages=tuple(done),
-            tables=document_tables(done),
-        )
+            return build_document(name, done, error=error.reason)
+        return build_document(name, done)
 
-    def convert_many(self, sources: Iterable[Source], **options: object) -> Iterator[Document]:
+    def convert_many(
+        self,
+        sources: Iterable[Source],
+        *,
+        tasks: Sequence[TaskName] = ("text",),
+        pages: PageSelection = None,
+        password: str | None = None,
+        dpi: int | None = None,
+        max_new_tokens: int | None = None,
+        question: str | None = None,
+        layout: bool = False,
+        regions: Regions | None = None,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        out: str | Path | None = None,
+        redo: bool = False,
+    ) -> Iterator[Document]:
         """``convert`` every document behind ``sources`` (folders and zip/tar archives are
-        expanded); a bad one is a failed Document and the batch goes on."""
-        for item in expand_sources(sources, self.settings.limits()):
-            if item.source is None:
-                reason = item.error.reason if item.error else "cannot be read"
-                yield Document(source=item.name, status="failure", error=reason)
-            elif isinstance(item.source, bytes):  # an archive member: name it in results
-                member = io.BytesIO(item.source)
-                member.name = item.name
-                yield self.convert(member, **options)  # type: ignore[arg-type]
-            else:
-                yield self.convert(item.source, **options)  # type: ignore[arg-type]
+        expanded; in folders, ``include``/``exclude`` globs choose files), yielding each
+        Document as it finishes; a bad one is a failed Document and the batch goes on.
+
+        Rendering runs ahead in worker processes and the engine gets one stream of
+        requests across pages and documents (``docvlm.runner``); memory stays flat. With
+        ``out`` (``.jsonl``, ``.parquet``, ``NAME.parquet/`` or ``DIR/``) each Document is
+        also written there, and a rerun into the same ``out`` skips what is done and
+        redoes what was in flight (``redo=True`` starts over).
+        """
+        from docvlm.pipeline import Options
+        from docvlm.runner import Run
+
+        if "ask" in tasks and not question:
+            raise ValueError("the 'ask' task needs a question")
+        options = Options(
+            tasks=tuple(tasks),
+            pages=pages,
+            password=password,
+            dpi=dpi or self.settings.dpi,
+            max_new_tokens=max_new_tokens,
+            question=question,
+            layout=layout,
+            regions=regions,
+            include=tuple(include),
+            exclude=tuple(exclude),
+        )
+        yield from Run(self, options, out, redo=redo).documents(sources)
 
     def iter_pages(
         self,
@@ -384,63 +396,17 @@ class DocVLM:
         question: str | None,
     ) -> list[list[Result]]:
         """One result per region of each page, all crops of the batch generated together."""
-        spec = TASKS[task]
-        engine = self.engine(task)
-        prompt = spec.render_prompt(question)
-        budget = max_new_tokens or spec.max_new_tokens
-        crops = [
-            [self._crops(page, box, spec.region, engine.resolution) for box in boxes]
+        planned = [
+            plan_reads(page, [(task, box) for box in boxes], self.engine, max_new_tokens, question)
             for page, boxes in zip(pages, regions, strict=True)
         ]
-        requests = [
-            Request(c.image, prompt, budget)
-            for page_crops in crops
-            for region_crops in page_crops
-            for c in region_crops
+        outputs = iter(self._generate(self.engine(task), [r for _, rs in planned for r in rs]))
+        return [
+            finish_reads(page.source, page.number, reads, [next(outputs) for _ in requests])
+            for page, (reads, requests) in zip(pages, planned, strict=True)
         ]
-        outputs = iter(self._generate(engine, requests))
-        found: list[list[Result]] = []
-        for page, page_regions, page_crops in zip(pages, regions, crops, strict=True):
-            results: list[Result] = []
-            for region, region_crops in zip(page_regions, page_crops, strict=True):
-                generations = [next(outputs) for _ in region_crops]
-                parsed = [
-                    cast(
-                        Result,
-                        RESULT_TYPES[task].from_output(
-                            generation.text,
-                            crop.frame,
-                            source=page.source,
-                            page=page.number,
-                            box=crop.region,
-                            checkpoint=engine.checkpoint,
-                            prompt=prompt,
-                            confidence=generation.confidence,
-                            stop=generation.stop,
-                        ),
-                    )
-                    for crop, generation in zip(region_crops, generations, strict=True)
-                ]
-                results.append(merge_tiles(parsed, region) if len(parsed) > 1 else parsed[0])
-            found.append(results)
-        return found
-
-    def _crops(self, page: PageImage, region: Box, mode: str, resolution: int) -> list[Crop]:
-        if mode == "tiles":
-            tiles = tile_boxes(
-                int(region.width),
-                int(region.height),
-                resolution,
-                min(TILE_OVERLAP, resolution // 4),
-            )
-            boxes = [t.shift(region.x0, region.y0) for t in tiles]
-        else:
-            boxes = [region]
-        return [crop_square(page.image, box) for box in boxes]
 
     def _generate(self, engine: Engine, requests: list[Request]) -> list[Generation]:
-        size = self.settings.batch_size
-        out: list[Generation] = []
-        for start in range(0, len(requests), size):
-            out.extend(engine.generate(requests[start : start + size]))
-        return out
+        """All requests in one stream: the engine batches them itself (docvlm's engine
+        refills a finished slot with the next request at once)."""
+        return engine.generate(requests) if requests else []

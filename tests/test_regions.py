@@ -62,8 +62,8 @@ def test_generated_page_read_through_tiles_gives_each_line_once_and_whole() -> N
     from PIL import ImageDraw
 
     from docvlm import DocVLM, Settings
-    from docvlm.client import TILE_OVERLAP
     from docvlm.engines import Request
+    from docvlm.reads import TILE_OVERLAP
     from docvlm.testing import ScriptedEngine
     from parsers import box_to_tokens
 

@@ -1,0 +1,418 @@
+"""The overlapped stages of an archive run, each on its own thread, joined by bounded queues.
+
+::
+
+    works -> render lanes (N threads, each driving its own render worker process):
+                 pages rendered, crops cut, requests written  ->  plans
+          -> generation thread: every plan that is ready, as one stream of requests
+          -> writer (the caller's thread): results parsed, pages and documents assembled
+
+Back-pressure: each queue holds a few items, so a slow engine stops rendering, and memory
+stays flat over any number of files. Per-page failures are data: a crashed render worker
+is retried, an engine error is retried on smaller batches (CUDA out of memory halves the
+batch), then the page is recorded as failed with its cause.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from docvlm.assemble import page_status
+from docvlm.engines import Engine, Generation, Request
+from docvlm.errors import InputError
+from docvlm.pdf import InProcessPdf, PdfReader, RenderWorker
+from docvlm.reads import Read, finish_reads, plan_reads
+from docvlm.render import PageFailure, PageImage, PageSelection, Source, load_pages
+from docvlm.results import Page
+from docvlm.tasks import TaskName
+from parsers import Box
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from docvlm.client import DocVLM, Regions
+
+__all__ = ["Finished", "Options", "Plan", "Stages", "Work", "finish_plan"]
+
+
+@dataclass
+class Work:
+    """One entry of a run. ``kind`` says what to do: ``read`` the source (``finished``
+    holds pages a previous run already read); record it as ``failed`` with ``error``;
+    ``alias``: the same bytes under another name, read once; ``skip``: already written
+    (``status`` is what was recorded)."""
+
+    name: str
+    source: Source | None
+    sha256: str | None
+    finished: dict[int, Page] = field(default_factory=dict)
+    kind: Literal["read", "failed", "alias", "skip"] = "read"
+    error: str | None = None
+    status: str | None = None
+
+
+@dataclass
+class Plan:
+    """A rendered page with its reads and requests, ready for the engine."""
+
+    work: Work
+    page: PageImage | None  # kept only for layout mode (regions are cut after the engine)
+    number: int
+    size: tuple[int, int]
+    dpi: float | None
+    warnings: tuple[str, ...]
+    reads: list[Read]
+    requests: list[Request]
+
+
+@dataclass
+class Finished:
+    """Stage output: a page done (``page``, or a ``plan`` with the engine's ``outputs``), or
+    the end of a work's rendering (``count`` pages were sent on; ``error`` stopped it)."""
+
+    work: Work
+    page: Page | None = None
+    count: int = 0
+    error: str | None = None
+    end: bool = False
+    plan: Plan | None = None
+    outputs: Sequence[Generation | str] = ()
+
+    def finished_page(self) -> Page | None:
+        """The page this reports, parsed from the generations when it came from the engine."""
+        if self.plan is not None:
+            return finish_plan(self.plan, self.outputs)
+        return self.page
+
+
+_DONE = object()
+
+
+class _Aborted(Exception):
+    pass
+
+
+def _retryable(error: InputError) -> bool:
+    return "renderer crashed" in error.reason
+
+
+class _Skipping:
+    """A PDF reader that does not render pages a previous run finished."""
+
+    def __init__(self, reader: PdfReader, skip: Iterable[int]) -> None:
+        self._reader, self._skip = reader, frozenset(skip)
+
+    def open(self, data: Any, password: str | None, name: str) -> list[tuple[float, float]]:
+        return self._reader.open(data, password, name)
+
+    def render(self, index: int, scale: float, name: str) -> Image.Image:
+        if index + 1 in self._skip:
+            from PIL import Image
+
+            return Image.new("RGB", (1, 1), "white")
+        return self._reader.render(index, scale, name)
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+@dataclass
+class Options:
+    tasks: Sequence[TaskName]
+    pages: PageSelection = None
+    password: str | None = None
+    dpi: int = 150
+    max_new_tokens: int | None = None
+    question: str | None = None
+    layout: bool = False
+    regions: Regions | None = None
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    render_workers: int = 2
+    retries: int = 2
+
+
+class Stages:
+    """Runs works through the overlapped stages; iterate ``run(works)`` for ``Finished``."""
+
+    def __init__(self, client: DocVLM, options: Options) -> None:
+        self.client = client
+        self.options = options
+        self.settings = client.settings
+        lanes = options.render_workers if self.settings.render_timeout is not None else 1
+        self.lanes = max(1, lanes)  # in-process pypdfium2 is not thread-safe: one lane
+        self._abort = threading.Event()
+        self.stop_feeding = threading.Event()
+        self._renders: queue.Queue[Any] = queue.Queue(maxsize=self.lanes)
+        self._plans: queue.Queue[Any] = queue.Queue(maxsize=max(4, self.settings.batch_size))
+        self._done: queue.Queue[Any] = queue.Queue(maxsize=64)
+        self.engine_seconds = 0.0
+        self.started = time.perf_counter()
+        self._lock = threading.Lock()
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _put(self, target: queue.Queue[Any], item: object) -> None:
+        while True:
+            if self._abort.is_set():
+                raise _Aborted
+            try:
+                target.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _get(self, source: queue.Queue[Any]) -> Any:
+        while True:
+            if self._abort.is_set():
+                raise _Aborted
+            try:
+                return source.get(timeout=0.1)
+            except queue.Empty:
+                continue
+
+    def _thread(self, body: Callable[[], None], name: str) -> threading.Thread:
+        def guarded() -> None:
+            try:
+                body()
+            except _Aborted:
+                pass
+            except BaseException as error:  # handed to the caller's thread, raised there
+                self._abort.set()
+                try:
+                    self._done.put_nowait(error)
+                except queue.Full:
+                    self._done.get_nowait()
+                    self._done.put_nowait(error)
+
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def run(self, works: Iterable[Work]) -> Iterator[Finished]:
+        """Finished pages and ends of works, as they come; raises what a stage raised."""
+        threads = [self._thread(lambda: self._feed(works), "docvlm-feed")]
+        threads += [self._thread(self._render, f"docvlm-render-{i}") for i in range(self.lanes)]
+        threads.append(self._thread(self._generate, "docvlm-generate"))
+        try:
+            while True:
+                item = self._done.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._abort.set()
+            for thread in threads:
+                thread.join(timeout=30)
+
+    # --- stages --------------------------------------------------------------------------
+
+    def _feed(self, works: Iterable[Work]) -> None:
+        for work in works:
+            if self.stop_feeding.is_set():
+                break
+            self._put(self._renders, work)
+        for _ in range(self.lanes):
+            self._put(self._renders, _DONE)
+
+    def _render(self) -> None:
+        timeout = self.settings.render_timeout
+        reader: PdfReader = RenderWorker(timeout) if timeout is not None else InProcessPdf()
+        try:
+            while (work := self._get(self._renders)) is not _DONE:
+                self._render_work(work, reader)
+        finally:
+            if isinstance(reader, RenderWorker):
+                reader.shutdown()
+            self._put(self._plans, _DONE)
+
+    def _pages(
+        self, work: Work, reader: PdfReader, pages: PageSelection
+    ) -> Generator[PageImage | PageFailure, None, None]:
+        assert work.source is not None
+        pages_of = load_pages(
+            work.source,
+            pages=pages,
+            password=self.options.password,
+            dpi=self.options.dpi,
+            backend=self.client._backend,
+            limits=self.settings.limits(),
+            reader=_Skipping(reader, work.finished),
+        )
+        return cast(Generator[PageImage | PageFailure, None, None], pages_of)  # closable
+
+    def _render_work(self, work: Work, reader: PdfReader) -> None:
+        if work.kind != "read":
+            self._put(self._done, Finished(work, error=work.error, end=True))
+            return
+        count, retry, error = 0, [], None
+        try:
+            for item in self._pages(work, reader, self.options.pages):
+                if item.number in work.finished:
+                    continue
+                if isinstance(item, PageFailure) and _retryable(item.error):
+                    retry.append(item)
+                    continue
+                self._send(work, item)
+                count += 1
+        except InputError as failure:
+            error = failure.reason
+        for failed in retry:
+            item = failed
+            for _ in range(self.options.retries):
+                again = self._pages(work, reader, [failed.number])
+                try:
+                    item = next(again)
+                except InputError as failure:
+                    item = PageFailure(work.name, failed.number, failure)
+                finally:
+                    again.close()
+                if not isinstance(item, PageFailure):
+                    break
+            self._send(work, item)
+            count += 1
+        self._put(self._done, Finished(work, count=count, error=error, end=True))
+
+    def _send(self, work: Work, item: PageImage | PageFailure) -> None:
+        if isinstance(item, PageFailure):
+            page = Page(number=item.number, status="error", error=item.error.reason)
+            self._put(self._done, Finished(work, page=page))
+            return
+        size = item.image.size
+        if self.options.layout or self.options.regions is not None:
+            plan = Plan(work, item, item.number, size, item.dpi, item.warnings, [], [])
+            self._put(self._plans, plan)
+            return
+        whole = Box(x0=0, y0=0, x1=size[0], y1=size[1])
+        reads, requests = plan_reads(
+            item,
+            [(task, whole) for task in self.options.tasks],
+            self.client.engine,
+            self.options.max_new_tokens,
+            self.options.question,
+        )
+        plan = Plan(work, None, item.number, size, item.dpi, item.warnings, reads, requests)
+        self._put(self._plans, plan)
+
+    def _generate(self) -> None:
+        lanes_left = self.lanes
+        window = max(2, 4 * self.settings.batch_size)
+        while lanes_left:
+            first = self._get(self._plans)
+            batch: list[Plan] = []
+            for item in self._drain(first, window):
+                if item is _DONE:
+                    lanes_left -= 1
+                else:
+                    batch.append(item)
+            if batch:
+                self._read(batch)
+        self._put(self._done, _DONE)
+
+    def _drain(self, first: Any, window: int) -> list[Any]:
+        """``first`` and every plan already waiting, up to ``window`` requests."""
+        items, requests = [first], 0 if first is _DONE else len(first.requests)
+        while requests < window:
+            try:
+                item = self._plans.get_nowait()
+            except queue.Empty:
+                break
+            items.append(item)
+            requests += 0 if item is _DONE else len(item.requests)
+        return items
+
+    def _read(self, plans: list[Plan]) -> None:
+        if self.options.layout or self.options.regions is not None:
+            self._read_layout(plans)
+            return
+        # one call per model: every ready request of every page and document together
+        slots: list[list[Generation | str]] = [[""] * len(p.requests) for p in plans]
+        places: dict[str, tuple[TaskName, list[tuple[int, int]]]] = {}
+        for index, plan in enumerate(plans):
+            position = 0
+            for read in plan.reads:
+                task, found = places.setdefault(read.checkpoint, (read.task, []))
+                for _ in read.frames:
+                    found.append((index, position))
+                    position += 1
+        for task, found in places.values():
+            requests = [plans[i].requests[k] for i, k in found]
+            outputs = self._safe_generate(self.client.engine(task), requests)
+            for (i, k), output in zip(found, outputs, strict=True):
+                slots[i][k] = output
+        for plan, outputs in zip(plans, slots, strict=True):
+            self._put(self._done, Finished(plan.work, plan=plan, outputs=outputs))
+
+    def _safe_generate(self, engine: Engine, requests: list[Request]) -> list[Generation | str]:
+        """Generations, or for requests that failed after retries the cause as text."""
+        for attempt in range(self.options.retries + 1):
+            started = time.perf_counter()
+            try:
+                found: list[Generation | str] = list(engine.generate(requests))
+                return found
+            except Exception as error:  # engine failures are data, after retries
+                cause = f"the engine failed ({type(error).__name__}: {error})"
+                if "OutOfMemory" in type(error).__name__ and len(requests) > 1:
+                    half = len(requests) // 2
+                    return self._safe_generate(engine, requests[:half]) + self._safe_generate(
+                        engine, requests[half:]
+                    )
+                if attempt == self.options.retries:
+                    return [cause] * len(requests)
+            finally:
+                with self._lock:
+                    self.engine_seconds += time.perf_counter() - started
+        raise AssertionError("unreachable")
+
+    def _read_layout(self, plans: list[Plan]) -> None:
+        pages = [plan.page for plan in plans if plan.page is not None]
+        started = time.perf_counter()
+        try:
+            done = self.client._read_pages(
+                pages,
+                self.options.tasks,
+                self.options.max_new_tokens,
+                self.options.question,
+                self.options.regions if self.options.regions is not None else "model",
+            )
+        except Exception as error:  # the whole batch failed: each page says why
+            cause = f"the engine failed ({type(error).__name__}: {error})"
+            done = [Page(number=p.number, status="error", error=cause) for p in pages]
+        with self._lock:
+            self.engine_seconds += time.perf_counter() - started
+        for plan, page in zip(plans, done, strict=True):
+            self._put(self._done, Finished(plan.work, page=page))
+
+
+def finish_plan(plan: Plan, outputs: Sequence[Generation | str]) -> Page:
+    """The Page of a plan from its generations (parsed here, off the generation thread)."""
+    failed = [o for o in outputs if isinstance(o, str)]
+    width, height = plan.size
+    if failed:
+        return Page(
+            number=plan.number,
+            width=width,
+            height=height,
+            dpi=plan.dpi,
+            status="error",
+            error=failed[0],
+            warnings=plan.warnings,
+        )
+    generations = [o for o in outputs if isinstance(o, Generation)]
+    results = finish_reads(plan.work.name, plan.number, plan.reads, generations)
+    return Page(
+        number=plan.number,
+        width=width,
+        height=height,
+        dpi=plan.dpi,
+        status=page_status(results),
+        results=tuple(results),
+        warnings=plan.warnings,
+    )

@@ -1,0 +1,406 @@
+"""Archive conversion: sources in, Documents out to a sink, resumable, with a summary.
+
+``Run(client, options, destination).documents(sources)`` drives the overlapped stages
+(``docvlm.pipeline``) and, with a destination, its sink (``docvlm.sinks``) and manifest
+(``docvlm.manifest``):
+
+1. each source is hashed (SHA-256; unchanged files by size and time from the manifest);
+   a name already written under the same job is skipped, the same bytes met under a
+   second name are read once, and pages a killed run finished are not read again;
+2. pages are read by the stages; each finished page is committed to the manifest;
+3. a finished document is written to the sink; at each sink commit the documents it
+   covers are committed to the manifest with the sink's cursor.
+
+Exit codes (``Summary.exit_code``): 0 every file converted; 1 some files failed or were
+converted in part (each reported with its cause); 3 stopped by ``max_error_rate``.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from docvlm.client import DocVLM
+from docvlm.manifest import Manifest, manifest_path
+from docvlm.pipeline import Finished, Options, Stages, Work
+from docvlm.records import JobKey, ReadKey, build_document, content_hash, renamed
+from docvlm.render import Source
+from docvlm.results import Document, Page
+from docvlm.sinks import open_sink
+from docvlm.sources import expand_sources
+from docvlm.tasks import TASKS
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_STOPPED",
+    "Observer",
+    "Options",
+    "Run",
+    "Summary",
+    "run_job",
+]
+
+EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 3
+#: ``max_error_rate`` is judged once this many files finished (a first bad file alone
+#: does not stop a job).
+MIN_FILES_FOR_RATE = 10
+
+
+class Summary(BaseModel):
+    """What a run did; printed at the end and returned by ``Run.summary``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    files_done: int = Field(description="files converted in full")
+    files_partial: int = Field(description="files converted in part (some pages failed)")
+    files_failed: int = Field(description="files that could not be converted")
+    files_skipped: int = Field(description="files already written by an earlier run")
+    files_ignored: int = Field(
+        description="files in folders left out: not documents, or by --include/--exclude"
+    )
+    pages_done: int = Field(description="pages read, in the files written by this run")
+    pages_failed: int = Field(description="pages that failed, in the files written by this run")
+    pages_reused: int = Field(description="of those, pages an interrupted run had already read")
+    seconds: float = Field(description="wall time")
+    pages_per_second: float = Field(description="pages read (done or failed) per second")
+    engine_busy: float = Field(description="fraction of the wall time the engine worked")
+    stopped: bool = Field(description="stopped early by --max-error-rate")
+    exit_code: int = Field(description="0 all converted, 1 some failed, 3 stopped")
+
+
+class Observer(Protocol):
+    """Told about the run as it goes (the CLI draws progress or logs JSON lines)."""
+
+    def started(self, total_files: int | None) -> None: ...
+
+    def document(self, document: Document, *, skipped: bool, pages: int) -> None: ...
+
+    def finished(self, summary: Summary) -> None: ...
+
+
+def count_files(sources: Iterable[Source]) -> int:
+    """Files behind ``sources`` (a folder's visible files; an archive counts once), for
+    a progress total; cheap, nothing is opened."""
+    total = 0
+    for source in sources:
+        path = Path(source) if isinstance(source, str | Path) else None
+        if path is not None and path.is_dir():
+            total += sum(
+                1
+                for f in path.rglob("*")
+                if f.is_file() and not any(p.startswith(".") for p in f.relative_to(path).parts)
+            )
+        else:
+            total += 1
+    return total
+
+
+@dataclass
+class _Open:
+    """A document being read: its pages so far, and once rendering ended, how many."""
+
+    pages: dict[int, Page] = field(default_factory=dict)
+    expected: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Counts:
+    done: int = 0
+    partial: int = 0
+    failed: int = 0
+    skipped: int = 0
+    ignored: int = 0
+    skipped_bad: int = 0  # skipped, but recorded as failed or partial by an earlier run
+    pages_done: int = 0
+    pages_failed: int = 0
+    pages_reused: int = 0
+
+
+class Run:
+    """One conversion job; see the module docstring."""
+
+    def __init__(
+        self,
+        client: DocVLM,
+        options: Options,
+        destination: str | Path | None = None,
+        *,
+        redo: bool = False,
+        max_error_rate: float | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.client = client
+        self.options = options
+        self.destination = destination
+        self.redo = redo
+        self.max_error_rate = max_error_rate
+        self.observer = observer
+        self.summary: Summary | None = None
+        self._counts = _Counts()
+        self._stopped = False
+
+    # --- keys --------------------------------------------------------------------------
+
+    def job_key(self) -> JobKey:
+        """What changes the answers in this run (loads the models to learn their sizes)."""
+        tasks = list(self.options.tasks)
+        if self.options.layout and self.options.regions is None:
+            tasks.append("layout")
+        reads = []
+        for task in dict.fromkeys(tasks):
+            engine = self.client.engine(task)
+            spec = TASKS[task]
+            reads.append(
+                ReadKey(
+                    task=task,
+                    checkpoint=engine.checkpoint,
+                    prompt=spec.render_prompt(self.options.question if task == "ask" else None),
+                    resolution=engine.resolution,
+                    max_new_tokens=self.options.max_new_tokens or spec.max_new_tokens,
+                )
+            )
+        selection = self.options.pages
+        return JobKey(
+            reads=tuple(reads),
+            dpi=self.options.dpi,
+            regions="caller"
+            if self.options.regions is not None
+            else ("layout" if self.options.layout else "page"),
+            pages=selection if selection is None or isinstance(selection, str) else str(selection),
+        )
+
+    # --- the job -----------------------------------------------------------------------
+
+    def documents(self, sources: Iterable[Source]) -> Iterator[Document]:
+        """Documents as they are written; ``self.summary`` is set when this ends."""
+        sources = list(sources)
+        job = self.job_key()
+        fingerprint = job.fingerprint()
+        manifest = sink = None
+        if self.destination is not None:
+            manifest = Manifest(manifest_path(self.destination))
+            if self.redo:
+                manifest.reset()
+            manifest.register_job(fingerprint, job.model_dump_json())
+            sink = open_sink(self.destination, cursor=manifest.cursor())
+        stages = Stages(self.client, self.options)
+        if self.observer:
+            self.observer.started(count_files(sources))
+        pending: list[tuple[Document, str, str | None]] = []
+        waiting: dict[str, list[Work]] = {}
+        ended: dict[str, str | None] = {}  # content read in this run -> its stop error
+        opened: dict[int, _Open] = {}
+        clean = False
+        try:
+            works = self._works(sources, manifest, fingerprint, stages)
+            for item in stages.run(works):
+                for document, stop in self._handle(
+                    item, opened, waiting, ended, manifest, fingerprint
+                ):
+                    if sink is not None and manifest is not None:
+                        sink.write(document)
+                        pending.append((document, fingerprint, stop))
+                        if sink.due():
+                            manifest.commit_written(pending, sink.commit())
+                            pending = []
+                    self._count(document, stages)
+                    yield document
+            clean = True
+        finally:
+            if sink is not None and manifest is not None and clean:
+                manifest.commit_written(pending, sink.commit())
+                sink.close()
+            if manifest is not None:
+                manifest.close()
+            self._finish(stages)
+
+    def _works(
+        self, sources: list[Source], manifest: Manifest | None, job: str, stages: Stages
+    ) -> Iterator[Work]:
+        """Each entry behind ``sources``, hashed and checked against the manifest (this runs
+        on the feeding thread, ahead of the readers)."""
+        seen: set[str] = set()
+        def ignored(_path: str, _why: str) -> None:
+            self._counts.ignored += 1
+
+        for item in expand_sources(
+            sources,
+            self.client.settings.limits(),
+            include=self.options.include,
+            exclude=self.options.exclude,
+            on_skip=ignored,
+        ):
+            if item.source is None:
+                error = item.error.reason if item.error else "cannot be read"
+                yield Work(item.name, None, None, kind="failed", error=error)
+                continue
+            source, sha256 = self._hashed(item.source, item.name, manifest)
+            if manifest is not None and sha256 is not None:
+                status = manifest.written_status(item.name, job, sha256)
+                if status is not None:
+                    yield Work(item.name, None, sha256, kind="skip", status=status)
+                    continue
+                if sha256 in seen or manifest.written_content(sha256, job) is not None:
+                    manifest.start(item.name, sha256, job)
+                    yield Work(item.name, None, sha256, kind="alias")
+                    continue
+                seen.add(sha256)
+                manifest.start(item.name, sha256, job)
+                yield Work(item.name, source, sha256, manifest.finished_pages(sha256, job))
+            else:
+                yield Work(item.name, source, sha256)
+
+    @staticmethod
+    def _hashed(source: Source, name: str, manifest: Manifest | None) -> tuple[Source, str | None]:
+        """The source to read (archive members as named buffers) and its content hash."""
+        if isinstance(source, bytes):
+            member = io.BytesIO(source)
+            member.name = name
+            return member, content_hash(source)
+        if isinstance(source, str | Path):
+            path = Path(source)
+            if not path.is_file():
+                return source, None
+            known = manifest.known_hash(path) if manifest is not None else None
+            if known is None:
+                known = content_hash(path)
+                if manifest is not None:
+                    manifest.remember_hash(path, known)
+            return source, known
+        if isinstance(source, io.BufferedIOBase | io.BytesIO):
+            return source, content_hash(source)
+        return source, None
+
+    def _handle(
+        self,
+        item: Finished,
+        opened: dict[int, _Open],
+        waiting: dict[str, list[Work]],
+        ended: dict[str, str | None],
+        manifest: Manifest | None,
+        job: str,
+    ) -> Iterator[tuple[Document, str | None]]:
+        """Documents completed by one stage output, with the error that stopped each."""
+        work = item.work
+        if work.kind == "skip":
+            self._counts.skipped += 1
+            self._counts.skipped_bad += work.status != "success"
+            if self.observer:
+                placeholder = Document(source=work.name, sha256=work.sha256, status="success")
+                self.observer.document(placeholder, skipped=True, pages=0)
+            return
+        if work.kind == "failed":
+            yield build_document(work.name, [], error=work.error), work.error
+            return
+        if work.kind == "alias":
+            assert work.sha256 is not None
+            if work.sha256 in ended or manifest is None:
+                yield self._alias(work, manifest, job, ended), ended.get(work.sha256)
+            else:
+                waiting.setdefault(work.sha256, []).append(work)
+            return
+        state = opened.setdefault(id(work), _Open())
+        page = item.finished_page()
+        if page is not None:
+            state.pages[page.number] = page
+            if manifest is not None and work.sha256 is not None:
+                manifest.record_page(work.sha256, job, page)
+        if item.end:
+            state.expected, state.error = item.count, item.error
+        if state.expected is None or len(state.pages) < state.expected:
+            return
+        del opened[id(work)]
+        self._counts.pages_reused += len(work.finished)
+        pages = sorted([*work.finished.values(), *state.pages.values()], key=lambda p: p.number)
+        document = build_document(work.name, pages, sha256=work.sha256, error=state.error)
+        yield document, state.error
+        if work.sha256 is not None:
+            ended[work.sha256] = state.error
+            for alias in waiting.pop(work.sha256, []):
+                yield renamed(document, alias.name), state.error
+
+    def _alias(
+        self, work: Work, manifest: Manifest | None, job: str, ended: dict[str, str | None]
+    ) -> Document:
+        """The document of bytes read before under another name, rebuilt from the manifest."""
+        assert manifest is not None and work.sha256 is not None
+        if work.sha256 in ended:
+            stop = ended[work.sha256]
+        else:
+            found = manifest.written_content(work.sha256, job)
+            stop = found[1] if found else None
+        pages = list(manifest.finished_pages(work.sha256, job).values())
+        return build_document(work.name, pages, sha256=work.sha256, error=stop)
+
+    def _count(self, document: Document, stages: Stages) -> None:
+        counts = self._counts
+        counts.done += document.status == "success"
+        counts.partial += document.status == "partial"
+        counts.failed += document.status == "failure"
+        counts.pages_done += sum(1 for p in document.pages if p.status != "error")
+        counts.pages_failed += sum(1 for p in document.pages if p.status == "error")
+        if self.observer:
+            self.observer.document(document, skipped=False, pages=len(document.pages))
+        finished = counts.done + counts.partial + counts.failed
+        bad = counts.partial + counts.failed
+        if (
+            self.max_error_rate is not None
+            and finished >= MIN_FILES_FOR_RATE
+            and bad / finished > self.max_error_rate
+        ):
+            self._stopped = True
+            stages.stop_feeding.set()
+
+    def _finish(self, stages: Stages) -> None:
+        counts = self._counts
+        seconds = time.perf_counter() - stages.started
+        pages = counts.pages_done + counts.pages_failed - counts.pages_reused
+        bad = counts.partial + counts.failed + counts.skipped_bad
+        code = EXIT_STOPPED if self._stopped else (EXIT_FAILED if bad else EXIT_OK)
+        self.summary = Summary(
+            files_done=counts.done,
+            files_partial=counts.partial,
+            files_failed=counts.failed,
+            files_skipped=counts.skipped,
+            files_ignored=counts.ignored,
+            pages_done=counts.pages_done,
+            pages_failed=counts.pages_failed,
+            pages_reused=counts.pages_reused,
+            seconds=round(seconds, 3),
+            pages_per_second=round(max(pages, 0) / seconds, 3) if seconds > 0 else 0.0,
+            engine_busy=round(min(1.0, stages.engine_seconds / seconds), 3) if seconds else 0.0,
+            stopped=self._stopped,
+            exit_code=code,
+        )
+        if self.observer:
+            self.observer.finished(self.summary)
+
+
+def run_job(
+    client: DocVLM,
+    sources: Iterable[Source],
+    options: Options,
+    destination: str | Path | None = None,
+    *,
+    redo: bool = False,
+    max_error_rate: float | None = None,
+    observer: Observer | None = None,
+    on_document: Callable[[Document], None] | None = None,
+) -> Summary:
+    """Run a whole job (what ``docvlm convert`` does) and return its summary."""
+    run = Run(
+        client, options, destination, redo=redo, max_error_rate=max_error_rate, observer=observer
+    )
+    for document in run.documents(sources):
+        if on_document is not None:
+            on_document(document)
+    assert run.summary is not None
+    return run.summary

@@ -1,0 +1,224 @@
+"""Sinks: where converted Documents go, chosen by the destination.
+
+==========================  ==========================================================
+``out.jsonl``               one Document per line (JSON Lines); cursor = byte offset
+``out.parquet``             one flat row per result (``docvlm.rows``); parts are staged
+                            in ``out.parquet.parts/`` and joined into the file on close
+``out.parquet/``            a folder of Parquet parts (``part-000000.parquet``, ...)
+``DIR/``                    per document a folder: the Document JSON, Markdown, tables as
+                            CSV and HTML, molecules as ``.sdf``, music as ``.musicxml``
+==========================  ==========================================================
+
+Every sink writes first and makes it durable in ``commit()``, which returns a *cursor*:
+the position to go back to. A runner stores the cursor in its manifest with the documents
+it covers; on the next start, ``open_sink(dest, cursor=...)`` trims whatever was written
+after it (a half-written line, an uncommitted part), so nothing appears twice or broken.
+Without a cursor a sink starts empty. From Python::
+
+    with open_sink("out.parquet") as sink:
+        sink.write(document)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import IO, Protocol, Self
+
+from docvlm.results import (
+    Document,
+    LayoutResult,
+    MoleculeResult,
+    MusicResult,
+    TableResult,
+)
+
+__all__ = ["FolderSink", "JsonlSink", "Sink", "document_markdown", "fsync_dir", "open_sink"]
+
+
+class Sink(Protocol):
+    """Where Documents are written; see the module docstring for the cursor contract."""
+
+    path: Path
+
+    def write(self, document: Document) -> None:
+        """Add one document (it may be buffered until ``commit``)."""
+        ...
+
+    def due(self) -> bool:
+        """Whether enough is buffered (or enough time passed) that a commit is worth it."""
+        ...
+
+    def commit(self) -> str:
+        """Make everything written durable; the cursor to resume from."""
+        ...
+
+    def close(self) -> None:
+        """Commit and finish the output (a single Parquet file is joined here)."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable (POSIX; a no-op elsewhere)."""
+    if os.name == "posix":
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+class _Base:
+    path: Path
+
+    def commit(self) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.commit()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class JsonlSink(_Base):
+    """One Document per line, appended; ``commit`` flushes and fsyncs."""
+
+    def __init__(self, path: Path, cursor: str | None = None) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if cursor is None or not path.exists():
+            self._file: IO[bytes] = path.open("wb")
+        else:
+            self._file = path.open("r+b")
+            self._file.truncate(int(cursor))  # drop what was written after the last commit
+            self._file.seek(0, os.SEEK_END)
+
+    def write(self, document: Document) -> None:
+        self._file.write(document.model_dump_json().encode() + b"\n")
+
+    def due(self) -> bool:
+        return True
+
+    def commit(self) -> str:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        return str(self._file.tell())
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.commit()
+            self._file.close()
+
+
+def folder_name(source: str) -> str:
+    """A document's folder: its file name made safe, and a digest of the whole name (two
+    ``page1.pdf`` in different folders or archives do not collide)."""
+    base = re.split(r"[/\\!]", source)[-1] or "document"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._")[:80] or "document"
+    return f"{safe}-{hashlib.sha256(source.encode()).hexdigest()[:10]}"
+
+
+def document_markdown(document: Document) -> str:
+    """The document for people: per page, each result's text (tables as Markdown)."""
+    lines = [f"# {document.source}", "", f"status: {document.status}"]
+    if document.error:
+        lines.append(f"error: {document.error}")
+    for page in document.pages:
+        lines += ["", f"## Page {page.number}", ""]
+        if page.error:
+            lines.append(f"> error: {page.error}")
+        for result in page.results:
+            text = result.summary().rstrip()
+            if isinstance(result, MoleculeResult | MusicResult | LayoutResult):
+                text = f"```{result.task}\n{text}\n```"
+            lines += [text, ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _files(document: Document) -> dict[str, str]:
+    """File name -> text of everything written for one document."""
+    files = {
+        "document.json": document.model_dump_json(indent=2),
+        "document.md": document_markdown(document),
+    }
+    tables = document.tables or tuple(
+        r for p in document.pages for r in p.results if isinstance(r, TableResult)
+    )
+    for index, table in enumerate(tables, 1):
+        if table.table is not None:
+            stem = f"table-p{table.page}-{index}"
+            files[f"{stem}.csv"] = table.table.to_csv()
+            files[f"{stem}.html"] = table.table.html
+    for page in document.pages:
+        for index, result in enumerate(page.results, 1):
+            stem = f"p{page.number}-{index}"
+            if isinstance(result, MoleculeResult) and result.molecule and result.molecule.molblock:
+                files[f"molecule-{stem}.sdf"] = result.molecule.molblock.rstrip("\n") + "\n$$$$\n"
+            if isinstance(result, MusicResult) and result.score and result.score.musicxml:
+                files[f"music-{stem}.musicxml"] = result.score.musicxml
+    return files
+
+
+class FolderSink(_Base):
+    """Per document a folder, staged under ``.tmp-NAME`` and renamed into place whole."""
+
+    def __init__(self, path: Path, cursor: str | None = None) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob(".tmp-*"):  # staged by a run that was killed
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def write(self, document: Document) -> None:
+        name = folder_name(document.source)
+        staging, final = self.path / f".tmp-{name}", self.path / name
+        staging.mkdir()
+        for file_name, text in _files(document).items():
+            with (staging / file_name).open("w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        if final.exists():  # written before the last crash but never committed: replace
+            shutil.rmtree(final)
+        staging.rename(final)
+
+    def due(self) -> bool:
+        return True
+
+    def commit(self) -> str:
+        fsync_dir(self.path)
+        return str(time.time())
+
+
+def open_sink(destination: str | Path, *, cursor: str | None = None) -> Sink:
+    """The sink for ``destination`` (see the table above); ``cursor`` resumes one that a
+    runner committed, None starts it empty."""
+    text = str(destination)
+    path = Path(destination)
+    folder = text.endswith(("/", os.sep)) or path.is_dir()
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        from docvlm.parquet import ParquetFileSink, ParquetPartsSink
+
+        if folder:
+            return ParquetPartsSink(path, cursor)
+        return ParquetFileSink(path, cursor)
+    if suffix in (".jsonl", ".ndjson") and not folder:
+        return JsonlSink(path, cursor)
+    if folder or not suffix:
+        return FolderSink(path, cursor)
+    raise ValueError(
+        f"{text}: cannot tell the output format from {suffix!r}; use a .jsonl or .parquet "
+        "file, a folder of Parquet parts (NAME.parquet/) or an output folder (DIR/)"
+    )
