@@ -6,8 +6,13 @@ pypdfium2 by default (no system package, fastest here) or with pdf2image/poppler
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+import os
+import sys
+import tempfile
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -34,6 +39,7 @@ __all__ = [
     "PageImage",
     "PageSelection",
     "Source",
+    "decoder_messages",
     "head_bytes",
     "image_error",
     "load_pages",
@@ -264,6 +270,37 @@ def image_error(error: Exception) -> str:
     return f"cannot decode the image ({text})" if text else "cannot decode the image"
 
 
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def decoder_messages(image_format: str | None) -> Iterator[list[str]]:
+    """Collect what a C decoder prints on stderr while the block runs (TIFF only).
+
+    libtiff reports problems (``More samples per pixel than can be decoded``) on the
+    process's stderr, naming no file; captured, they become the page's warnings instead.
+    Only TIFF decoding is wrapped: file descriptor 2 is borrowed for the decode alone.
+    """
+    messages: list[str] = []
+    if image_format != "TIFF":
+        yield messages
+        return
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield messages
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read(4096).decode("utf-8", "replace")
+            messages.extend(
+                f"decoder: {line.strip()}" for line in text.splitlines() if line.strip()
+            )
+
+
 def _image_pages(
     data: bytes | Path, name: str, pages: PageSelection, limits: Limits
 ) -> Iterator[PageImage | PageFailure]:
@@ -285,11 +322,11 @@ def _image_pages(
             try:
                 image.seek(number - 1)
                 _checked(image, limits, name, number)
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), decoder_messages(image.format) as noise:
                     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                     image.load()
                 page, notes = _fitted(to_rgb(image.copy()), limits)
-                yield PageImage(name, number, page, None, notes)
+                yield PageImage(name, number, page, None, (*noise, *notes))
             except InputError as error:
                 yield PageFailure(name, number, error)
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:

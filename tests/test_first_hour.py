@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from PIL import Image, TiffImagePlugin
 
 from docvlm import (
     CheckpointUnavailableError,
@@ -43,6 +45,7 @@ def test_one_call_api_in_a_script_without_a_main_guard(
         textwrap.dedent(
             f"""
             import json
+import os
             from docvlm import read_table
 
             tables = read_table({str(pdf)!r}, checkpoint={str(checkpoint)!r}, max_new_tokens=4)
@@ -214,3 +217,26 @@ def test_an_unreachable_hub_fails_at_once_naming_the_setting(
     message = str(raised.value)
     assert "cannot be reached" in message and "--checkpoint" in message
     assert "DOCVLM_<TASK>_CHECKPOINT" in message
+
+
+def test_decoder_noise_on_stderr_becomes_the_page_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """What libtiff prints on file descriptor 2 is kept with the page that caused it."""
+    path = tmp_path / "scan.tif"
+    Image.new("L", (40, 30), 255).save(path, compression="tiff_lzw")
+    real_load = TiffImagePlugin.TiffImageFile.load
+    noise = "TIFFReadDirectory: More samples per pixel than can be decoded"
+
+    def noisy_load(self: TiffImagePlugin.TiffImageFile) -> object:
+        if self._im is None:  # libtiff decodes (and complains) once per frame
+            os.write(2, f"{noise}\n".encode())
+        return real_load(self)
+
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "load", noisy_load)
+    (page,) = load_pages(path)
+    assert isinstance(page, PageImage)
+    assert page.warnings == (
+        "decoder: TIFFReadDirectory: More samples per pixel than can be decoded",
+    )
+    assert "More samples" not in capfd.readouterr().err
