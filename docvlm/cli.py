@@ -21,6 +21,7 @@ from docvlm.archive_cli import status_command
 from docvlm.client import DocVLM
 from docvlm.errors import DocVLMError
 from docvlm.results import Document, Result, ResultBase, json_schema
+from docvlm.server.commands import serve_command, view_command
 from docvlm.settings import Device, Settings
 from docvlm.tasks import TASKS, TaskName
 
@@ -500,6 +501,8 @@ def schema(
 
 
 app.command("status")(status_command)  # docvlm.archive_cli: what --out's manifest says
+app.command("serve")(serve_command)  # docvlm.server.commands: FastAPI loads only when run
+app.command("view")(view_command)
 
 
 def main() -> None:

@@ -1,0 +1,308 @@
+"""What the viewer shows: a numbered list of Documents, their suspect results, their pages.
+
+``UploadArchive`` keeps the last documents converted by the service with the uploaded
+bytes (bounded), so their pages can be drawn. ``FileArchive`` is a conversion output read
+from disk (a JSONL of Documents written by ``docvlm convert``, or what ``docvlm.sinks``
+reads back); its pages are re-rendered on demand from each Document's source path.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from docvlm.errors import InputError
+from docvlm.render import PageFailure, Source, load_pages
+from docvlm.results import Document
+from docvlm.settings import Settings
+
+__all__ = [
+    "Archive",
+    "DocumentSummary",
+    "Entry",
+    "PageImageError",
+    "PngCache",
+    "Suspect",
+    "UploadArchive",
+    "filter_suspects",
+    "index_entry",
+    "page_dpi",
+    "render_page",
+    "suspects_of",
+]
+
+#: The longest side of a page image sent to the viewer; boxes scale with the image.
+VIEW_MAX_SIDE = 2000
+Reason = Literal[
+    "document_failure", "page_error", "parse_error", "length", "repetition", "low_confidence"
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Suspect(_Frozen):
+    """A result (or page, or document) a reviewer should look at, and why."""
+
+    document: int = Field(description="document id in the archive")
+    source: str
+    page: int | None = Field(default=None, description="page number, None for the document")
+    index: int | None = Field(default=None, description="result index on the page")
+    task: str | None = None
+    reason: Reason
+    detail: str | None = Field(default=None, description="the error, or the stop reason")
+    confidence: float | None = None
+
+
+class DocumentSummary(_Frozen):
+    """One line of the archive list."""
+
+    id: int
+    source: str
+    status: str
+    pages: int
+    results: int
+    suspects: int
+
+
+class PageImageError(Exception):
+    """The page cannot be drawn (source gone, not a file, or unreadable); says why."""
+
+
+def suspects_of(document: Document, number: int) -> list[Suspect]:
+    """The suspect parts of ``document`` (id ``number``): a failed document, failed pages,
+    results that did not parse, were cut at the token limit, or stopped repeating."""
+    found: list[Suspect] = []
+    if document.status == "failure" and not document.pages:
+        found.append(
+            Suspect(
+                document=number,
+                source=document.source,
+                reason="document_failure",
+                detail=document.error,
+            )
+        )
+    for page in document.pages:
+        if page.status == "error":
+            found.append(
+                Suspect(
+                    document=number,
+                    source=document.source,
+                    page=page.number,
+                    reason="page_error",
+                    detail=page.error,
+                )
+            )
+        for index, result in enumerate(page.results):
+            reason: Reason | None = None
+            if result.status == "parse_error":
+                reason = "parse_error"
+            elif result.stop in ("length", "repetition"):
+                reason = result.stop
+            if reason is not None:
+                found.append(
+                    Suspect(
+                        document=number,
+                        source=document.source,
+                        page=page.number,
+                        index=index,
+                        task=result.task,
+                        reason=reason,
+                        detail=result.error if reason == "parse_error" else result.stop,
+                        confidence=result.confidence,
+                    )
+                )
+    return found
+
+
+def render_page(
+    source: Source, number: int, *, dpi: float | None, password: str | None, settings: Settings
+) -> bytes:
+    """Page ``number`` of ``source`` as PNG, rendered as the conversion did (same DPI and
+    pixel limit), then reduced to at most ``VIEW_MAX_SIDE`` pixels a side."""
+    try:
+        for item in load_pages(
+            source,
+            pages=[number],
+            password=password,
+            dpi=round(dpi) if dpi else settings.dpi,
+            limits=settings.limits(),
+        ):
+            if isinstance(item, PageFailure):
+                raise PageImageError(str(item.error))
+            image = item.image
+            image.thumbnail((VIEW_MAX_SIDE, VIEW_MAX_SIDE), Image.Resampling.LANCZOS)
+            buffer = io.BytesIO()
+            image.save(buffer, "PNG", optimize=False, compress_level=3)
+            return buffer.getvalue()
+    except InputError as error:
+        raise PageImageError(str(error)) from error
+    raise PageImageError(f"{number} is not a page of the source")
+
+
+class Archive(Protocol):
+    """What the viewer's API reads."""
+
+    def summaries(self, offset: int, limit: int) -> tuple[int, list[DocumentSummary]]:
+        """The total count and one window of the document list."""
+        ...
+
+    def document(self, number: int) -> Document:
+        """The document with id ``number``; raises ``KeyError`` when there is none."""
+        ...
+
+    def suspects(self, min_confidence: float | None, limit: int) -> list[Suspect]:
+        """Suspect results across the archive, and with ``min_confidence`` the results
+        read with less confidence than that."""
+        ...
+
+    def page_png(self, number: int, page: int) -> bytes:
+        """The page image; raises ``KeyError`` or ``PageImageError``."""
+        ...
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What an archive keeps in memory of one document: enough to list and filter it."""
+
+    summary: DocumentSummary
+    suspects: tuple[Suspect, ...]
+    confident: tuple[tuple[int, int, str, float], ...]  # page, index, task, confidence
+
+
+def index_entry(number: int, document: Document) -> Entry:
+    flagged = tuple(suspects_of(document, number))
+    listed = {(s.page, s.index) for s in flagged}
+    confident = tuple(
+        (page.number, index, result.task, result.confidence)
+        for page in document.pages
+        for index, result in enumerate(page.results)
+        if result.confidence is not None and (page.number, index) not in listed
+    )
+    summary = DocumentSummary(
+        id=number,
+        source=document.source,
+        status=document.status,
+        pages=len(document.pages),
+        results=sum(len(p.results) for p in document.pages),
+        suspects=len(flagged),
+    )
+    return Entry(summary, flagged, confident)
+
+
+def filter_suspects(
+    entries: Iterable[Entry], min_confidence: float | None, limit: int
+) -> list[Suspect]:
+    found: list[Suspect] = []
+    for entry in entries:
+        found.extend(entry.suspects)
+        if min_confidence is not None:
+            found.extend(
+                Suspect(
+                    document=entry.summary.id,
+                    source=entry.summary.source,
+                    page=page,
+                    index=index,
+                    task=task,
+                    reason="low_confidence",
+                    detail=f"confidence {confidence:.2f}",
+                    confidence=confidence,
+                )
+                for page, index, task, confidence in entry.confident
+                if confidence < min_confidence
+            )
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
+class PngCache:
+    """The last rendered page images (rendering a scan page takes a while)."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, int]) -> bytes | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+            return self._items.get(key)
+
+    def put(self, key: tuple[int, int], png: bytes) -> bytes:
+        with self._lock:
+            self._items[key] = png
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return png
+
+
+def page_dpi(document: Document, page: int) -> float | None:
+    for p in document.pages:
+        if p.number == page:
+            return p.dpi
+    raise KeyError(page)
+
+
+class UploadArchive:
+    """The documents converted by the service, newest last, with their uploaded bytes.
+
+    Keeps at most ``keep`` documents and ``max_bytes`` of uploads; older ones are dropped
+    (their ids then answer 404).
+    """
+
+    def __init__(self, settings: Settings, *, keep: int = 32, max_bytes: int = 512 << 20) -> None:
+        self._settings = settings
+        self._keep = keep
+        self._max_bytes = max_bytes
+        self._items: OrderedDict[int, tuple[Entry, Document, bytes, str | None]] = OrderedDict()
+        self._next = 0
+        self._lock = threading.Lock()
+        self._pngs = PngCache()
+
+    def add(self, document: Document, data: bytes, password: str | None) -> int:
+        """Keep ``document`` (and its source bytes, to draw its pages); return its id."""
+        with self._lock:
+            number = self._next
+            self._next += 1
+            self._items[number] = (index_entry(number, document), document, data, password)
+            held = sum(len(item[2]) for item in self._items.values())
+            while len(self._items) > max(self._keep, 1) or (
+                held > self._max_bytes and len(self._items) > 1
+            ):
+                _, dropped = self._items.popitem(last=False)
+                held -= len(dropped[2])
+            return number
+
+    def summaries(self, offset: int, limit: int) -> tuple[int, list[DocumentSummary]]:
+        with self._lock:
+            items = [entry.summary for entry, *_ in self._items.values()]
+        return len(items), items[offset : offset + limit]
+
+    def document(self, number: int) -> Document:
+        with self._lock:
+            return self._items[number][1]
+
+    def suspects(self, min_confidence: float | None, limit: int) -> list[Suspect]:
+        with self._lock:
+            entries = [entry for entry, *_ in self._items.values()]
+        return filter_suspects(entries, min_confidence, limit)
+
+    def page_png(self, number: int, page: int) -> bytes:
+        cached = self._pngs.get((number, page))
+        if cached is not None:
+            return cached
+        with self._lock:
+            _, document, data, password = self._items[number]
+        dpi = page_dpi(document, page)
+        png = render_page(data, page, dpi=dpi, password=password, settings=self._settings)
+        return self._pngs.put((number, page), png)

@@ -1,0 +1,103 @@
+"""The ``docvlm serve`` and ``docvlm view`` commands (registered in ``docvlm.cli``).
+
+Only typer is imported here; FastAPI and uvicorn load when a command runs, so the rest
+of the CLI works without the ``server`` extra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from docvlm.settings import Settings
+
+__all__ = ["serve_command", "view_command"]
+
+LOCALHOST = "127.0.0.1"
+
+
+def _server() -> None:
+    try:
+        import docvlm.server.run  # noqa: F401
+    except ImportError:
+        import sys
+
+        sys.stderr.write(
+            "error: docvlm serve and view need the server extra: pip install 'docvlm[server]'\n"
+        )
+        raise typer.Exit(1) from None
+
+
+Host = Annotated[
+    str,
+    typer.Option("--host", help="Address to bind; 0.0.0.0 exposes it to the network."),
+]
+Port = Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")]
+
+
+def serve_command(
+    checkpoint: Annotated[
+        Optional[str],  # noqa: UP045 - typer reads the annotation at run time
+        typer.Option("--checkpoint", "-c", help="Hub id or directory for every task."),
+    ] = None,
+    host: Host = LOCALHOST,
+    port: Port = 8000,
+    device: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--device", help="auto, cpu or cuda (default: DOCVLM_DEVICE or auto)."),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Conversions run at once.")] = 2,
+    queue: Annotated[
+        int, typer.Option("--queue", min=0, help="Conversions that may wait; then 429.")
+    ] = 8,
+    max_upload_mb: Annotated[
+        float, typer.Option("--max-upload-mb", min=0.001, help="Largest upload (413 above).")
+    ] = 64.0,
+    keep: Annotated[
+        int, typer.Option("--keep", min=1, help="Converted documents kept for the viewer.")
+    ] = 32,
+) -> None:
+    """Serve POST /v1/convert and the viewer; models stay loaded between requests."""
+    if device is not None and device not in ("auto", "cpu", "cuda"):
+        raise typer.BadParameter("use auto, cpu or cuda", param_hint="--device")
+    _server()
+    from docvlm.server.run import run, service_app
+
+    settings = Settings() if device is None else Settings(device=device)
+    app = service_app(
+        settings,
+        checkpoint=checkpoint,
+        workers=workers,
+        queue_limit=queue,
+        max_upload_bytes=int(max_upload_mb * (1 << 20)),
+        keep=keep,
+    )
+    run(app, host=host, port=port)
+
+
+def view_command(
+    output: Annotated[Path, typer.Argument(help="A JSONL of Documents (docvlm convert --json).")],
+    root: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--root", help="Folder the Documents' relative source paths start from."),
+    ] = None,
+    host: Host = LOCALHOST,
+    port: Port = 8000,
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the viewer in a browser.")
+    ] = False,
+) -> None:
+    """Open the viewer over a conversion output: pages with boxes beside what was read."""
+    _server()
+    from docvlm.server.outputs import OutputError
+    from docvlm.server.run import run, viewer_app
+
+    if not output.exists():
+        raise typer.BadParameter(f"{output} does not exist", param_hint="OUTPUT")
+    try:
+        app = viewer_app(output, root=root)
+    except OutputError as error:
+        raise typer.BadParameter(str(error), param_hint="OUTPUT") from None
+    run(app, host=host, port=port, open_browser=open_browser)

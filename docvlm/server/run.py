@@ -1,0 +1,66 @@
+"""Building the two apps (the service, the viewer over an output) and running them."""
+
+from __future__ import annotations
+
+import webbrowser
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from docvlm.engines import EngineFactory, load_engine
+from docvlm.server.app import create_app
+from docvlm.server.archive import UploadArchive
+from docvlm.server.conversions import Converter
+from docvlm.server.outputs import FileArchive
+from docvlm.settings import Settings
+
+__all__ = ["LOCALHOST", "run", "service_app", "viewer_app"]
+
+LOCALHOST = "127.0.0.1"
+
+
+def service_app(
+    settings: Settings,
+    *,
+    checkpoint: str | None = None,
+    engine_factory: EngineFactory = load_engine,
+    workers: int = 2,
+    queue_limit: int = 8,
+    max_upload_bytes: int = 64 << 20,
+    keep: int = 32,
+    window: float = 0.005,
+) -> FastAPI:
+    """The conversion service with the viewer: models load on the first request and stay.
+
+    ``workers`` conversions run at once (their crops batched together, up to
+    ``settings.batch_size`` per engine call); ``queue_limit`` more wait, then 429.
+    The last ``keep`` documents stay viewable.
+    """
+    converter = Converter(
+        settings,
+        checkpoint=checkpoint,
+        engine_factory=engine_factory,
+        workers=workers,
+        queue_limit=queue_limit,
+        window=window,
+    )
+    archive = UploadArchive(settings, keep=keep, max_bytes=max(keep, 1) * max_upload_bytes)
+    return create_app(archive, converter=converter, max_upload_bytes=max_upload_bytes)
+
+
+def viewer_app(
+    output: Path, settings: Settings | None = None, *, root: Path | None = None
+) -> FastAPI:
+    """The viewer over a conversion output (a JSONL of Documents); sources are looked up
+    as written, then under ``root``, the working directory and the output's folder."""
+    return create_app(FileArchive(output, settings or Settings(), root=root))
+
+
+def run(
+    app: FastAPI, *, host: str = LOCALHOST, port: int = 8000, open_browser: bool = False
+) -> None:
+    """Serve ``app`` with uvicorn until interrupted."""
+    if open_browser:
+        webbrowser.open(f"http://{host}:{port}/")
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,0 +1,385 @@
+"""The HTTP service and the viewer's API, through httpx against the ASGI app."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jsonschema
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("python_multipart")
+
+import httpx  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from docvlm import DocVLM, Document, Settings, json_schema  # noqa: E402
+from docvlm.engines import Engine, Request  # noqa: E402
+from docvlm.server import FileArchive, OutputError, service_app, viewer_app  # noqa: E402
+from docvlm.testing import ScriptedEngine  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "examples" / "sample.pdf"
+T = TypeVar("T")
+# Light settings: no render worker process per client (the worker has its own tests).
+SETTINGS = Settings(device="cpu", render_timeout=None)
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+def client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://docvlm")
+
+
+def png(color: tuple[int, int, int], size: tuple[int, int] = (120, 90)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def scripted(respond: Callable[[Request], str], **options: Any) -> tuple[FastAPI, list[Engine]]:
+    """A service over a ScriptedEngine; the list receives the engine once it is built."""
+    built: list[Engine] = []
+
+    def factory(checkpoint: str, settings: Settings) -> Engine:
+        engine = ScriptedEngine(respond, checkpoint=checkpoint)
+        built.append(engine)
+        return engine
+
+    app = service_app(SETTINGS, checkpoint="scripted", engine_factory=factory, **options)
+    return app, built
+
+
+def test_convert_answers_what_the_library_reads(tiny_checkpoint: Path) -> None:
+    """The served Document is the one DocVLM.convert makes in-process (the real model)."""
+    app = service_app(SETTINGS, checkpoint=str(tiny_checkpoint))
+    data = SAMPLE.read_bytes()
+    form = {"tasks": ["text", "layout"], "dpi": "40", "max_new_tokens": "6", "pages": "1"}
+
+    async def go() -> httpx.Response:
+        async with client(app) as http:
+            return await http.post(
+                "/v1/convert", files={"file": ("sample.pdf", data, "application/pdf")}, data=form
+            )
+
+    response = run(go())
+    assert response.status_code == 200, response.text
+    served = response.json()
+    jsonschema.validate(served, json_schema("document"))
+    upload = io.BytesIO(data)
+    upload.name = "sample.pdf"
+    with DocVLM(SETTINGS, checkpoint=str(tiny_checkpoint)) as direct:
+        expected = direct.convert(
+            upload, tasks=["text", "layout"], dpi=40, max_new_tokens=6, pages="1"
+        )
+    assert served == expected.model_dump(mode="json")
+    assert [r["task"] for r in served["pages"][0]["results"]] == ["text", "layout"]
+    assert response.headers["content-location"] == "/v1/documents/0"
+
+
+def test_bad_files_get_a_4xx_with_the_cause(corpus: Path) -> None:
+    app, _ = scripted(lambda request: "unused")
+    cases = {
+        corpus / "pdfs/not_pdf/qpdf_not-even-a-pdf.pdf": "not a PDF",
+        corpus / "pdfs/corrupt/qpdf_fuzz70245_zero_byte.pdf": "empty",
+    }
+
+    async def go() -> list[httpx.Response]:
+        async with client(app) as http:
+            answers = [
+                await http.post("/v1/convert", files={"file": (path.name, path.read_bytes())})
+                for path in cases
+            ]
+            answers.append(await http.post("/v1/convert", data={"tasks": "text"}))
+            answers.append(
+                await http.post(
+                    "/v1/convert", files={"file": ("a.png", png((0, 0, 0)))}, data={"tasks": "x"}
+                )
+            )
+            answers.append(
+                await http.post(
+                    "/v1/convert", files={"file": ("a.png", png((0, 0, 0)))}, data={"dpi": "9"}
+                )
+            )
+            return answers
+
+    *bad_files, no_file, bad_task, bad_dpi = run(go())
+    for (path, cause), response in zip(cases.items(), bad_files, strict=True):
+        assert response.status_code == 422
+        body = response.json()
+        assert path.name in body["detail"] and cause in body["detail"], body["detail"]
+        assert body["document"]["status"] == "failure"
+    assert no_file.status_code == 422 and "`file`" in no_file.json()["detail"]
+    assert bad_task.status_code == 422 and "unknown task 'x'" in bad_task.json()["detail"]
+    assert bad_dpi.status_code == 422 and "dpi must be between" in bad_dpi.json()["detail"]
+
+
+def test_oversize_uploads_get_413_declared_or_streamed() -> None:
+    app, _ = scripted(lambda request: "ok", max_upload_bytes=4000)
+    small = png((10, 20, 30), (20, 20))
+    big = bytes(5000)
+    boundary = "docvlmboundary"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: read until over
+        yield f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '.encode()
+        yield b'filename="big.pdf"\r\n\r\n'
+        for _ in range(100):
+            yield bytes(2000)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    async def go() -> list[httpx.Response]:
+        async with client(app) as http:
+            declared = await http.post("/v1/convert", files={"file": ("big.pdf", big)})
+            streamed = await http.post(
+                "/v1/convert",
+                content=chunks(),
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            )
+            fits = await http.post("/v1/convert", files={"file": ("small.png", small)})
+            return [declared, streamed, fits]
+
+    declared, streamed, fits = run(go())
+    assert "content-length" not in streamed.request.headers
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert "over the limit of 4,000 bytes" in response.json()["detail"]
+    assert fits.status_code == 200, fits.text
+
+
+def test_a_full_queue_answers_429_with_retry_after() -> None:
+    release = threading.Event()
+    app, _ = scripted(lambda request: "late" if release.wait(30) else "", workers=1, queue_limit=1)
+    image = png((200, 0, 0))
+
+    async def post(http: httpx.AsyncClient) -> httpx.Response:
+        return await http.post(
+            "/v1/convert", files={"file": ("a.png", image)}, data={"tasks": "caption"}
+        )
+
+    async def go() -> tuple[list[httpx.Response], httpx.Response, httpx.Response]:
+        async with client(app) as http:
+            held = [asyncio.create_task(post(http)) for _ in range(2)]  # one runs, one waits
+            for _ in range(500):
+                if (await http.get("/healthz")).json()["admitted"] == 2:
+                    break
+                await asyncio.sleep(0.01)
+            refused = await post(http)
+            release.set()
+            done = list(await asyncio.gather(*held))
+            later = await post(http)
+            return done, refused, later
+
+    done, refused, later = run(go())
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    assert "queue is full" in refused.json()["detail"]
+    assert [r.status_code for r in done] == [200, 200]
+    assert later.status_code == 200
+    assert later.json()["pages"][0]["results"][0]["text"] == "late"
+
+
+def test_concurrent_requests_share_engine_calls() -> None:
+    """N requests at once are answered in fewer engine calls than N, each with its own
+    answer: the first engine call holds the stream until every request has queued its
+    crop, so the others all meet in the next call."""
+    n = 6
+    holder: dict[str, Any] = {}
+
+    def respond(request: Request) -> str:
+        if holder.pop("armed", False):
+            shared = holder["shared"]
+            deadline = time.monotonic() + 20
+            while shared.received - holder["received"] < n and time.monotonic() < deadline:
+                time.sleep(0.005)
+        red, green, blue = request.image.getpixel((request.image.width // 2,) * 2)
+        return f"rgb {red} {green} {blue}"
+
+    app, built = scripted(respond, workers=n, queue_limit=0)
+    colors = [(i * 40, 100, 200 - i * 30) for i in range(n)]
+
+    async def go() -> list[httpx.Response]:
+        async with client(app) as http:
+            await http.post(  # load the engine first, so all N meet the same stream
+                "/v1/convert", files={"file": ("w.png", png((1, 2, 3)))}, data={"tasks": "caption"}
+            )
+            holder["shared"] = app.state.converter.engines.loaded["scripted"]
+            holder["before"] = holder["shared"].calls
+            holder["received"] = holder["shared"].received
+            holder["armed"] = True
+            return list(
+                await asyncio.gather(
+                    *(
+                        http.post(
+                            "/v1/convert",
+                            files={"file": (f"{i}.png", png(color))},
+                            data={"tasks": "caption"},
+                        )
+                        for i, color in enumerate(colors)
+                    )
+                )
+            )
+
+    answers = run(go())
+    shared = holder["shared"]
+    engine_calls = shared.calls - holder["before"]
+    assert [a.status_code for a in answers] == [200] * n
+    for color, answer in zip(colors, answers, strict=True):
+        assert answer.json()["pages"][0]["results"][0]["text"] == "rgb {} {} {}".format(*color)
+    assert engine_calls < n, engine_calls
+    assert engine_calls == 2  # the held call, then all the others together
+    assert len(built) == 1  # one engine for every worker
+
+
+def test_schema_health_and_viewer_are_served() -> None:
+    app, _ = scripted(lambda request: "x")
+
+    async def go() -> list[httpx.Response]:
+        async with client(app) as http:
+            return [
+                await http.get(path)
+                for path in ("/v1/schema", "/healthz", "/", "/static/app.js", "/v1/info")
+            ]
+
+    schema, health, index, script, info = run(go())
+    assert schema.json() == json_schema("document")
+    assert health.json()["status"] == "ok" and health.json()["mode"] == "serve"
+    assert "script-src 'self'" in index.headers["content-security-policy"]
+    assert '<script src="/static/app.js"' in index.text
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert info.json()["mode"] == "serve"
+
+
+def test_served_documents_are_kept_for_the_viewer() -> None:
+    def respond(request: Request) -> str:
+        return (
+            "<loc0100><loc0100><loc0400><loc0500> Total yield" if request.prompt == "ocr" else "?"
+        )
+
+    app, _ = scripted(respond, keep=2)
+    data = SAMPLE.read_bytes()
+
+    async def go() -> list[httpx.Response]:
+        async with client(app) as http:
+            out = []
+            for _ in range(3):
+                out.append(
+                    await http.post(
+                        "/v1/convert",
+                        files={"file": ("sample.pdf", data)},
+                        data={"tasks": ["text", "table"], "dpi": "40"},
+                    )
+                )
+            out.append(await http.get("/v1/documents"))
+            out.append(await http.get("/v1/documents/0"))
+            out.append(await http.get("/v1/documents/2/pages/2/image"))
+            out.append(await http.get("/v1/suspects"))
+            return out
+
+    *converted, listing, dropped, image, suspects = run(go())
+    assert [r.status_code for r in converted] == [200, 200, 200], converted[0].text
+    body = listing.json()
+    assert body["total"] == 2 and [d["id"] for d in body["documents"]] == [1, 2]
+    assert dropped.status_code == 404
+    page = converted[2].json()["pages"][1]
+    assert image.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(image.content)).size == (page["width"], page["height"])
+    flagged = suspects.json()
+    # "?" is not a table: one parse error per page of each kept document
+    assert {(s["document"], s["page"], s["reason"]) for s in flagged} == {
+        (d, p, "parse_error") for d in (1, 2) for p in (1, 2)
+    }
+
+
+def test_view_over_a_jsonl_written_by_convert(
+    tiny_checkpoint: Path, make_pdf: Callable[..., Path], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from docvlm.cli import app as cli
+
+    pdf = make_pdf(2)
+    bad = tmp_path / "bad.pdf"
+    bad.write_text("no pdf here")
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(
+        cli,
+        ["convert", str(pdf), str(bad), "-c", str(tiny_checkpoint), "--json", "-o", str(out)]
+        + ["--max-new-tokens", "4", "--dpi", "40", "-t", "layout"],
+    )
+    assert result.exit_code == 1, result.output  # the bad file
+    lines = out.read_text().splitlines()
+    viewer = viewer_app(out, SETTINGS)
+
+    async def go() -> list[httpx.Response]:
+        async with client(viewer) as http:
+            listing = await http.get("/v1/documents")
+            ids = {d["source"]: d["id"] for d in listing.json()["documents"]}
+            good, failed = ids[str(pdf)], ids[str(bad)]
+            return [
+                listing,
+                await http.get(f"/v1/documents/{good}"),
+                await http.get(f"/v1/documents/{good}/pages/2/image"),
+                await http.get(f"/v1/documents/{failed}/pages/1/image"),
+                await http.get("/v1/suspects"),
+                await http.post("/v1/convert"),
+            ]
+
+    listing, first, image, missing, suspects, convert = run(go())
+    sources = [d["source"] for d in listing.json()["documents"]]
+    assert sorted(sources) == sorted([str(pdf), str(bad)])
+    good, failed = sources.index(str(pdf)), sources.index(str(bad))
+    assert first.json() == json.loads(lines[good])
+    page = first.json()["pages"][1]
+    rendered = Image.open(io.BytesIO(image.content))
+    assert rendered.size == (page["width"], page["height"])
+    assert missing.status_code == 404
+    cut = [  # the tiny model runs out of its 4 tokens: each such result is suspect
+        (good, page["number"], index, "length")
+        for page in first.json()["pages"]
+        for index, r in enumerate(page["results"])
+        if r["stop"] == "length"
+    ]
+    flagged = [(s["document"], s["page"], s["index"], s["reason"]) for s in suspects.json()]
+    assert sorted(flagged, key=str) == sorted(
+        [(failed, None, None, "document_failure"), *cut], key=str
+    )
+    failure = next(s for s in suspects.json() if s["reason"] == "document_failure")
+    assert "not a PDF" in failure["detail"]
+    assert convert.status_code in (404, 405)  # view mode converts nothing
+
+
+def test_view_finds_moved_sources_under_root_and_names_bad_lines(
+    make_pdf: Callable[..., Path], tmp_path: Path
+) -> None:
+    pdf = make_pdf(1)
+    document = Document(source=pdf.name, status="success")
+    out = tmp_path / "sub" / "out.jsonl"
+    out.parent.mkdir()
+    out.write_text(document.model_dump_json() + "\n")
+    archive = FileArchive(out, SETTINGS, root=pdf.parent)
+    assert archive._locate(pdf.name) == pdf
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(document.model_dump_json() + '\n{"source": 1}\n')
+    with pytest.raises(OutputError, match=r"broken.jsonl, line 2: not a Document"):
+        FileArchive(broken, SETTINGS)
+
+
+def test_importing_docvlm_and_its_cli_loads_no_web_framework() -> None:
+    code = (
+        "import sys, json, docvlm, docvlm.cli, docvlm.server;"
+        "print(json.dumps([m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
