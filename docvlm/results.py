@@ -8,7 +8,9 @@ Schema of a list of results or of a ``Document`` is exported for ETL users by
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Self
+import html
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -27,7 +29,11 @@ from parsers import (
     parse_text,
 )
 
+if TYPE_CHECKING:
+    import pandas
+
 __all__ = [
+    "SCHEMA_VERSION",
     "AnswerResult",
     "CaptionResult",
     "Document",
@@ -35,7 +41,6 @@ __all__ = [
     "MoleculeResult",
     "MusicResult",
     "Page",
-    "SCHEMA_VERSION",
     "Result",
     "ResultBase",
     "Status",
@@ -96,6 +101,25 @@ class ResultBase(_Frozen):
         """The result as plain text for people (what the CLI prints without --json)."""
         return self.raw
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """A short repr: where it came from, how it went, and a preview of what was read."""
+        yield "source", self.source
+        yield "page", self.page
+        yield "status", self.status
+        if self.error:
+            yield "error", _preview(self.error)
+        if self.stop and self.stop != "eos":
+            yield "stop", self.stop
+        if self.confidence is not None:
+            yield "confidence", round(self.confidence, 3)
+        if self.status == "ok":
+            yield "read", _preview(self.summary())
+
+
+def _preview(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
 
 def _to_page(box: Box | None, frame: Box) -> Box | None:
     return None if box is None else box.shift(frame.x0, frame.y0)
@@ -142,6 +166,18 @@ class TableResult(ResultBase):
     def summary(self) -> str:
         return self.table.to_markdown() if self.table else ""
 
+    def _repr_html_(self) -> str:
+        """Notebooks show the table (rebuilt, sanitized HTML), not the model's raw text."""
+        if self.table is None:
+            return f"<p>table not read: {html.escape(self.error or 'no table')}</p>"
+        return self.table.html
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """The table as a DataFrame (header rows become the column labels)."""
+        if self.table is None:
+            raise ValueError(f"{self.source}, page {self.page}: no table ({self.error})")
+        return self.table.to_pandas()
+
     @classmethod
     def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
         table = parse_table(raw, frame.width, frame.height)
@@ -157,6 +193,20 @@ class MoleculeResult(ResultBase):
 
     def summary(self) -> str:
         return (self.molecule.smiles or "") if self.molecule else ""
+
+    def _repr_svg_(self) -> str | None:
+        """Notebooks show the structure drawn by RDKit (nothing for an invalid SMILES)."""
+        if self.molecule is None or not self.molecule.valid:
+            return None
+        try:
+            from rdkit.Chem.Draw import rdMolDraw2D
+        except ImportError:
+            return None
+        drawer = rdMolDraw2D.MolDraw2DSVG(300, 220)
+        drawer.DrawMolecule(self.molecule.to_rdkit())
+        drawer.FinishDrawing()
+        svg: str = drawer.GetDrawingText()
+        return svg
 
     @classmethod
     def from_output(cls, raw: str, frame: Box, **provenance: Any) -> Self:
@@ -263,6 +313,13 @@ class Page(_Frozen):
     )
     results: tuple[Result, ...] = Field(default=(), description="results in reading order")
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "number", self.number
+        yield "status", self.status
+        if self.error:
+            yield "error", _preview(self.error)
+        yield "results", [r.task for r in self.results]
+
 
 #: Version of the record layout (Document, Parquet row); bumped when a field changes meaning.
 SCHEMA_VERSION = 1
@@ -282,6 +339,32 @@ class Document(_Frozen):
     tables: tuple[TableResult, ...] = Field(
         default=(), description="the document's tables in order, continued tables joined"
     )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "source", self.source
+        yield "status", self.status
+        if self.error:
+            yield "error", _preview(self.error)
+        yield "pages", len(self.pages)
+        yield "results", sum(len(page.results) for page in self.pages)
+
+    def _repr_html_(self) -> str:
+        """Notebooks show each page's status and what was read, tables as tables."""
+        parts = [f"<h4>{html.escape(self.source)}: {self.status}</h4>"]
+        if self.error:
+            parts.append(f"<p>{html.escape(self.error)}</p>")
+        for page in self.pages:
+            parts.append(f"<h5>page {page.number}: {page.status}</h5>")
+            if page.error:
+                parts.append(f"<p>{html.escape(page.error)}</p>")
+            for result in page.results:
+                if isinstance(result, TableResult) and result.table is not None:
+                    parts.append(result.table.html)
+                else:
+                    body = result.summary() if result.status == "ok" else f"! {result.error}"
+                    label = html.escape(result.task)
+                    parts.append(f"<p><b>{label}</b></p><pre>{html.escape(body)}</pre>")
+        return "\n".join(parts)
 
 
 _RESULTS = TypeAdapter(list[Result])

@@ -240,3 +240,37 @@ def test_decoder_noise_on_stderr_becomes_the_page_warning(
         "decoder: TIFFReadDirectory: More samples per pixel than can be decoded",
     )
     assert "More samples" not in capfd.readouterr().err
+
+
+def test_reprs_are_short_and_notebooks_get_tables_and_drawings(
+    make_pdf: Callable[..., Path],
+) -> None:
+    pytest.importorskip("rdkit")
+    pandas = pytest.importorskip("pandas")
+    from rdkit import Chem
+    from rdkit.Chem.Draw import rdMolDraw2D
+
+    long_table = TABLE.replace("</tbody>", "<tr><td>x</td><td>1</td><td>2</td></tr>" * 2000)
+    long_table += "</tbody>"
+    outputs = {"table html": long_table, "smiles": RESPONSES["smiles"]}
+    engine = ScriptedEngine(lambda request: outputs[request.prompt])
+    client = DocVLM(engine_factory=lambda c, s: engine, checkpoint="scripted")
+    document = client.convert(make_pdf(1), tasks=("table", "molecule"))
+    table, molecule = document.pages[0].results
+    assert isinstance(table, TableResult) and table.table is not None
+    assert len(table.raw) > 30_000
+    for shown in (table, molecule, document.pages[0], document):
+        assert len(repr(shown)) < 400, repr(shown)
+    assert "page=1" in repr(table) and "status='ok'" in repr(table)
+    assert repr(document).startswith("Document(source=") and "pages=1" in repr(document)
+
+    assert table._repr_html_() == table.table.html
+    frame = table.to_pandas()
+    assert isinstance(frame, pandas.DataFrame) and frame.shape == (2001, 3)
+    assert frame.columns.nlevels == 2 and frame.values.tolist()[-1] == ["x", "1", "2"]
+
+    drawer = rdMolDraw2D.MolDraw2DSVG(300, 220)
+    drawer.DrawMolecule(Chem.MolFromSmiles(RESPONSES["smiles"]))
+    drawer.FinishDrawing()
+    assert molecule._repr_svg_() == drawer.GetDrawingText()  # type: ignore[union-attr]
+    assert table.table.html in document._repr_html_()
