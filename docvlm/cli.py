@@ -16,6 +16,7 @@ import typer
 from pydantic import TypeAdapter
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from docvlm.archive_cli import status_command
 from docvlm.client import DocVLM
@@ -27,12 +28,39 @@ from docvlm.tasks import TASKS, TaskName
 
 __all__ = ["app", "main"]
 
+class _Commands(TyperGroup):
+    """Typer's group with plain help: ``--pages PAGES`` and ``FILES...``, not ``<str>``.
+
+    Typer labels every parameter with its Python type (``<bool>`` on a flag,
+    ``<list[Path]>``, ``{files}...``); each command gets conventional metavars instead."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        for param in command.params if command is not None else ():
+            if param.name is None or (param.metavar and isinstance(param, TyperOption)):
+                continue
+            label = param.name.upper()
+            if isinstance(param, TyperOption) and (param.is_flag or param.count):
+                param.metavar = ""
+            elif isinstance(param, TyperArgument):
+                shown = f"{label}..." if param.nargs != 1 else label
+                # typer ignores an argument's metavar in two places; name it there too
+                param.metavar = shown
+                setattr(param, "display_type_rich", lambda ctx: None)  # noqa: B010
+                setattr(param, "_usage_display_name", lambda shown=shown: shown)  # noqa: B010
+            else:
+                param.metavar = label
+        return command
+
+
 app = typer.Typer(
     name="docvlm",
+    cls=_Commands,
     help="Read scanned documents (text, tables, molecules, music) with PaliGemma 2.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's layout: paragraphs rewrapped to the terminal
 )
 err = Console(stderr=True)
 

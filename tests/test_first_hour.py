@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import typer
 from PIL import Image, TiffImagePlugin
 
 from docvlm import (
@@ -274,3 +276,22 @@ def test_reprs_are_short_and_notebooks_get_tables_and_drawings(
     drawer.FinishDrawing()
     assert molecule._repr_svg_() == drawer.GetDrawingText()  # type: ignore[union-attr]
     assert table.table.html in document._repr_html_()
+
+
+def test_help_shows_conventional_placeholders() -> None:
+    from typer.testing import CliRunner
+
+    from docvlm.cli import app
+
+    runner = CliRunner()
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    for name in commands:
+        shown = runner.invoke(app, [name, "--help"], env={"COLUMNS": "100"})
+        assert shown.exit_code == 0, (name, shown.output)
+        assert not re.search(r"<(bool|str|int|float|path|list\[)|\{\w+\}", shown.output), (
+            name,
+            shown.output,
+        )
+    convert = runner.invoke(app, ["convert", "--help"], env={"COLUMNS": "100"}).output
+    assert "Usage: docvlm convert [OPTIONS] FILES..." in convert
+    assert "-p, --pages PAGES" in convert and re.search(r"^\s+--json\s+Print", convert, re.M)
