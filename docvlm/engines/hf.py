@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from docvlm.checkpoints import resolve_checkpoint
-from docvlm.engines import Generation, Request, Stop, repeats
+from docvlm.engines import Generation, Request
 from docvlm.errors import CheckpointUnavailableError, MissingDependencyError
 from docvlm.settings import Settings
 
@@ -119,9 +119,9 @@ def load_model(checkpoint: str, settings: Settings) -> tuple[Any, Any, str]:
 class TransformersEngine:
     """A loaded ``PaliGemmaForConditionalGeneration`` run through ``generate``.
 
-    ``generate`` cannot stop one sequence of a batch early, so a runaway repetition is
-    only flagged (``stop="repetition"``) when the answer's last ``repetition_span`` tokens
-    are one short cycle.
+    Each row of a batch stops on its own: at EOS, at its own ``max_new_tokens``, or when
+    its last ``repetition_span`` tokens are one short cycle (``stop="repetition"``), so a
+    runaway loop costs at most ``repetition_span`` tokens.
     """
 
     def __init__(
@@ -151,6 +151,9 @@ class TransformersEngine:
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
         """Greedy answers with per-token logprobs; different budgets share one batch."""
         import torch
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        from docvlm.engines.stopping import ChosenLogprobs, RowStops
 
         if not requests:
             return []
@@ -163,30 +166,33 @@ class TransformersEngine:
         inputs.pop("labels", None)
         inputs = inputs.to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
-        budget = max(r.max_new_tokens for r in requests)
+        prompt = int(inputs["input_ids"].shape[1])
+        stops = RowStops(
+            prompt, [r.max_new_tokens for r in requests], self._eos, self.repetition_span
+        )
+        chosen = ChosenLogprobs()
         with torch.inference_mode():
             output = self.model.generate(
                 **inputs,
-                max_new_tokens=budget,
+                max_new_tokens=max(r.max_new_tokens for r in requests),
                 do_sample=False,
                 num_beams=1,
-                output_scores=True,
-                return_dict_in_generate=True,
+                logits_processor=LogitsProcessorList([chosen]),
+                stopping_criteria=StoppingCriteriaList([stops]),
             )
-        answers = output.sequences[:, inputs["input_ids"].shape[1] :]
-        steps = torch.stack(output.scores, dim=1).float().log_softmax(-1)  # [B, T, V]
-        chosen = steps.gather(2, answers.unsqueeze(-1))[..., 0].tolist()
+        answers = output[:, prompt:].tolist()
+        logprobs = torch.stack(chosen.steps, dim=1).tolist()  # [B, T]
         results = []
-        for request, ids, logprobs in zip(requests, answers.tolist(), chosen, strict=True):
-            ids, logprobs = ids[: request.max_new_tokens], logprobs[: request.max_new_tokens]
-            stop: Stop = "eos" if self._eos in ids else "length"
-            if stop == "eos":
-                end = ids.index(self._eos)
-                ids, logprobs = ids[:end], logprobs[:end]
-            elif self.repetition_span and repeats(ids, self.repetition_span):
-                stop = "repetition"
-            text = self.processor.tokenizer.decode(ids, skip_special_tokens=True)
+        for row, (ids, row_logprobs) in enumerate(zip(answers, logprobs, strict=True)):
+            end = stops.ends[row]
+            end = len(ids) if end is None else end
+            text = self.processor.tokenizer.decode(ids[:end], skip_special_tokens=True)
             results.append(
-                Generation(text=text, token_ids=tuple(ids), logprobs=tuple(logprobs), stop=stop)
+                Generation(
+                    text=text,
+                    token_ids=tuple(ids[:end]),
+                    logprobs=tuple(row_logprobs[:end]),
+                    stop=stops.reasons[row],
+                )
             )
         return results
