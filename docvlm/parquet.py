@@ -228,6 +228,9 @@ class ParquetPartsSink:
     def close(self) -> None:
         self.commit()
 
+    def abandon(self) -> None:
+        self._rows = []
+
     def __enter__(self) -> ParquetPartsSink:
         return self
 
@@ -269,6 +272,9 @@ class ParquetFileSink:
 
     def commit(self) -> str:
         return self._parts.commit()
+
+    def abandon(self) -> None:
+        self._parts.abandon()
 
     def close(self) -> None:
         self.commit()

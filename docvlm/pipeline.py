@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from docvlm.assemble import page_status
+from docvlm.assemble import make_page
 from docvlm.engines import Engine, Generation, Request
 from docvlm.errors import InputError
 from docvlm.pdf import InProcessPdf, PdfReader, RenderWorker
@@ -150,7 +150,7 @@ class Stages:
         self.stop_feeding = threading.Event()
         self._renders: queue.Queue[Any] = queue.Queue(maxsize=self.lanes)
         self._plans: queue.Queue[Any] = queue.Queue(maxsize=max(4, self.settings.batch_size))
-        self._done: queue.Queue[Any] = queue.Queue(maxsize=64)
+        self._done: queue.Queue[Any] = queue.Queue(maxsize=8)
         self.engine_seconds = 0.0
         self.started = time.perf_counter()
         self._lock = threading.Lock()
@@ -407,12 +407,4 @@ def finish_plan(plan: Plan, outputs: Sequence[Generation | str]) -> Page:
         )
     generations = [o for o in outputs if isinstance(o, Generation)]
     results = finish_reads(plan.work.name, plan.number, plan.reads, generations)
-    return Page(
-        number=plan.number,
-        width=width,
-        height=height,
-        dpi=plan.dpi,
-        status=page_status(results),
-        results=tuple(results),
-        warnings=plan.warnings,
-    )
+    return make_page(plan.number, plan.size, plan.dpi, results, plan.warnings)

@@ -218,6 +218,8 @@ class Run:
             if sink is not None and manifest is not None and clean:
                 manifest.commit_written(pending, sink.commit())
                 sink.close()
+            elif sink is not None:
+                sink.abandon()
             if manifest is not None:
                 manifest.close()
             self._finish(stages)

@@ -61,6 +61,10 @@ class Sink(Protocol):
         """Commit and finish the output (a single Parquet file is joined here)."""
         ...
 
+    def abandon(self) -> None:
+        """Let go without committing (after an error: a rerun trims to the last cursor)."""
+        ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc_info: object) -> None: ...
@@ -84,6 +88,9 @@ class _Base:
 
     def close(self) -> None:
         self.commit()
+
+    def abandon(self) -> None:
+        pass
 
     def __enter__(self) -> Self:
         return self
@@ -120,6 +127,9 @@ class JsonlSink(_Base):
         if not self._file.closed:
             self.commit()
             self._file.close()
+
+    def abandon(self) -> None:
+        self._file.close()
 
 
 def folder_name(source: str) -> str:

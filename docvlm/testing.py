@@ -205,7 +205,8 @@ def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed:
 
 
 class ScriptedEngine:
-    """A fake engine (no model): ``respond`` maps each request to the text to return.
+    """A fake engine (no model): ``respond`` maps each request to the text to return
+    (or to a whole ``Generation``, to script a confidence or a stop reason).
 
     Ships with the package, like httpx's MockTransport, so users can test their own code
     around docvlm without a model. ``requests`` records everything it was asked (with
@@ -214,7 +215,7 @@ class ScriptedEngine:
 
     def __init__(
         self,
-        respond: Callable[[Request], str],
+        respond: Callable[[Request], str | Generation],
         *,
         resolution: int = 448,
         checkpoint: str = "scripted",
@@ -237,7 +238,8 @@ class ScriptedEngine:
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
         if self._record:
             self.requests.extend(requests)
-        return [Generation(text=self._respond(request)) for request in requests]
+        answers = [self._respond(request) for request in requests]
+        return [a if isinstance(a, Generation) else Generation(text=a) for a in answers]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from docvlm import DocVLM, Settings, json_schema
+from docvlm.engines import Generation, Request
+from docvlm.manifest import manifest_path
+from docvlm.pipeline import Options
+from docvlm.runner import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, Run
+from docvlm.testing import ScriptedEngine
+
+LINE = "a line<loc0000><loc0000><loc0100><loc0900>"
+
+
+class Counting(ScriptedEngine):
+    """A scripted engine that counts calls and can fail or wait."""
+
+    def __init__(
+        self, fail: Callable[[int, int], BaseException | None] | None = None, seconds: float = 0.0
+    ) -> None:
+        super().__init__(lambda r: LINE, resolution=448)
+        self.calls: list[int] = []
+        self._fail = fail
+        self._seconds = seconds
+        self._lock = threading.Lock()
+
+    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        with self._lock:
+            self.calls.append(len(requests))
+            call = len(self.calls)
+        error = self._fail(call, len(requests)) if self._fail else None
+        if error is not None:
+            raise error
+        time.sleep(self._seconds)
+        return super().generate(requests)
+
+
+def _client(engine: ScriptedEngine, **settings: object) -> DocVLM:
+    values: dict[str, object] = {"dpi": 36} | settings
+    return DocVLM(Settings(**values), engine_factory=lambda c, s: engine, checkpoint="scripted")
+
+
+def _folder(tmp_path: Path, make_pdf: Callable[..., Path], pages: Sequence[int]) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index, count in enumerate(pages):
+        shutil.move(make_pdf(count, name=f"doc{index}.pdf"), folder / f"doc{index}.pdf")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4\n garbage")
+    return folder
+
+
+def test_resume_skips_what_is_done_and_reads_a_copy_once(
+    tmp_path: Path, make_pdf: Callable[..., Path]
+) -> None:
+    folder = _folder(tmp_path, make_pdf, [2, 3])
+    shutil.copy(folder / "doc1.pdf", folder / "copy-of-doc1.pdf")
+    out = tmp_path / "out.jsonl"
+    engine = Counting()
+    with _client(engine) as client:
+        run = Run(client, Options(tasks=("text",), dpi=36), out)
+        written = list(run.documents([folder]))
+    assert len(engine.requests) == 5  # 2 + 3 pages; the copy is not read again
+    assert run.summary is not None and run.summary.exit_code == EXIT_FAILED
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    names = sorted(Path(r["source"]).name for r in records)
+    assert names == ["broken.pdf", "copy-of-doc1.pdf", "doc0.pdf", "doc1.pdf"]
+    for record in records:
+        jsonschema.validate(record, json_schema("document"))
+    by_name = {Path(d.source).name: d for d in written}
+    copy, original = by_name["copy-of-doc1.pdf"], by_name["doc1.pdf"]
+    assert copy.sha256 == original.sha256 and len(copy.pages) == 3
+    assert all(r.source == copy.source for p in copy.pages for r in p.results)
+    assert by_name["broken.pdf"].status == "failure" and by_name["broken.pdf"].error
+    # the same command again: nothing read, nothing written twice
+    again = Counting()
+    with _client(again) as client:
+        rerun = Run(client, Options(tasks=("text",), dpi=36), out)
+        assert list(rerun.documents([folder])) == []
+    assert again.requests == [] and rerun.summary is not None
+    assert rerun.summary.files_skipped == 4
+    assert rerun.summary.exit_code == EXIT_FAILED  # the broken file is still recorded failed
+    assert len(out.read_text().splitlines()) == 4
+    # another job key (dpi) is another job: read again
+    other = Counting()
+    with _client(other) as client:
+        list(Run(client, Options(tasks=("text",), dpi=40), out, redo=True).documents([folder]))
+    assert len(other.requests) == 5 and len(out.read_text().splitlines()) == 4
+
+
+def test_an_interrupted_document_resumes_at_its_next_page(
+    tmp_path: Path, make_pdf: Callable[..., Path]
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.move(make_pdf(6, name="long.pdf"), folder / "long.pdf")
+    out = tmp_path / "out.jsonl"
+
+    def die_on_third_call(call: int, size: int) -> BaseException | None:
+        return SystemExit("killed") if call == 3 else None
+
+    engine = Counting(die_on_third_call)
+    # one page per engine call; SystemExit is raised on the generation thread, re-raised here
+    with _client(engine, batch_size=1) as client, pytest.raises(SystemExit):
+        list(Run(client, Options(tasks=("text",), dpi=36), out).documents([folder]))
+    assert out.read_text() == ""  # the document was not finished
+    with sqlite3.connect(manifest_path(out)) as db:
+        assert db.execute("SELECT count(*) FROM pages").fetchone()[0] >= 2
+    resumed = Counting()
+    with _client(resumed) as client:
+        run = Run(client, Options(tasks=("text",), dpi=36), out)
+        (document,) = run.documents([folder])
+    assert [p.number for p in document.pages] == [1, 2, 3, 4, 5, 6]
+    assert run.summary is not None and run.summary.pages_reused >= 2
+    assert len(resumed.requests) == 6 - run.summary.pages_reused
+    with sqlite3.connect(manifest_path(out)) as db:
+        rows = db.execute("SELECT page, count(*) FROM pages GROUP BY sha256, job, page").fetchall()
+    assert sorted(rows) == [(n, 1) for n in range(1, 7)]
+
+
+def test_engine_failures_are_retried_then_recorded(
+    tmp_path: Path, make_pdf: Callable[..., Path]
+) -> None:
+    class OutOfMemoryError(RuntimeError):  # named like torch's
+        pass
+
+    def oom_over_one(call: int, size: int) -> BaseException | None:
+        return OutOfMemoryError("CUDA out of memory") if size > 1 else None
+
+    folder = _folder(tmp_path, make_pdf, [4])
+    engine = Counting(oom_over_one, seconds=0.3)  # slow: pages queue up, batches form
+    with _client(engine) as client:
+        documents = {Path(d.source).name: d for d in client.convert_many([folder])}
+    assert documents["doc0.pdf"].status == "success"  # halved down to one request a call
+    assert max(engine.calls) > 1 and engine.requests and len(engine.requests) == 4
+
+    def always(call: int, size: int) -> BaseException | None:
+        return RuntimeError("device lost")
+
+    broken = Counting(always)
+    with _client(broken) as client:
+        run = Run(client, Options(tasks=("text",), dpi=36, retries=2))
+        (doc,) = [d for d in run.documents([folder]) if d.source.endswith("doc0.pdf")]
+    assert doc.status == "failure"
+    assert all(p.error == "the engine failed (RuntimeError: device lost)" for p in doc.pages)
+    assert sum(broken.calls) == 3 * 4  # each page: the first try and two retries
+
+
+def test_max_error_rate_stops_a_job_that_fails_wholesale(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index in range(30):
+        (folder / f"bad{index:02d}.pdf").write_bytes(f"%PDF-1.4\n no objects {index}".encode())
+    out = tmp_path / "out.jsonl"
+    with _client(Counting()) as client:
+        run = Run(client, Options(tasks=("text",), dpi=36), out, max_error_rate=0.5)
+        written = list(run.documents([folder]))
+    assert run.summary is not None and run.summary.stopped
+    assert run.summary.exit_code == EXIT_STOPPED
+    assert 10 <= len(written) < 30 and len(out.read_text().splitlines()) == len(written)
+
+
+def test_one_request_stream_across_documents(tmp_path: Path, make_pdf: Callable[..., Path]) -> None:
+    folder = _folder(tmp_path, make_pdf, [1] * 8)
+    (folder / "broken.pdf").unlink()
+    engine = Counting(seconds=0.3)  # a slow engine: pages of other documents queue up
+    with _client(engine, batch_size=4) as client:
+        run = Run(client, Options(tasks=("text",), dpi=36))
+        documents = list(run.documents([folder]))
+    assert len(documents) == 8 and all(d.status == "success" for d in documents)
+    assert max(engine.calls) > 1  # one engine call held pages of several documents
+    assert len(engine.calls) < 8
+    assert run.summary is not None and run.summary.exit_code == EXIT_OK
+    assert 0 < run.summary.engine_busy <= 1
+
+
+def test_client_gives_the_engine_every_request_at_once(make_pdf: Callable[..., Path]) -> None:
+    engine = Counting()
+    with _client(engine, batch_size=1, dpi=150) as client:
+        (result,) = client.read_text(make_pdf(1))  # 1275 x 1650 px: 4 x 5 tiles of 448 px
+    assert engine.calls == [20] and result.page == 1  # not 20 calls of batch_size 1
