@@ -19,14 +19,14 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("python_multipart")
 
-import httpx  # noqa: E402
-from fastapi import FastAPI  # noqa: E402
-from PIL import Image  # noqa: E402
+import httpx
+from fastapi import FastAPI
+from PIL import Image
 
-from docvlm import DocVLM, Document, Settings, json_schema  # noqa: E402
-from docvlm.engines import Engine, Request  # noqa: E402
-from docvlm.server import FileArchive, OutputError, service_app, viewer_app  # noqa: E402
-from docvlm.testing import ScriptedEngine  # noqa: E402
+from docvlm import Document, DocVLM, Settings, json_schema
+from docvlm.engines import Engine, Request
+from docvlm.server import FileArchive, OutputError, service_app, viewer_app
+from docvlm.testing import ScriptedEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "sample.pdf"
@@ -315,8 +315,10 @@ def test_view_over_a_jsonl_written_by_convert(
     out = tmp_path / "out.jsonl"
     result = CliRunner().invoke(
         cli,
-        ["convert", str(pdf), str(bad), "-c", str(tiny_checkpoint), "--json", "-o", str(out)]
-        + ["--max-new-tokens", "4", "--dpi", "40", "-t", "layout"],
+        [
+            *("convert", str(pdf), str(bad), "-c", str(tiny_checkpoint), "--json"),
+            *("-o", str(out), "--max-new-tokens", "4", "--dpi", "40", "-t", "layout"),
+        ],
     )
     assert result.exit_code == 1, result.output  # the bad file
     lines = out.read_text().splitlines()
@@ -383,3 +385,47 @@ def test_importing_docvlm_and_its_cli_loads_no_web_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+@pytest.mark.parametrize("destination", ["out.jsonl", "out.parquet", "parts.parquet/", "folder/"])
+def test_view_reads_every_output_form_of_the_sinks(
+    destination: str, make_pdf: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The viewer reads back, through each sink's own files, the Documents written."""
+    pytest.importorskip("pyarrow")
+    from docvlm.sinks import open_sink
+
+    def respond(request: Request) -> str:
+        if request.prompt == "ocr":
+            return "<loc0100><loc0100><loc0300><loc0900> results of the assay"
+        return "<table><tr><td>a</td><td>b</td></tr></table>"
+
+    bad = tmp_path / "bad.pdf"
+    bad.write_text("not a pdf")
+    pdf = make_pdf(2)
+    scripted_engine = ScriptedEngine(respond)
+    with DocVLM(SETTINGS, checkpoint="s", engine_factory=lambda c, s: scripted_engine) as reader:
+        documents = list(reader.convert_many([pdf, bad], tasks=["text", "table"], dpi=40))
+    target = tmp_path / destination
+    if destination.endswith("/"):
+        target.mkdir()
+    with open_sink(target) as sink:
+        for document in documents:
+            sink.write(document)
+    archive = FileArchive(target, SETTINGS)
+    total, summaries = archive.summaries(0, 10)
+    assert total == 2
+    read = [archive.document(s.id) for s in summaries]
+    by_source = {d.source: d for d in read}
+    for written in documents:
+        back = by_source[written.source]
+        if destination.endswith((".parquet", ".parquet/")):  # Parquet keeps no DPI or tables
+            pages = tuple(p.model_copy(update={"dpi": None, "warnings": ()}) for p in written.pages)
+            written = written.model_copy(update={"pages": pages, "tables": ()})
+        assert back == written
+    good = next(s.id for s in summaries if s.source == str(pdf))
+    png = archive.page_png(good, 2)
+    page = by_source[str(pdf)].pages[1]
+    assert Image.open(io.BytesIO(png)).size == (page.width, page.height)
+    flagged = {(s.source, s.reason) for s in archive.suspects(None, 100)}
+    assert flagged == {(str(bad), "document_failure")}

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from docvlm.errors import InputError
 from docvlm.render import PageFailure, Source, load_pages
-from docvlm.results import Document
+from docvlm.results import Document, Page
 from docvlm.settings import Settings
 
 __all__ = [
@@ -32,8 +32,8 @@ __all__ = [
     "Suspect",
     "UploadArchive",
     "filter_suspects",
+    "find_page",
     "index_entry",
-    "page_dpi",
     "render_page",
     "suspects_of",
 ]
@@ -123,29 +123,31 @@ def suspects_of(document: Document, number: int) -> list[Suspect]:
     return found
 
 
-def render_page(
-    source: Source, number: int, *, dpi: float | None, password: str | None, settings: Settings
-) -> bytes:
-    """Page ``number`` of ``source`` as PNG, rendered as the conversion did (same DPI and
-    pixel limit), then reduced to at most ``VIEW_MAX_SIDE`` pixels a side."""
+def render_page(source: Source, page: Page, *, password: str | None, settings: Settings) -> bytes:
+    """``page`` of ``source`` as PNG, rendered as the conversion did (its DPI, the pixel
+    limit) at the size the results' boxes refer to, then reduced to at most
+    ``VIEW_MAX_SIDE`` pixels a side."""
     try:
         for item in load_pages(
             source,
-            pages=[number],
+            pages=[page.number],
             password=password,
-            dpi=round(dpi) if dpi else settings.dpi,
+            dpi=round(page.dpi) if page.dpi else settings.dpi,
             limits=settings.limits(),
         ):
             if isinstance(item, PageFailure):
                 raise PageImageError(str(item.error))
             image = item.image
+            if page.width and page.height and image.size != (page.width, page.height):
+                # rendered at another DPI than recorded (Parquet keeps none): match the boxes
+                image = image.resize((page.width, page.height), Image.Resampling.LANCZOS)
             image.thumbnail((VIEW_MAX_SIDE, VIEW_MAX_SIDE), Image.Resampling.LANCZOS)
             buffer = io.BytesIO()
-            image.save(buffer, "PNG", optimize=False, compress_level=3)
+            image.save(buffer, "PNG", compress_level=3)
             return buffer.getvalue()
     except InputError as error:
         raise PageImageError(str(error)) from error
-    raise PageImageError(f"{number} is not a page of the source")
+    raise PageImageError(f"{page.number} is not a page of the source")
 
 
 class Archive(Protocol):
@@ -246,11 +248,12 @@ class PngCache:
         return png
 
 
-def page_dpi(document: Document, page: int) -> float | None:
-    for p in document.pages:
-        if p.number == page:
-            return p.dpi
-    raise KeyError(page)
+def find_page(document: Document, number: int) -> Page:
+    """Page ``number`` of ``document``; ``KeyError`` when it has none."""
+    for page in document.pages:
+        if page.number == number:
+            return page
+    raise KeyError(number)
 
 
 class UploadArchive:
@@ -303,6 +306,7 @@ class UploadArchive:
             return cached
         with self._lock:
             _, document, data, password = self._items[number]
-        dpi = page_dpi(document, page)
-        png = render_page(data, page, dpi=dpi, password=password, settings=self._settings)
+        png = render_page(
+            data, find_page(document, page), password=password, settings=self._settings
+        )
         return self._pngs.put((number, page), png)

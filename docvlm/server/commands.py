@@ -78,7 +78,13 @@ def serve_command(
 
 
 def view_command(
-    output: Annotated[Path, typer.Argument(help="A JSONL of Documents (docvlm convert --json).")],
+    output: Annotated[
+        Path,
+        typer.Argument(
+            help="What docvlm convert wrote: a JSONL of Documents, a Parquet file or "
+            "folder of parts, or an output folder."
+        ),
+    ],
     root: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option("--root", help="Folder the Documents' relative source paths start from."),

@@ -1,20 +1,31 @@
 """A conversion output on disk as an archive for the viewer (``docvlm view OUT``).
 
-A JSONL of Documents (what ``docvlm convert --json`` writes) is indexed once: the byte
-offset of each line and what the list and the suspect filter need; a document is read
-again from its line when it is opened, so memory stays small for a large archive. Pages
-are re-rendered on demand from each Document's source: its path as written (absolute, or
-relative to ``root``, the working directory or the output's folder), or a member of a
-zip/tar archive (``archive.zip!member.pdf``).
+It reads each form ``docvlm convert --out`` writes (``docvlm.sinks``):
+
+- a JSONL of Documents: indexed once (each line's byte offset and what the list and the
+  suspect filter need); a document is read again from its line when it is opened, so
+  memory stays small for a large archive;
+- an output folder: one ``NAME/document.json`` per document, read when opened;
+- Parquet (a file, or a folder of parts): rows grouped back into Documents from their
+  ``result_json``, all in memory. Parquet keeps no render DPI, so pages are redrawn at
+  the configured DPI; boxes are drawn relative to the page size, so they still line up.
+
+Pages are re-rendered on demand from each Document's source: its path as written
+(absolute, or relative to ``root``, the working directory or the output's folder), or a
+member of a zip/tar archive (``archive.zip!member.pdf``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+from pydantic import TypeAdapter
+
+from docvlm.errors import MissingDependencyError
 from docvlm.render import Source
-from docvlm.results import Document
+from docvlm.results import Document, Page, Result
 from docvlm.server.archive import (
     DocumentSummary,
     Entry,
@@ -22,14 +33,14 @@ from docvlm.server.archive import (
     PngCache,
     Suspect,
     filter_suspects,
+    find_page,
     index_entry,
-    page_dpi,
     render_page,
 )
 from docvlm.settings import Settings
 from docvlm.sources import expand_sources
 
-__all__ = ["FileArchive", "OutputError"]
+__all__ = ["FileArchive", "OutputError", "read_parquet"]
 
 
 class OutputError(ValueError):
@@ -43,35 +54,39 @@ class FileArchive:
         self.path = path
         self._settings = settings
         self._roots = [r for r in (root, Path.cwd(), path.parent) if r is not None]
-        self._offsets: list[int] = []
+        self._places: list[tuple[Path, int]] = []  # (file, byte offset of its line or -1)
         self._loaded: list[Document] = []
         self._entries: list[Entry] = []
         self._pngs = PngCache()
-        if path.is_file() and _looks_like_jsonl(path):
+        if path.is_file() and path.suffix.lower() != ".parquet" and _looks_like_jsonl(path):
             self._index_jsonl()
+        elif path.is_dir() and any(path.glob("*/document.json")):
+            self._index_folder()
+        elif path.suffix.lower() == ".parquet" or (path.is_dir() and any(path.glob("*.parquet"))):
+            for document in read_parquet(path):
+                self._entries.append(index_entry(len(self._loaded), document))
+                self._loaded.append(document)
         else:
-            self._load(_read_other(path))
+            raise OutputError(
+                f"{path}: not a conversion output (a JSONL of Documents, a Parquet file or "
+                "folder of parts, or an output folder of NAME/document.json)"
+            )
 
     def _index_jsonl(self) -> None:
         with self.path.open("rb") as handle:
             offset = 0
             for number, line in enumerate(handle, start=1):
                 if line.strip():
-                    try:
-                        document = Document.model_validate_json(line)
-                    except ValueError as error:
-                        raise OutputError(
-                            f"{self.path}, line {number}: not a Document "
-                            f"({str(error).splitlines()[0]})"
-                        ) from error
-                    self._entries.append(index_entry(len(self._offsets), document))
-                    self._offsets.append(offset)
+                    document = _document(line, f"{self.path}, line {number}")
+                    self._entries.append(index_entry(len(self._places), document))
+                    self._places.append((self.path, offset))
                 offset += len(line)
 
-    def _load(self, documents: Iterable[Document]) -> None:
-        for document in documents:
-            self._entries.append(index_entry(len(self._loaded), document))
-            self._loaded.append(document)
+    def _index_folder(self) -> None:
+        for file in sorted(self.path.glob("*/document.json")):
+            document = _document(file.read_bytes(), str(file))
+            self._entries.append(index_entry(len(self._places), document))
+            self._places.append((file, -1))
 
     def summaries(self, offset: int, limit: int) -> tuple[int, list[DocumentSummary]]:
         return len(self._entries), [e.summary for e in self._entries[offset : offset + limit]]
@@ -81,8 +96,11 @@ class FileArchive:
             raise KeyError(number)
         if self._loaded:
             return self._loaded[number]
-        with self.path.open("rb") as handle:
-            handle.seek(self._offsets[number])
+        file, offset = self._places[number]
+        if offset < 0:
+            return Document.model_validate_json(file.read_bytes())
+        with file.open("rb") as handle:
+            handle.seek(offset)
             return Document.model_validate_json(handle.readline())
 
     def suspects(self, min_confidence: float | None, limit: int) -> list[Suspect]:
@@ -93,9 +111,9 @@ class FileArchive:
         if cached is not None:
             return cached
         document = self.document(number)
-        dpi = page_dpi(document, page)
+        found = find_page(document, page)
         source = self._locate(document.source)
-        png = render_page(source, page, dpi=dpi, password=None, settings=self._settings)
+        png = render_page(source, found, password=None, settings=self._settings)
         return self._pngs.put((number, page), png)
 
     def _locate(self, name: str) -> Source:
@@ -127,8 +145,63 @@ def _looks_like_jsonl(path: Path) -> bool:
     return head.startswith(b"{") or not head
 
 
-def _read_other(path: Path) -> Iterable[Document]:
-    """Parquet files and output folders, through the readers of ``docvlm.sinks``."""
-    raise OutputError(
-        f"{path}: not a JSONL of Documents (one per line, as `docvlm convert --json` writes)"
-    )
+def _document(data: bytes, where: str) -> Document:
+    try:
+        return Document.model_validate_json(data)
+    except ValueError as error:
+        first = str(error).splitlines()[0]
+        raise OutputError(f"{where}: not a Document ({first})") from error
+
+
+_RESULT = TypeAdapter(Result)
+
+
+def read_parquet(path: Path) -> Iterator[Document]:
+    """Documents rebuilt from docvlm's Parquet rows (a file, or a folder of parts), in
+    the order they were written."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as error:
+        raise MissingDependencyError(
+            "reading Parquet needs pyarrow: pip install 'docvlm[parquet]'"
+        ) from error
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    documents: dict[str, dict[str, Any]] = {}
+    for file in files:
+        try:
+            rows = pq.read_table(file).to_pylist()
+        except (OSError, ValueError) as error:
+            raise OutputError(f"{file}: cannot read it as Parquet ({error})") from error
+        for row in rows:
+            try:
+                key = row["document_id"]
+                document = documents.setdefault(
+                    key,
+                    {
+                        "source": row["source"],
+                        "sha256": row["sha256"],
+                        "status": row["document_status"],
+                        "error": row["document_error"],
+                        "pages": {},
+                    },
+                )
+                if row["page"] is None:
+                    continue
+                page = document["pages"].setdefault(
+                    row["page"],
+                    {
+                        "number": row["page"],
+                        "width": row["page_width"] or 0,
+                        "height": row["page_height"] or 0,
+                        "status": row["page_status"],
+                        "error": row["page_error"],
+                        "results": [],
+                    },
+                )
+                if row["result_json"]:
+                    page["results"].append(_RESULT.validate_json(row["result_json"]))
+            except (KeyError, ValueError) as error:
+                raise OutputError(f"{file}: not docvlm's Parquet rows ({error})") from error
+    for fields in documents.values():
+        pages = tuple(Page(**page) for _, page in sorted(fields.pop("pages").items()))
+        yield Document(pages=pages, **fields)
