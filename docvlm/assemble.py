@@ -2,22 +2,80 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from docvlm.regions import merge_tile_lines
 from docvlm.render import PageImage
-from docvlm.results import Page, PageStatus, Result, TableResult, TextResult
+from docvlm.results import (
+    LayoutResult,
+    Page,
+    PageStatus,
+    Result,
+    TableResult,
+    TextResult,
+)
 from docvlm.stitch import stitch_tables
 from parsers import Box
 
-__all__ = ["clip", "document_tables", "merge_tiles", "page_status"]
+__all__ = ["clip", "document_tables", "make_page", "merge_tiles", "page_status"]
 
 
-def clip(box: Box, page: PageImage) -> Box:
-    """``box`` cut to the page."""
+def clip(box: Box, page: PageImage | tuple[int, int]) -> Box:
+    """``box`` cut to the page (a rendered page, or its width and height in pixels)."""
+    width, height = page.image.size if isinstance(page, PageImage) else page
     return Box(
-        x0=max(0.0, box.x0),
-        y0=max(0.0, box.y0),
-        x1=min(float(page.image.width), box.x1),
-        y1=min(float(page.image.height), box.y1),
+        x0=min(max(0.0, box.x0), float(width)),
+        y0=min(max(0.0, box.y0), float(height)),
+        x1=max(min(float(width), box.x1), 0.0),
+        y1=max(min(float(height), box.y1), 0.0),
+    )
+
+
+#: What a page's warnings say about a result that did not end normally.
+STOP_WARNINGS = {
+    "length": "{task} output was cut at the token limit (max_new_tokens): it is incomplete",
+    "repetition": "{task} output looped and was stopped early: it is suspect",
+}
+
+
+def _clipped(result: Result, size: tuple[int, int]) -> Result:
+    """The result with every box cut to the page: a square crop's padding (and a model's
+    coordinates) can reach past the page's edges."""
+
+    def cut(item: Any) -> Any:
+        box = getattr(item, "box", None)
+        return item if box is None else item.model_copy(update={"box": clip(box, size)})
+
+    update: dict[str, Any] = {"box": clip(result.box, size)}
+    if isinstance(result, LayoutResult):
+        update["regions"] = tuple(cut(region) for region in result.regions)
+    elif isinstance(result, TextResult):
+        update["lines"] = tuple(cut(line) for line in result.lines)
+    elif isinstance(result, TableResult) and result.table is not None:
+        cells = tuple(cut(cell) for cell in result.table.cells)
+        update["table"] = result.table.model_copy(update={"cells": cells})
+    return result.model_copy(update=update)
+
+
+def make_page(
+    number: int,
+    size: tuple[int, int],
+    dpi: float | None,
+    results: Sequence[Result],
+    warnings: Sequence[str] = (),
+) -> Page:
+    """A read page: boxes clipped to it, and a warning for each cut-off or looping result."""
+    kept = [_clipped(result, size) for result in results]
+    notes = [STOP_WARNINGS[r.stop].format(task=r.task) for r in kept if r.stop in STOP_WARNINGS]
+    return Page(
+        number=number,
+        width=size[0],
+        height=size[1],
+        dpi=dpi,
+        status=page_status(kept),
+        results=tuple(kept),
+        warnings=(*warnings, *dict.fromkeys(notes)),
     )
 
 

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from docvlm.archive_cli import status_command
+from docvlm.assemble import STOP_WARNINGS
 from docvlm.client import DocVLM
 from docvlm.errors import DocVLMError
 from docvlm.results import Document, Result, ResultBase, json_schema
@@ -134,6 +135,8 @@ _RESULTS = TypeAdapter(list[Result])
 
 def _human(result: ResultBase) -> str:
     head = f"# {result.source} page {result.page} ({result.task})"
+    if result.stop in STOP_WARNINGS:
+        head += " ! " + STOP_WARNINGS[result.stop].format(task=result.task)
     body = result.summary() if result.status == "ok" else f"! {result.error}"
     return f"{head}\n{body}\n"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
 
-from docvlm.assemble import clip, page_status
+from docvlm.assemble import clip, make_page
 from docvlm.engines import Engine, EngineFactory, Generation, Request, load_engine
 from docvlm.errors import CheckpointNotConfiguredError, InputError
 from docvlm.pdf import InProcessPdf, PdfReader, RenderWorker
@@ -320,15 +320,7 @@ class DocVLM:
             ):
                 per_page[index].extend(results)
         return [
-            Page(
-                number=page.number,
-                width=page.image.width,
-                height=page.image.height,
-                dpi=page.dpi,
-                status=page_status(results),
-                results=tuple(results),
-                warnings=page.warnings,
-            )
+            make_page(page.number, page.image.size, page.dpi, results, page.warnings)
             for page, results in zip(pages, per_page, strict=True)
         ]
 

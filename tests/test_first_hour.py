@@ -27,7 +27,8 @@ from docvlm import (
     UnsupportedInputError,
 )
 from docvlm.checkpoints import resolve_checkpoint
-from docvlm.engines import Request
+from docvlm.cli import _human
+from docvlm.engines import Generation, Request
 from docvlm.inspection import inspect_sources
 from docvlm.limits import Limits
 from docvlm.render import PageImage, load_pages
@@ -47,7 +48,6 @@ def test_one_call_api_in_a_script_without_a_main_guard(
         textwrap.dedent(
             f"""
             import json
-import os
             from docvlm import read_table
 
             tables = read_table({str(pdf)!r}, checkpoint={str(checkpoint)!r}, max_new_tokens=4)
@@ -295,3 +295,31 @@ def test_help_shows_conventional_placeholders() -> None:
     convert = runner.invoke(app, ["convert", "--help"], env={"COLUMNS": "100"}).output
     assert "Usage: docvlm convert [OPTIONS] FILES..." in convert
     assert "-p, --pages PAGES" in convert and re.search(r"^\s+--json\s+Print", convert, re.M)
+
+
+def test_cut_off_output_is_visible_and_boxes_stay_on_the_page(tmp_path: Path) -> None:
+    def respond(request: Request) -> str | Generation:
+        if request.prompt.startswith("detect"):
+            # the model points into the white padding right of and below the page
+            return "<loc0000><loc0000><loc1023><loc1023> table"
+        return Generation(text="<tr><td>1</td><td>2", stop="length")
+
+    scan = tmp_path / "scan.png"
+    Image.new("RGB", (1275, 900), "white").save(scan)
+    engine = ScriptedEngine(respond)
+    client = DocVLM(engine_factory=lambda c, s: engine, checkpoint="scripted")
+    document = client.convert(scan, tasks=("layout", "table"))
+    (page,) = document.pages
+    layout, table = page.results
+    (region,) = layout.regions  # type: ignore[union-attr]
+    assert (region.box.x1, region.box.y1) == (1275, 900)
+    assert all(r.box.x1 <= 1275 and r.box.y1 <= 900 for r in page.results)
+    assert table.stop == "length"
+    assert page.warnings == (
+        "table output was cut at the token limit (max_new_tokens): it is incomplete",
+    )
+    # the CLI's plain output says so too
+    assert _human(table).splitlines()[0] == (
+        f"# {scan} page 1 (table) ! table output was cut at the token limit "
+        "(max_new_tokens): it is incomplete"
+    )
