@@ -429,3 +429,58 @@ def test_view_reads_every_output_form_of_the_sinks(
     assert Image.open(io.BytesIO(png)).size == (page.width, page.height)
     flagged = {(s.source, s.reason) for s in archive.suspects(None, 100)}
     assert flagged == {(str(bad), "document_failure")}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def serving(args: list[str], port: int) -> subprocess.Popen[str]:
+    """``docvlm ARGS`` started in a subprocess, once it answers /healthz on ``port``."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "docvlm", *args, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"docvlm {args[0]} did not start: {process.communicate()[0]}")
+
+
+def test_serve_and_view_commands_listen_on_localhost(tmp_path: Path) -> None:
+    port = free_port()
+    serve = serving(["serve", "-c", "never-loaded", "--workers", "1"], port)
+    try:
+        info = httpx.get(f"http://127.0.0.1:{port}/v1/info").json()
+    finally:
+        serve.terminate()
+        log = serve.communicate(timeout=30)[0]
+    assert info["mode"] == "serve"
+    assert f"Uvicorn running on http://127.0.0.1:{port}" in log
+    engine = ScriptedEngine(lambda request: "a caption")
+    with DocVLM(SETTINGS, checkpoint="s", engine_factory=lambda c, s: engine) as reader:
+        document = reader.convert(SAMPLE, tasks=["caption"], pages="2", dpi=40)
+    out = tmp_path / "out.jsonl"  # the source named relative to the folder given as --root
+    out.write_text(document.model_copy(update={"source": "sample.pdf"}).model_dump_json() + "\n")
+    view = serving(["view", str(out), "--root", str(SAMPLE.parent)], port)
+    try:
+        listing = httpx.get(f"http://127.0.0.1:{port}/v1/documents").json()
+        image = httpx.get(f"http://127.0.0.1:{port}/v1/documents/0/pages/2/image", timeout=60)
+    finally:
+        view.terminate()
+        view.communicate(timeout=30)
+    assert listing["documents"][0]["source"] == "sample.pdf"
+    page = document.pages[0]
+    assert Image.open(io.BytesIO(image.content)).size == (page.width, page.height)

@@ -6,6 +6,7 @@ of the CLI works without the ``server`` extra.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,8 +23,6 @@ def _server() -> None:
     try:
         import docvlm.server.run  # noqa: F401
     except ImportError:
-        import sys
-
         sys.stderr.write(
             "error: docvlm serve and view need the server extra: pip install 'docvlm[server]'\n"
         )
@@ -74,7 +73,16 @@ def serve_command(
         max_upload_bytes=int(max_upload_mb * (1 << 20)),
         keep=keep,
     )
+    _warn_if_exposed(host)
     run(app, host=host, port=port)
+
+
+def _warn_if_exposed(host: str) -> None:
+    if host not in (LOCALHOST, "localhost", "::1"):
+        sys.stderr.write(
+            f"warning: listening on {host}: anyone who can reach it can use the service "
+            "and read what it converted (there is no authentication)\n"
+        )
 
 
 def view_command(
@@ -106,4 +114,5 @@ def view_command(
         app = viewer_app(output, root=root)
     except OutputError as error:
         raise typer.BadParameter(str(error), param_hint="OUTPUT") from None
+    _warn_if_exposed(host)
     run(app, host=host, port=port, open_browser=open_browser)

@@ -35,7 +35,8 @@ def service_app(
 
     ``workers`` conversions run at once (their crops batched together, up to
     ``settings.batch_size`` per engine call); ``queue_limit`` more wait, then 429.
-    The last ``keep`` documents stay viewable.
+    The last ``keep`` documents stay viewable, with up to 512 MiB of their uploads (at
+    least the newest one) kept to draw their pages.
     """
     converter = Converter(
         settings,
@@ -45,7 +46,7 @@ def service_app(
         queue_limit=queue_limit,
         window=window,
     )
-    archive = UploadArchive(settings, keep=keep, max_bytes=max(keep, 1) * max_upload_bytes)
+    archive = UploadArchive(settings, keep=keep, max_bytes=max(max_upload_bytes, 512 << 20))
     return create_app(archive, converter=converter, max_upload_bytes=max_upload_bytes)
 
 
