@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -7,13 +8,18 @@ import pytest
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
+SHARED_CORPUS = ROOT.parent / "shared" / "corpus"
+#: The public fixtures kept in the repository (a subset of the shared corpus, same layout).
+BUNDLED_CORPUS = ROOT / "tests" / "data" / "corpus"
+CORPUS = Path(
+    os.environ.get("DOCVLM_TEST_CORPUS")
+    or (SHARED_CORPUS if SHARED_CORPUS.is_dir() else BUNDLED_CORPUS)
+).resolve()
 
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    if not CORPUS.is_dir():
-        pytest.skip("../shared/corpus is absent (standalone checkout)")
+    """The full shared corpus when present, else the bundled subset (tests/data/corpus)."""
     return CORPUS
 
 

@@ -39,8 +39,8 @@ def _client(**settings: object) -> DocVLM:
 
 def test_every_corpus_file_gives_pages_or_a_typed_error(corpus: Path) -> None:
     folder = corpus / "pdfs"
-    # the reference texts and password lists beside the scans are not documents: skipped
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix != ".txt")
+    # the reference texts, READMEs and password lists beside the scans are not documents
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix not in (".txt", ".md"))
     with _client() as client:
         documents = list(client.convert_many([folder]))  # in the order they finish
     assert sorted(d.source for d in documents) == sorted(str(p) for p in files)
@@ -63,9 +63,10 @@ def test_every_corpus_file_gives_pages_or_a_typed_error(corpus: Path) -> None:
     assert by_name["ocrmypdf_crom_png_renamed.pdf"].status == "success"  # a PNG, by content
     assert len(by_name["pillow_g4-multi.tiff"].pages) == 3
     assert len(by_name["ocrmypdf_cardinal.pdf"].pages) == 4
-    poster = by_name["ocrmypdf_poster.pdf"].pages[0]
-    assert poster.width * poster.height <= 4_000_000 and poster.warnings  # a lower DPI
-    assert poster.dpi is not None and poster.dpi < 60
+    if "ocrmypdf_poster.pdf" in by_name:  # full corpus only (tests/data omits 0.7 MB)
+        poster = by_name["ocrmypdf_poster.pdf"].pages[0]
+        assert poster.width * poster.height <= 4_000_000 and poster.warnings  # a lower DPI
+        assert poster.dpi is not None and poster.dpi < 60
     scan = by_name["ocrmypdf_typewriter.png"].pages[0]  # 4000 x 2864, reduced to fit
     assert scan.width * scan.height <= 4_000_000 and "reduced 2x" in scan.warnings[0]
 
