@@ -1,7 +1,10 @@
 """The manifest: what a conversion into one destination has done, in SQLite (WAL).
 
 It lives next to the destination (``manifest_path``) and survives ``kill -9`` and reboots:
-every change is one committed transaction (``synchronous=FULL``). It records
+every change is one committed transaction. Page records are written with
+``synchronous=NORMAL`` (a power cut may lose the last few, which are then read again);
+the commit that records documents as written is ``synchronous=FULL``, and since the WAL
+is one sequential file, its fsync makes every earlier record durable too. It records
 
 - ``pages``: each finished page (done, or failed with its cause) keyed by the source's
   content hash, the job fingerprint (``records.JobKey``: tasks, checkpoints, prompts,
@@ -82,7 +85,7 @@ class Manifest:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_TABLES)
 
@@ -97,8 +100,9 @@ class Manifest:
         self.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -219,7 +223,7 @@ class Manifest:
         """One transaction: these (document, job, stop error) are in the sink up to
         ``cursor``."""
         now = time.time()
-        with self._transaction() as db:
+        with self._transaction(durable=True) as db:
             for document, job, stop_error in written:
                 failed = sum(1 for p in document.pages if p.status == "error")
                 db.execute(
