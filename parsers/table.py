@@ -3,6 +3,9 @@
 The model's markup is never passed through: the text is read by a small tokenizer that
 knows only table tags, cells are placed on a grid honouring rowspan and colspan, and
 ``Table.html`` is written anew from that grid with escaped text and span attributes only.
+Inside a cell the inline tags of PubTabNet's data (``b``, ``i``, ``sup``, ``sub``, ``br``)
+are kept without attributes, and the text keeps its whitespace, so that a PubTabNet table
+reads back to the very same HTML. Comments, processing instructions and CDATA are dropped.
 """
 
 from __future__ import annotations
@@ -23,17 +26,22 @@ from parsers.locations import BINS, box_from_bins
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["MAX_CELLS", "MAX_SPAN", "Cell", "Table", "parse_table"]
+__all__ = ["INLINE_TAGS", "MAX_CELLS", "MAX_SPAN", "Cell", "Table", "parse_table"]
 
 #: Largest rowspan/colspan taken as written; larger spans are clamped (and recorded).
 MAX_SPAN = 1_000
 #: Largest grid (rows x columns) accepted; a bigger one is refused as a hostile input.
 MAX_CELLS = 200_000
+#: Inline tags kept inside cell content (PubTabNet's cells have them), never attributes.
+INLINE_TAGS = frozenset({"b", "i", "sup", "sub", "br"})
 
 _LOC = re.compile(r"<loc(\d{4})>")
 _SPAN = re.compile(r"""\b(rowspan|colspan)\s*=\s*["']?\s*(\d{1,9})""", re.IGNORECASE)
 _COORDS = re.compile(r"""\bcoords\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 _TAG_NAME = re.compile(r"/?\s*([A-Za-z][A-Za-z0-9]*)")
+_LOC_TAG = re.compile(r"loc\d{4}")
+# Markup that is never content, with the text that ends it.
+_NOT_CONTENT = (("<!--", "-->"), ("<![CDATA[", "]]>"), ("<?", "?>"), ("<!", ">"))
 
 
 class Cell(Frozen):
@@ -43,8 +51,16 @@ class Cell(Frozen):
     col: int = Field(ge=0, description="first column the cell covers")
     rowspan: int = Field(default=1, ge=1, description="number of rows covered")
     colspan: int = Field(default=1, ge=1, description="number of columns covered")
-    text: str = Field(default="", description="cell text, markup removed")
-    is_header: bool = Field(default=False, description="in <thead> or a <th>")
+    text: str = Field(
+        default="", description="plain text: markup removed, whitespace runs made one space"
+    )
+    content: str = Field(
+        default="",
+        description="the cell as HTML: escaped text with its whitespace, and only the inline "
+        "tags b, i, sup, sub and br, without attributes",
+    )
+    is_header: bool = Field(default=False, description="in the header rows or a <th>")
+    tag: Literal["td", "th"] = Field(default="td", description="the element written: td or th")
     box: Box | None = Field(default=None, description="cell box when the model wrote coords")
 
 
@@ -124,13 +140,12 @@ def _to_html(table: Table) -> str:
         for r in rows:
             parts.append("<tr>")
             for cell in sorted(by_row.get(r, []), key=lambda c: c.col):
-                tag = "th" if cell.is_header and section == "tbody" else "td"
                 attrs = "".join(
                     f' {name}="{value}"'
                     for name, value in (("rowspan", cell.rowspan), ("colspan", cell.colspan))
                     if value > 1
                 )
-                parts.append(f"<{tag}{attrs}>{html.escape(cell.text, quote=False)}</{tag}>")
+                parts.append(f"<{cell.tag}{attrs}>{cell.content}</{cell.tag}>")
             parts.append("</tr>")
         parts.append(f"</{section}>")
     parts.append("</table>")
@@ -141,6 +156,36 @@ def _to_html(table: Table) -> str:
 
 Kind = Literal["open", "close", "text"]
 
+# Repairs of one kind are summarised once they repeat, so that a hostile output with
+# 100,000 broken cells gives a few lines, not 100,000: key -> summary of n > 1 of them.
+_SUMMARIES = {
+    "cell": "closed {n:,} cells left open",
+    "row": "closed {n:,} rows left open",
+    "clamp": "clamped {n:,} spans larger than " + f"{MAX_SPAN:,}" + " (first: {first})",
+    "rowspan": "cut {n:,} rowspans at the table's last row (first: {first})",
+}
+
+
+class _Repairs:
+    """What was fixed, counted by kind; ``lines()`` lists each once or summarised."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, str] = {}
+        self.count: dict[str, int] = {}
+
+    def add(self, message: str, key: str | None = None) -> None:
+        key = key or message
+        self.first.setdefault(key, message)
+        self.count[key] = self.count.get(key, 0) + 1
+
+    def lines(self) -> tuple[str, ...]:
+        return tuple(
+            _SUMMARIES[key].format(n=self.count[key], first=first)
+            if self.count[key] > 1 and key in _SUMMARIES
+            else first
+            for key, first in self.first.items()
+        )
+
 
 @dataclass
 class _Token:
@@ -150,7 +195,19 @@ class _Token:
     text: str = ""
 
 
-def _tokens(text: str, repairs: list[str]) -> Iterator[_Token]:
+def _skip_markup(text: str, start: int, repairs: _Repairs) -> int | None:
+    """End of a comment, CDATA section, processing instruction or declaration at start."""
+    for opener, closer in _NOT_CONTENT:
+        if text.startswith(opener, start):
+            end = text.find(closer, start + len(opener))
+            if end < 0:
+                repairs.add("dropped markup cut off at the end")
+                return len(text)
+            return end + len(closer)
+    return None
+
+
+def _tokens(text: str, repairs: _Repairs) -> Iterator[_Token]:
     """Tags and text runs; quotes inside a tag are honoured so coords="<loc..>" stays one tag."""
     i, n = 0, len(text)
     while i < n:
@@ -160,6 +217,10 @@ def _tokens(text: str, repairs: list[str]) -> Iterator[_Token]:
             return
         if start > i:
             yield _Token("text", text=text[i:start])
+        skipped = _skip_markup(text, start, repairs)
+        if skipped is not None:
+            i = skipped
+            continue
         j, quote = start + 1, ""
         while j < n:
             ch = text[j]
@@ -168,11 +229,11 @@ def _tokens(text: str, repairs: list[str]) -> Iterator[_Token]:
                     quote = ""
             elif ch in "\"'":
                 quote = ch
-            elif ch == ">" or (ch == "<" and j > start + 1):
+            elif ch == ">" or ch == "<":
                 break
             j += 1
         if j >= n:
-            repairs.append("dropped a tag cut off at the end")
+            repairs.add("dropped a tag cut off at the end")
             return
         if text[j] == "<":
             yield _Token("text", text=text[start:j])
@@ -193,15 +254,54 @@ def _tokens(text: str, repairs: list[str]) -> Iterator[_Token]:
 class _RawCell:
     rowspan: int
     colspan: int
-    header: bool
+    tag: Literal["td", "th"]
     box_bins: tuple[int, int, int, int] | None
-    text: list[str] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)  # escaped text and inline tags
+    plain: list[str] = field(default_factory=list)
+    inline: list[str] = field(default_factory=list)  # inline tags open now
     locs: list[int] = field(default_factory=list)
+
+    def add_text(self, text: str) -> None:
+        value = html.unescape(text)
+        self.parts.append(html.escape(value, quote=False))
+        self.plain.append(value)
+
+    def open_inline(self, name: str) -> None:
+        self.parts.append(f"<{name}>")
+        if name == "br":
+            self.plain.append(" ")
+        else:
+            self.inline.append(name)
+
+    def close_inline(self, name: str) -> None:
+        if name not in self.inline:
+            return  # a closing tag that nothing opened
+        while self.inline:
+            last = self.inline.pop()
+            self.parts.append(f"</{last}>")
+            if last == name:
+                return
+
+    def finish(self) -> tuple[str, str]:
+        """(content, plain text), with inline tags left open closed."""
+        while self.inline:
+            self.parts.append(f"</{self.inline.pop()}>")
+        return _content("".join(self.parts)), " ".join("".join(self.plain).split())
+
+
+def _content(markup: str) -> str:
+    # PubTabNet keeps a leading space and never has trailing whitespace; line breaks and
+    # indentation around the content come from pretty-printed HTML, not from the cell.
+    markup = markup.rstrip()
+    stripped = markup.lstrip()
+    if "\n" in markup[: len(markup) - len(stripped)]:
+        return stripped
+    return markup
 
 
 @dataclass
 class _Reader:
-    repairs: list[str]
+    repairs: _Repairs
     rows: list[list[_RawCell]] = field(default_factory=list)
     header_row_flags: list[bool] = field(default_factory=list)
     row: list[_RawCell] | None = None
@@ -211,28 +311,28 @@ class _Reader:
 
     def open_row(self) -> None:
         if self.row is not None:
-            self.close_row("closed a row left open")
+            self.close_row("row")
         self.row = []
         self.header_row_flags.append(self.in_head)
         self.rows.append(self.row)
 
     def close_row(self, repair: str | None = None) -> None:
         if self.cell is not None:
-            self.close_cell("closed a cell left open")
+            self.close_cell("cell")
         if self.row is not None and repair:
-            self.repairs.append(repair)
+            self.repairs.add(_REPAIR_TEXT.get(repair, repair), repair)
         self.row = None
 
     def open_cell(self, name: str, attrs: str) -> None:
         if self.cell is not None:
-            self.close_cell("closed a cell left open")
+            self.close_cell("cell")
         if self.row is None:
             self.open_row()
         spans = {"rowspan": 1, "colspan": 1}
         for span_name, value in _SPAN.findall(attrs):
             number = int(value)
             if number > MAX_SPAN:
-                self.repairs.append(f"clamped {span_name.lower()}={number} to {MAX_SPAN}")
+                self.repairs.add(f"clamped {span_name.lower()}={number} to {MAX_SPAN:,}", "clamp")
             spans[span_name.lower()] = max(1, min(number, MAX_SPAN))
         box = None
         coords = _COORDS.search(attrs)
@@ -240,13 +340,14 @@ class _Reader:
             bins = [int(v) for v in _LOC.findall(coords.group(1))]
             if len(bins) == 4:
                 box = (bins[0], bins[1], bins[2], bins[3])
-        self.cell = _RawCell(spans["rowspan"], spans["colspan"], self.in_head or name == "th", box)
+        tag: Literal["td", "th"] = "th" if name == "th" else "td"
+        self.cell = _RawCell(spans["rowspan"], spans["colspan"], tag, box)
         assert self.row is not None
         self.row.append(self.cell)
 
     def close_cell(self, repair: str | None = None) -> None:
         if self.cell is not None and repair:
-            self.repairs.append(repair)
+            self.repairs.add(_REPAIR_TEXT.get(repair, repair), repair)
         self.cell = None
 
     def feed(self, token: _Token) -> None:
@@ -256,24 +357,11 @@ class _Reader:
             return
         if token.kind == "text":
             if self.cell is not None:
-                self.cell.text.append(token.text)
+                self.cell.add_text(token.text)
             return
         name = token.name
         if token.kind == "open":
-            if name in ("td", "th"):
-                self.open_cell(name, token.attrs)
-            elif name == "tr":
-                self.open_row()
-            elif name == "thead":
-                self.in_head = True
-            elif name in ("tbody", "tfoot"):
-                self.in_head = False
-            elif name in ("script", "style"):
-                self.skipping = name
-            elif name == "br" and self.cell is not None:
-                self.cell.text.append(" ")
-            elif self.cell is not None and re.fullmatch(r"loc\d{4}", name):
-                self._loc_in_text(int(name[3:]))
+            self._open(name, token.attrs)
             return
         if name in ("td", "th"):
             self.close_cell()
@@ -281,8 +369,28 @@ class _Reader:
             self.close_row()
         elif name == "thead":
             if self.row is not None:
-                self.close_row("closed a row left open")
+                self.close_row("row")
             self.in_head = False
+        elif name in INLINE_TAGS and self.cell is not None:
+            self.cell.close_inline(name)
+
+    def _open(self, name: str, attrs: str) -> None:
+        if name in ("td", "th"):
+            self.open_cell(name, attrs)
+        elif name == "tr":
+            self.open_row()
+        elif name == "thead":
+            self.in_head = True
+        elif name in ("tbody", "tfoot"):
+            self.in_head = False
+        elif name in ("script", "style"):
+            self.skipping = name
+        elif self.cell is None:
+            return
+        elif name in INLINE_TAGS:
+            self.cell.open_inline(name)
+        elif _LOC_TAG.fullmatch(name):
+            self._loc_in_text(int(name[3:]))
 
     def _loc_in_text(self, value: int) -> None:
         # Some outputs put the cell box as loc tokens at the start of the cell text.
@@ -293,9 +401,7 @@ class _Reader:
             self.cell.box_bins = (locs[0], locs[1], locs[2], locs[3])
 
 
-def _clean(parts: list[str]) -> str:
-    text = html.unescape("".join(parts))
-    return " ".join(text.split())
+_REPAIR_TEXT = {"cell": "closed a cell left open", "row": "closed a row left open"}
 
 
 def parse_table(text: str, width: float = BINS, height: float = BINS) -> Table:
@@ -303,12 +409,13 @@ def parse_table(text: str, width: float = BINS, height: float = BINS) -> Table:
 
     Accepts HTML with or without ``<table>``, PubTabNet structure tokens with the cell text
     written in, and the PaliGemma 2 form with ``coords="<loc..>x4"`` per cell. Cut-off
-    output is closed (open cells and rows) and each fix is listed in ``Table.repairs``.
-    Cell boxes are scaled to ``width`` x ``height`` pixels (bins, 0-1024, by default).
+    output is closed (open cells and rows) and each fix is listed in ``Table.repairs``
+    (repeated fixes of one kind as one line with their count). Cell boxes are scaled to
+    ``width`` x ``height`` pixels (bins, 0-1024, by default).
     Raises ``TableParseError`` when the text holds no cell at all or the grid is too big.
     """
     check_size(text)
-    repairs: list[str] = []
+    repairs = _Repairs()
     reader = _Reader(repairs)
     for token in _tokens(text, repairs):
         reader.feed(token)
@@ -316,16 +423,15 @@ def parse_table(text: str, width: float = BINS, height: float = BINS) -> Table:
         reader.close_cell("closed a cell left open at the end")
     if reader.row is not None:
         reader.close_row("closed a row left open at the end")
-    rows = [r for r in reader.rows]
-    if not any(rows):
+    if not any(reader.rows):
         raise TableParseError("no table cells in the output", text)
-    return _grid(rows, reader.header_row_flags, repairs, width, height, text)
+    return _grid(reader.rows, reader.header_row_flags, repairs, width, height, text)
 
 
 def _grid(
     rows: list[list[_RawCell]],
     header_flags: list[bool],
-    repairs: list[str],
+    repairs: _Repairs,
     width: float,
     height: float,
     raw: str,
@@ -341,40 +447,58 @@ def _grid(
                 c += 1
             rowspan = raw_cell.rowspan
             if r + rowspan > n_rows:
-                repairs.append(f"cut rowspan={rowspan} at row {r} to the table's last row")
+                repairs.add(f"cut rowspan={rowspan} at row {r} to the table's last row", "rowspan")
                 rowspan = n_rows - r
-            if (r + rowspan) * (c + raw_cell.colspan) > MAX_CELLS or len(occupied) > MAX_CELLS:
+            # every position lies in rows x columns: bound that before filling any
+            n_cols = max(n_cols, c + raw_cell.colspan)
+            if n_rows * n_cols > MAX_CELLS:
                 raise TableParseError(f"table grid larger than {MAX_CELLS:,} positions", raw)
             for dr in range(rowspan):
                 for dc in range(raw_cell.colspan):
                     occupied.add((r + dr, c + dc))
             box = box_from_bins(*raw_cell.box_bins, width, height) if raw_cell.box_bins else None
+            content, plain = raw_cell.finish()
             cells.append(
                 Cell(
                     row=r,
                     col=c,
                     rowspan=rowspan,
                     colspan=raw_cell.colspan,
-                    text=_clean(raw_cell.text),
-                    is_header=raw_cell.header,
+                    text=plain,
+                    content=content,
+                    tag=raw_cell.tag,
                     box=box,
                 )
             )
             c += raw_cell.colspan
-            n_cols = max(n_cols, c)
+    cells.sort(key=lambda cell: (cell.row, cell.col))
+    header_rows = _header_rows(cells, header_flags, repairs)
+    cells = [
+        cell.model_copy(update={"is_header": cell.row < header_rows or cell.tag == "th"})
+        for cell in cells
+    ]
+    return Table(
+        cells=tuple(cells),
+        shape=(n_rows, n_cols),
+        header_rows=header_rows,
+        repairs=repairs.lines(),
+    )
+
+
+def _header_rows(cells: list[Cell], header_flags: list[bool], repairs: _Repairs) -> int:
+    """Leading <thead> rows, extended over the rows a header cell's rowspan covers."""
     header_rows = 0
     for flag in header_flags:
         if not flag:
             break
         header_rows += 1
-    # A header that ends inside a rowspan would split a cell between thead and tbody.
-    for cell in cells:
+    written = header_rows
+    for cell in cells:  # row-major, so rows taken in are checked in turn
         if cell.row < header_rows < cell.row + cell.rowspan:
-            header_rows = cell.row
-    cells.sort(key=lambda cell: (cell.row, cell.col))
-    return Table(
-        cells=tuple(cells),
-        shape=(n_rows, n_cols),
-        header_rows=header_rows,
-        repairs=tuple(repairs),
-    )
+            header_rows = cell.row + cell.rowspan
+    if header_rows > written:
+        repairs.add(
+            f"extended the header from {written} to {header_rows} rows, "
+            "which a header cell's rowspan covers"
+        )
+    return header_rows

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
 import pytest
 
-from parsers import Table, TableParseError, parse_table
+from parsers import Box, Table, TableParseError, parse_table
+from parsers.table import MAX_CELLS
 
 
 def _examples(corpus: Path) -> list[dict[str, object]]:
@@ -43,24 +45,120 @@ def expected_spans(example: dict) -> list[tuple[int, int]]:  # type: ignore[type
     return spans
 
 
+def page(table_html: str) -> str:
+    return f"<html><body>{table_html}</body></html>"
+
+
+def truth_tables(corpus: Path) -> dict[str, str]:
+    reference = json.loads((corpus / "tables/pubtabnet/teds_reference.json").read_text())
+    return {pair["id"].split(":")[0]: pair["true"] for pair in reference["pairs"]}
+
+
+def test_every_pubtabnet_truth_reads_back_to_itself(corpus: Path) -> None:
+    from docvlm.eval import teds
+
+    truths = truth_tables(corpus)
+    assert len(truths) == 20
+    for name, truth in truths.items():
+        rebuilt = page(parse_table(truth).html)
+        assert rebuilt == truth, name  # byte for byte: markup, whitespace, thead, spans
+        assert teds(rebuilt, truth) == 1.0
+    # the token form a model writes (text unescaped) gives the same HTML
+    for example in _examples(corpus):
+        table = parse_table(pubtabnet_html(example))
+        assert page(table.html) == truths[str(example["filename"])]
+
+
 def test_all_pubtabnet_examples(corpus: Path) -> None:
     examples = _examples(corpus)
     assert len(examples) == 20
     for example in examples:
         table = parse_table(pubtabnet_html(example))
-        assert len(table.cells) == len(example["html"]["cells"]), example["filename"]
+        truth_cells = example["html"]["cells"]  # type: ignore[index]
+        assert len(table.cells) == len(truth_cells), example["filename"]
         assert [(c.rowspan, c.colspan) for c in table.cells] == expected_spans(example)
         assert table.repairs == ()
+        for cell, truth in zip(table.cells, truth_cells, strict=True):
+            tokens = truth["tokens"]
+            content = "".join(t if len(t) > 1 else html.escape(t, quote=False) for t in tokens)
+            assert cell.content == content
+            plain = "".join(t for t in tokens if len(t) == 1)
+            assert cell.text == " ".join(plain.split())
         rows, cols = table.shape
         covered = sum(c.rowspan * c.colspan for c in table.cells)
-        assert covered <= rows * cols
-        first_text = "".join(
-            t for t in example["html"]["cells"][0]["tokens"] if not t.startswith("<")
-        )
-        assert table.cells[0].text == " ".join(first_text.split())
-        # the rebuilt HTML reads back to the same grid
-        again = parse_table(table.html)
-        assert again == table
+        assert covered == rows * cols  # PubTabNet grids are full
+        header = example["html"]["structure"]["tokens"].index("</thead>")  # type: ignore[index]
+        head_rows = example["html"]["structure"]["tokens"][:header].count("<tr>")  # type: ignore[index]
+        assert table.header_rows == head_rows
+        assert parse_table(table.html) == table  # the rebuilt HTML reads back to the same grid
+
+
+def test_inline_markup_is_kept_and_sanitised() -> None:
+    (cell,) = parse_table(
+        '<td><b class="x" onclick="y()">Total</b> 12<br/>mg<SUP>2</SUP>'
+        '<span style="s">s</span><sub>i</sub><i>n</i></td>'
+    ).cells
+    assert cell.content == "<b>Total</b> 12<br>mg<sup>2</sup>s<sub>i</sub><i>n</i>"
+    assert cell.text == "Total 12 mg2sin"
+    assert parse_table("<td>a<br>b</td>").cells[0].text == "a b"
+    assert parse_table("<td>a<br>b</td>").cells[0].content == "a<br>b"
+
+
+@pytest.mark.parametrize(
+    ("cell_html", "content"),
+    [
+        ("<b>x<i>y</b>z</i>", "<b>x<i>y</i></b>z"),  # misnested: closed in order
+        ("<b>x", "<b>x</b>"),  # left open
+        ("x</sup>y", "xy"),  # closed without being opened
+        ("<i><b>x</b></i>", "<i><b>x</b></i>"),
+    ],
+)
+def test_inline_tags_are_balanced(cell_html: str, content: str) -> None:
+    assert parse_table(f"<td>{cell_html}</td>").cells[0].content == content
+
+
+def test_inline_tags_outside_cells_are_ignored() -> None:
+    table = parse_table("<tr><br><b>x</b></b><td>a</td><sup></tr>")
+    assert [(c.text, c.content) for c in table.cells] == [("a", "a")]
+
+
+@pytest.mark.parametrize(
+    ("cell_html", "content", "text"),
+    [
+        (" ≤69", " ≤69", "≤69"),  # PubTabNet keeps a leading space
+        ("a  b ", "a  b", "a b"),  # trailing whitespace: PubTabNet has none
+        ("\n    Total\n  ", "Total", "Total"),  # pretty-printed HTML
+        ("x&amp;y &lt;z&gt;", "x&amp;y &lt;z&gt;", "x&y <z>"),
+    ],
+)
+def test_whitespace_and_escapes(cell_html: str, content: str, text: str) -> None:
+    (cell,) = parse_table(f"<td>{cell_html}</td>").cells
+    assert (cell.content, cell.text) == (content, text)
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<td>a</td><!-- <td>hidden</td> -->",
+        "<td>a<!-- x --></td>",
+        "<td>a<?php echo '<td>hidden</td>' ?></td>",
+        "<td>a<![CDATA[<td>hidden</td>]]></td>",
+        "<!DOCTYPE html><td>a</td>",
+    ],
+)
+def test_comments_instructions_and_cdata_are_not_content(markup: str) -> None:
+    table = parse_table(markup)
+    assert [(c.text, c.content) for c in table.cells] == [("a", "a")]
+    assert table.repairs in ((), ("closed a row left open at the end",))
+
+
+def test_comment_cut_off_at_the_end() -> None:
+    table = parse_table("<tr><td>a</td><!-- <td>b</td>")
+    assert [c.text for c in table.cells] == ["a"]
+    assert table.repairs == (
+        "dropped markup cut off at the end",
+        "closed a row left open at the end",
+    )
 
 
 def test_header_and_spans() -> None:
@@ -79,11 +177,72 @@ def test_header_and_spans() -> None:
         (2, 1),
         (2, 2),
     ]
-    assert all(c.is_header for c in table.cells[:4])
-    assert table.to_csv().splitlines()[1] == ",mg,ml"
-    assert table.to_markdown().splitlines()[0] == "| Name | Dose |  |"
+    assert [c.is_header for c in table.cells] == [True] * 4 + [False] * 3
+    assert table.to_csv().splitlines() == ["Name,Dose,", ",mg,ml", "A,1,2"]
+    assert table.to_markdown().splitlines()[:2] == ["| Name | Dose |  |", "|---|---|---|"]
     frame = table.to_pandas()
-    assert frame.shape == (1, 3)
+    assert list(frame.columns) == [("Name", ""), ("Dose", "mg"), ("", "ml")]
+    assert frame.values.tolist() == [["A", "1", "2"]]
+
+
+def test_header_rowspan_past_the_thead_keeps_the_header() -> None:
+    table = parse_table(
+        '<thead><tr><td rowspan="2">Name</td><td>Dose</td></tr></thead>'
+        "<tbody><tr><td>mg</td></tr><tr><td>A</td><td>1</td></tr></tbody>"
+    )
+    assert table.header_rows == 2
+    assert table.repairs == (
+        "extended the header from 1 to 2 rows, which a header cell's rowspan covers",
+    )
+    assert [(c.text, c.is_header) for c in table.cells] == [
+        ("Name", True),
+        ("Dose", True),
+        ("mg", True),
+        ("A", False),
+        ("1", False),
+    ]
+    assert table.html == (
+        '<table><thead><tr><td rowspan="2">Name</td><td>Dose</td></tr><tr><td>mg</td></tr>'
+        "</thead><tbody><tr><td>A</td><td>1</td></tr></tbody></table>"
+    )
+    # a span reaching a row that another span continues takes that row in too
+    chained = parse_table(
+        '<thead><tr><td rowspan="2">a</td><td>b</td></tr></thead>'
+        '<tr><td rowspan="2">c</td></tr><tr><td>d</td></tr><tr><td>e</td><td>f</td></tr>'
+    )
+    assert chained.header_rows == 3
+    assert chained.repairs == (
+        "extended the header from 1 to 3 rows, which a header cell's rowspan covers",
+    )
+
+
+def test_header_cells_keep_th() -> None:
+    markup = (
+        "<table><thead><tr><th>A</th><td>B</td></tr></thead>"
+        "<tbody><tr><th>r</th><td>1</td></tr></tbody></table>"
+    )
+    table = parse_table(markup)
+    assert table.html == markup
+    assert [(c.tag, c.is_header) for c in table.cells] == [
+        ("th", True),
+        ("td", True),
+        ("th", True),
+        ("td", False),
+    ]
+
+
+def test_explicit_spans_of_one() -> None:
+    table = parse_table('<tr><td colspan="1" rowspan="1">a</td><td COLSPAN=\'1\'>b</td></tr>')
+    assert table.shape == (1, 2)
+    assert [(c.col, c.rowspan, c.colspan) for c in table.cells] == [(0, 1, 1), (1, 1, 1)]
+    assert table.html == "<table><tbody><tr><td>a</td><td>b</td></tr></tbody></table>"
+
+
+def test_rowspan_past_the_last_row_is_cut_and_recorded() -> None:
+    table = parse_table('<tr><td rowspan="3">a</td><td>b</td></tr><tr><td>c</td></tr>')
+    assert table.shape == (2, 2)
+    assert [(c.row, c.col, c.rowspan) for c in table.cells] == [(0, 0, 2), (0, 1, 1), (1, 1, 1)]
+    assert table.repairs == ("cut rowspan=3 at row 0 to the table's last row",)
 
 
 def test_paligemma_coords_form() -> None:
@@ -91,21 +250,61 @@ def test_paligemma_coords_form() -> None:
         '<table><tr><td coords="<loc0000><loc0000><loc0511><loc0511>">a</td>'
         '<td coords="<loc0000><loc0512><loc0511><loc1023>">b</td></tr></table>'
     )
-    table = parse_table(text, width=200, height=100)
-    first, second = table.cells
-    assert (first.box.x0, first.box.y0, first.box.x1, first.box.y1) == (0, 0, 100, 50)
-    assert second.box.x0 == 100 and second.box.x1 == 200
-    assert "coords" not in table.html
+    first, second = parse_table(text, width=200, height=100).cells
+    assert first.box == Box(x0=0, y0=0, x1=100, y1=50)
+    assert second.box == Box(x0=100, y0=0, x1=200, y1=50)
+    assert "coords" not in parse_table(text).html
+
+
+def test_loc_tokens_at_the_start_of_cell_text_give_the_box() -> None:
+    (cell,) = parse_table("<td><loc0000><loc0512><loc0511><loc1023>b</td>", 200, 100).cells
+    assert cell.box == Box(x0=100, y0=0, x1=200, y1=50)
+    assert (cell.text, cell.content) == ("b", "b")
+    (short,) = parse_table("<td><loc0000><loc0512>b</td>").cells
+    assert short.box is None
 
 
 def test_truncated_output_is_repaired() -> None:
     table = parse_table("<table><tr><td>1</td><td>2</td></tr><tr><td>3</td><td>4")
     assert table.shape == (2, 2)
-    assert table.cells[-1].text == "4"
-    assert table.repairs
+    assert [c.text for c in table.cells] == ["1", "2", "3", "4"]
+    assert table.repairs == (
+        "closed a cell left open at the end",
+        "closed a row left open at the end",
+    )
     cut_in_tag = parse_table("<tr><td>1</td><td colsp")
     assert cut_in_tag.shape == (1, 1)
-    assert any("cut off" in r for r in cut_in_tag.repairs)
+    assert cut_in_tag.repairs == (
+        "dropped a tag cut off at the end",
+        "closed a row left open at the end",
+    )
+    unclosed = parse_table("<tr><td>1<td>2<tr><td>3</td></tr></thead>")
+    assert [(c.row, c.text) for c in unclosed.cells] == [(0, "1"), (0, "2"), (1, "3")]
+    assert unclosed.repairs == ("closed 2 cells left open", "closed a row left open")
+
+
+def test_repeated_repairs_are_summarised() -> None:
+    table = parse_table("<td>x" * 50_000)
+    assert len(table.cells) == 50_000
+    assert table.repairs == (
+        "closed 49,999 cells left open",
+        "closed a cell left open at the end",
+        "closed a row left open at the end",
+    )
+    clamped = parse_table('<tr><td colspan="5000">a</td><td colspan="7000">b</td></tr>')
+    assert clamped.repairs == (
+        "clamped 2 spans larger than 1,000 (first: clamped colspan=5000 to 1,000)",
+    )
+    cut = parse_table('<tr><td rowspan="3">a</td><td rowspan="4">b</td></tr><tr><td>c</td></tr>')
+    assert cut.repairs == (
+        "cut 2 rowspans at the table's last row (first: cut rowspan=3 at row 0 to the "
+        "table's last row)",
+    )
+
+
+def test_script_and_style_are_skipped_to_their_own_end() -> None:
+    (cell,) = parse_table("<td>a<script>x</b>y</td>z</script>b<style>p</i>{}</style>c</td>").cells
+    assert (cell.text, cell.content) == ("abc", "abc")
 
 
 def test_hostile_markup_never_survives() -> None:
@@ -119,12 +318,27 @@ def test_hostile_markup_never_survives() -> None:
 def test_huge_spans_are_bounded() -> None:
     table = parse_table('<tr><td colspan="99999999">x</td></tr>')
     assert table.cells[0].colspan == 1000
-    with pytest.raises(TableParseError):
-        parse_table("<tr>" + '<td rowspan="1" colspan="1000">x</td>' * 300 + "</tr>")
+    assert table.repairs == ("clamped colspan=99999999 to 1,000",)
+    too_wide = "<tr>" + '<td rowspan="1" colspan="1000">x</td>' * 201 + "</tr>"
+    with pytest.raises(TableParseError, match=f"larger than {MAX_CELLS:,} positions"):
+        parse_table(too_wide)
+    widest = parse_table("<tr>" + '<td colspan="1000">x</td>' * 200 + "</tr>")
+    assert widest.shape == (1, MAX_CELLS)
+
+
+def test_one_huge_spanning_cell_is_refused() -> None:
+    # 201 rows: the single cell would cover 201 x 1000 positions
+    text = '<tr><td rowspan="1000" colspan="1000">x</td></tr>' + "<tr></tr>" * 200
+    with pytest.raises(TableParseError, match="larger than"):
+        parse_table(text)
+    fits = parse_table('<tr><td rowspan="1000" colspan="1000">x</td></tr>' + "<tr></tr>" * 199)
+    assert fits.shape == (200, 1000) and fits.cells[0].rowspan == 200
 
 
 def test_no_cells_is_an_error() -> None:
     with pytest.raises(TableParseError) as info:
         parse_table("just words")
-    assert info.value.raw == "just words"
+    assert info.value.raw == "just words" and info.value.reason == "no table cells in the output"
+    with pytest.raises(TableParseError):
+        parse_table("<table><tr></tr></table>")
     assert isinstance(parse_table("<td>x</td>"), Table)
