@@ -38,6 +38,7 @@ from docvlm.results import (
     json_schema,
 )
 from docvlm.settings import Settings
+from docvlm.sinks import Sink, open_sink
 from docvlm.tasks import TASKS, TaskName, TaskSpec
 
 __version__ = "0.1.0"
@@ -65,6 +66,7 @@ __all__ = [
     "Result",
     "Settings",
     "SettingsError",
+    "Sink",
     "TableResult",
     "TaskName",
     "TaskSpec",
@@ -73,6 +75,7 @@ __all__ = [
     "__version__",
     "convert",
     "json_schema",
+    "open_sink",
     "read_molecule",
     "read_music",
     "read_table",
