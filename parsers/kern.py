@@ -103,14 +103,13 @@ def normalise_kern(text: str) -> tuple[str, list[str]]:
     body = text.replace("\r\n", "\n")
     for token, replacement in _FLAT.items():
         body = body.replace(token, replacement)
-    for splitter in _SPLITTERS:
-        body = body.replace(splitter, "")
     ended = body.endswith("\n")
     lines = body.split("\n")
     if ended:
         lines.pop()
     out: list[str] = []
     spines = 0
+    header = False
     for index, line in enumerate(lines):
         last = index == len(lines) - 1
         if not line.strip():
@@ -118,13 +117,15 @@ def normalise_kern(text: str) -> tuple[str, list[str]]:
         if line.startswith("!!"):
             out.append(line)
             continue
-        fields = line.split("\t")
+        # ekern's splitters go from tokens; comments and text keep their '@'
+        fields = [f if f.startswith("!") else _unsplit(f) for f in line.split("\t")]
         if spines == 0:
             if not fields[0].startswith("**"):
                 continue  # text before the header carries no music
             fields = ["**kern" if f.startswith(("**ekern", "**bekern")) else f for f in fields]
             out.append("\t".join(fields))
             spines = len(fields)
+            header = True
             continue
         if last and not ended and not _is_terminator(fields, spines):
             repairs.append("dropped a partial last record")
@@ -141,12 +142,18 @@ def normalise_kern(text: str) -> tuple[str, list[str]]:
         out.append("\t".join(fields))
         if spines == 0:
             break
-    if not out:
+    if not header:  # reference records (!!!) alone hold no music
         raise KernParseError("no **kern header in the output", text)
     if spines > 0:
         out.append("\t".join(["*-"] * spines))
         repairs.append(f"closed {spines} open spine(s) with *-")
     return "\n".join(out) + "\n", repairs
+
+
+def _unsplit(value: str) -> str:
+    for splitter in _SPLITTERS:
+        value = value.replace(splitter, "")
+    return value
 
 
 def _is_terminator(fields: list[str], spines: int) -> bool:

@@ -52,9 +52,28 @@ def test_truncated_output_is_repaired(corpus: Path) -> None:
     kern = _scores(corpus)[0].read_text(encoding="utf-8")
     cut = kern[: len(kern) // 2]
     score = parse_kern(cut)
-    assert any("partial" in r for r in score.repairs)
-    assert any("closed" in r for r in score.repairs)
+    kept = cut[: cut.rindex("\n") + 1]
+    last = kept.rstrip("\n").rsplit("\n", 1)[-1]
+    assert not last.startswith("*")  # so the open spines are the fields of that record
+    open_spines = len(last.split("\t"))
+    assert score.repairs == (
+        "dropped a partial last record",
+        f"closed {open_spines} open spine(s) with *-",
+    )
+    # the repaired text is the cut text without its partial last line, closed
+    assert score.kern == kept + "\t".join(["*-"] * open_spines) + "\n"
+    assert score.note_count == _music21_count(score.kern)
     assert 0 < score.note_count < parse_kern(kern).note_count
+
+
+def test_text_cut_before_the_header_says_so(corpus: Path) -> None:
+    kern = _scores(corpus)[0].read_text(encoding="utf-8")
+    references = kern[: kern.index("**kern")]
+    assert references.startswith("!!!")
+    with pytest.raises(KernParseError) as info:
+        parse_kern(references)
+    assert info.value.reason == "no **kern header in the output"
+    assert info.value.raw == references
 
 
 def test_spine_split_left_open_is_closed() -> None:
