@@ -323,6 +323,7 @@ def convert(
     from docvlm.pipeline import Options
     from docvlm.progress import observer_for
     from docvlm.runner import run_job
+    from docvlm.sinks import sink_kind
 
     names = task or ["text"]
     unknown = [t for t in names if t not in TASKS]
@@ -333,6 +334,10 @@ def convert(
         raise typer.BadParameter("the ask task needs --question", param_hint="--task")
     if log_format not in ("auto", "rich", "json"):
         raise typer.BadParameter("use auto, rich or json", param_hint="--log-format")
+    try:
+        sink_kind(out or "-.jsonl")
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--out") from None
 
     def to_stdout(document: Document) -> None:
         text = document.model_dump_json() + "\n" if as_json else ""
@@ -365,8 +370,6 @@ def convert(
                 observer=observer_for(log_format, err),  # type: ignore[arg-type]
                 on_document=None if out else to_stdout,
             )
-    except ValueError as error:  # a destination of unknown format
-        raise typer.BadParameter(str(error), param_hint="--out") from None
     except DocVLMError as error:
         _fail(error)
         return

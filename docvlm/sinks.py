@@ -27,7 +27,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import IO, Protocol, Self
+from typing import IO, Literal, Protocol, Self
 
 from docvlm.results import (
     Document,
@@ -37,7 +37,16 @@ from docvlm.results import (
     TableResult,
 )
 
-__all__ = ["FolderSink", "JsonlSink", "Sink", "document_markdown", "fsync_dir", "open_sink"]
+__all__ = [
+    "FolderSink",
+    "JsonlSink",
+    "Sink",
+    "SinkKind",
+    "document_markdown",
+    "fsync_dir",
+    "open_sink",
+    "sink_kind",
+]
 
 
 class Sink(Protocol):
@@ -211,24 +220,38 @@ class FolderSink(_Base):
         return str(time.time())
 
 
-def open_sink(destination: str | Path, *, cursor: str | None = None) -> Sink:
-    """The sink for ``destination`` (see the table above); ``cursor`` resumes one that a
-    runner committed, None starts it empty."""
+SinkKind = Literal["jsonl", "parquet", "parquet-parts", "folder"]
+
+
+def sink_kind(destination: str | Path) -> SinkKind:
+    """Which sink ``destination`` names; ValueError for a suffix docvlm does not write."""
     text = str(destination)
     path = Path(destination)
     folder = text.endswith(("/", os.sep)) or path.is_dir()
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        from docvlm.parquet import ParquetFileSink, ParquetPartsSink
-
-        if folder:
-            return ParquetPartsSink(path, cursor)
-        return ParquetFileSink(path, cursor)
+        return "parquet-parts" if folder else "parquet"
     if suffix in (".jsonl", ".ndjson") and not folder:
-        return JsonlSink(path, cursor)
+        return "jsonl"
     if folder or not suffix:
-        return FolderSink(path, cursor)
+        return "folder"
     raise ValueError(
         f"{text}: cannot tell the output format from {suffix!r}; use a .jsonl or .parquet "
         "file, a folder of Parquet parts (NAME.parquet/) or an output folder (DIR/)"
     )
+
+
+def open_sink(destination: str | Path, *, cursor: str | None = None) -> Sink:
+    """The sink for ``destination`` (see the table above); ``cursor`` resumes one that a
+    runner committed, None starts it empty."""
+    path = Path(destination)
+    kind = sink_kind(destination)
+    if kind.startswith("parquet"):
+        from docvlm.parquet import ParquetFileSink, ParquetPartsSink
+
+        return (
+            ParquetPartsSink(path, cursor)
+            if kind == "parquet-parts"
+            else ParquetFileSink(path, cursor)
+        )
+    return JsonlSink(path, cursor) if kind == "jsonl" else FolderSink(path, cursor)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import jsonschema
@@ -168,3 +169,20 @@ def test_output_folder_writes_files_the_fields_tools_read(tmp_path: Path, corpus
     assert len(parsed.flatten().notes) == len(score.score.to_music21().flatten().notes) > 0
     assert (folder / "table-p1-1.csv").read_text() == "dose,n\n5 mg,12\n"
     assert "| dose | n |" in (folder / "document.md").read_text()
+
+
+def test_a_join_cut_by_a_crash_is_not_joined_twice(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "out.parquet"
+    sink = open_sink(path)
+    sink.write(_document("a.pdf", 1))
+    cursor = sink.commit()
+    parts = path.with_name("out.parquet.parts")
+    shutil.copytree(parts, tmp_path / "saved")
+    sink.close()  # joined; the parts are deleted after the file is in place
+    shutil.copytree(tmp_path / "saved", parts)  # as if the crash came before that delete
+    resumed = open_sink(path, cursor=cursor)
+    resumed.write(_document("b.pdf", 1))
+    resumed.close()
+    sources = pq.read_table(path).column("source").to_pylist()
+    assert [sources.count(s) for s in ("a.pdf", "b.pdf")] == [3, 3]
