@@ -187,3 +187,18 @@ def test_client_gives_the_engine_every_request_at_once(make_pdf: Callable[..., P
     with _client(engine, batch_size=1, dpi=150) as client:
         (result,) = client.read_text(make_pdf(1))  # 1275 x 1650 px: 4 x 5 tiles of 448 px
     assert engine.calls == [20] and result.page == 1  # not 20 calls of batch_size 1
+
+
+def test_layout_mode_through_the_runner_equals_convert(tmp_path: Path) -> None:
+    from test_layout import _engine, _two_column_page
+
+    source = tmp_path / "page.png"
+    _two_column_page().save(source)
+    tasks = ["text", "table", "molecule", "caption"]
+    engine = _engine([])
+    with DocVLM(Settings(), engine_factory=lambda c, s: engine, checkpoint="x") as client:
+        alone = client.convert(source, tasks=tasks, layout=True)
+        (streamed,) = client.convert_many([source], tasks=tasks, layout=True)
+    assert streamed.pages == alone.pages and streamed.tables == alone.tables
+    assert [r.task for r in streamed.pages[0].results][:2] == ["layout", "text"]
+    assert streamed.sha256 is not None and alone.sha256 is None
