@@ -202,3 +202,27 @@ def test_layout_mode_through_the_runner_equals_convert(tmp_path: Path) -> None:
     assert streamed.pages == alone.pages and streamed.tables == alone.tables
     assert [r.task for r in streamed.pages[0].results][:2] == ["layout", "text"]
     assert streamed.sha256 is not None and alone.sha256 is None
+
+
+def test_cli_stops_with_exit_3_and_reports(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from docvlm.cli import app
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index in range(30):
+        (folder / f"bad{index:02d}.pdf").write_bytes(f"%PDF-1.4\n broken {index}".encode())
+    out = tmp_path / "out.jsonl"
+    runner = CliRunner()
+    common = ["convert", str(folder), "-c", str(tiny_checkpoint), "-o", str(out)]
+    result = runner.invoke(app, [*common, "--max-error-rate", "0.5", "--log-format", "rich"])
+    assert result.exit_code == EXIT_STOPPED, result.output
+    assert "(stopped: too many failures)" in result.stderr and "exit 3" in result.stderr
+    assert "error: " in result.stderr and "bad00.pdf" in result.stderr
+    written = len(out.read_text().splitlines())
+    status = runner.invoke(app, ["status", str(out)])
+    assert status.exit_code == 0
+    assert f"files: 0 done, 0 partial, {written} failed" in status.stdout
+    refused = runner.invoke(app, ["convert", str(folder), "-o", str(tmp_path / "x.txt")])
+    assert refused.exit_code == 2 and "cannot tell the output format" in refused.stderr
