@@ -296,8 +296,10 @@ class Run:
             self._counts.skipped += 1
             self._counts.skipped_bad += work.status != "success"
             if self.observer:
-                placeholder = Document(source=work.name, sha256=work.sha256, status="success")
-                self.observer.document(placeholder, skipped=True, pages=0)
+                recorded = Document.model_validate(
+                    {"source": work.name, "sha256": work.sha256, "status": work.status}
+                )
+                self.observer.document(recorded, skipped=True, pages=0)
             return
         if work.kind == "failed":
             yield build_document(work.name, [], error=work.error), work.error

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import sqlite3
@@ -15,6 +16,7 @@ from docvlm import DocVLM, Settings, json_schema
 from docvlm.engines import Generation, Request
 from docvlm.manifest import manifest_path
 from docvlm.pipeline import Options
+from docvlm.progress import JsonLog
 from docvlm.runner import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, Run
 from docvlm.testing import ScriptedEngine
 
@@ -82,9 +84,14 @@ def test_resume_skips_what_is_done_and_reads_a_copy_once(
     assert by_name["broken.pdf"].status == "failure" and by_name["broken.pdf"].error
     # the same command again: nothing read, nothing written twice
     again = Counting()
+    log = io.StringIO()
     with _client(again) as client:
-        rerun = Run(client, Options(tasks=("text",), dpi=36), out)
+        rerun = Run(client, Options(tasks=("text",), dpi=36), out, observer=JsonLog(log))
         assert list(rerun.documents([folder])) == []
+    events = [json.loads(line) for line in log.getvalue().splitlines()]
+    skipped = {Path(e["source"]).name: e["status"] for e in events if e["event"] == "skipped"}
+    assert skipped["broken.pdf"] == "failure" and skipped["doc0.pdf"] == "success"
+    assert events[0] == {"event": "start", "files": 4} and events[-1]["event"] == "summary"
     assert again.requests == [] and rerun.summary is not None
     assert rerun.summary.files_skipped == 4
     assert rerun.summary.exit_code == EXIT_FAILED  # the broken file is still recorded failed
