@@ -22,6 +22,7 @@ from docvlm.archive_cli import status_command
 from docvlm.assemble import STOP_WARNINGS
 from docvlm.client import DocVLM
 from docvlm.errors import DocVLMError
+from docvlm.info import info_command
 from docvlm.results import Document, Result, ResultBase, json_schema
 from docvlm.server.commands import serve_command, view_command
 from docvlm.settings import Device, Settings
@@ -537,6 +538,7 @@ def schema(
 app.command("status")(status_command)  # docvlm.archive_cli: what --out's manifest says
 app.command("serve")(serve_command)  # docvlm.server.commands: FastAPI loads only when run
 app.command("view")(view_command)
+app.command("info")(info_command)  # docvlm.info: device, dtype, quantization, threads, engine
 
 
 def main() -> None:

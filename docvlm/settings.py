@@ -43,7 +43,11 @@ class Settings(BaseSettings):
     caption_checkpoint: str | None = Field(default=None, description="checkpoint for `caption`")
     ask_checkpoint: str | None = Field(default=None, description="checkpoint for `ask`")
     device: Device = Field(default="auto", description="auto picks cuda when available")
-    dtype: Dtype = Field(default="auto", description="auto: bfloat16 on CUDA, float32 on the CPU")
+    dtype: Dtype = Field(
+        default="auto",
+        description="auto: bfloat16 on CUDA; for reading on the CPU, bfloat16 where the CPU "
+        "has native bf16 (AMX or AVX-512 BF16), else float32 (fine-tuning: float32)",
+    )
     cache_dir: Path | None = Field(default=None, description="hub download cache directory")
     offline: bool = Field(default=False, description="never contact the hub; use the cache")
     batch_size: int = Field(
@@ -55,7 +59,12 @@ class Settings(BaseSettings):
         "graphs, continuous batching) or transformers' generate; auto: docvlm on CUDA",
     )
     quantization: Literal["none", "nf4", "int8"] = Field(
-        default="none", description="load weights in 4-bit NF4 or 8-bit (bitsandbytes, CUDA)"
+        default="none",
+        description="load weights in 4-bit NF4 or 8-bit (bitsandbytes, CUDA); on the CPU, "
+        "int8 is weight-only int8 for the text decoder (torch's own kernels)",
+    )
+    cpu_threads: int | None = Field(
+        default=None, ge=1, description="torch threads on the CPU (None: one per core)"
     )
     adapter: str | None = Field(
         default=None, description="LoRA adapter (peft directory or hub id) applied on load"

@@ -106,12 +106,12 @@ EngineFactory = Callable[[str, Settings], Engine]
 def load_engine(checkpoint: str, settings: Settings) -> Engine:
     """The default factory: ``settings.engine`` picks; ``auto`` is docvlm's own engine
     on CUDA and transformers' ``generate`` on the CPU."""
-    from docvlm.engines.hf import TransformersEngine, load_model, pick_device
+    from docvlm.engines.hf import TransformersEngine, load_for_inference, pick_device
 
     choice = settings.engine
     if choice == "auto":
         choice = "docvlm" if pick_device(settings.device) == "cuda" else "transformers"
-    model, processor, device = load_model(checkpoint, settings)
+    model, processor, device = load_for_inference(checkpoint, settings)  # CPU: docvlm.cpu
     if choice == "docvlm":
         from docvlm.engines.fast import PaliGemmaEngine
 

@@ -1,14 +1,17 @@
 """PaliGemma 2 through transformers: loading, and the engine that runs anywhere.
 
 ``load_model`` resolves the checkpoint (safetensors only, never remote code), applies
-optional 4/8-bit quantization and a LoRA adapter. ``TransformersEngine`` runs batched
-greedy ``generate`` with left padding and ``token_type_ids`` (prefix tokens attend
-bidirectionally). Answers are decoded with special tokens dropped but ``<loc>``/``<seg>``
-kept, since they are ordinary vocabulary that the parsers read.
+optional 4/8-bit quantization and a LoRA adapter; ``load_for_inference`` adds the CPU
+configuration of ``docvlm.cpu`` (bf16 prepacked or int8 weight-only layers, threads).
+``TransformersEngine`` runs batched greedy ``generate`` with left padding and
+``token_type_ids`` (prefix tokens attend bidirectionally), each row stopping on its own
+(EOS, its budget, a runaway loop). Answers are decoded with special tokens dropped but
+``<loc>``/``<seg>`` kept, since they are ordinary vocabulary that the parsers read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +23,7 @@ from docvlm.settings import Settings
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["TransformersEngine", "load_model", "pick_device", "pick_dtype"]
+__all__ = ["TransformersEngine", "load_for_inference", "load_model", "pick_device", "pick_dtype"]
 
 
 def pick_device(setting: str) -> str:
@@ -113,6 +116,28 @@ def load_model(checkpoint: str, settings: Settings) -> tuple[Any, Any, str]:
     if quantization is None:
         model.to(device)
     model.eval()
+    return model, processor, device
+
+
+def load_for_inference(checkpoint: str, settings: Settings) -> tuple[Any, Any, str]:
+    """``load_model`` for reading: on the CPU, in the configuration ``docvlm.cpu`` picks.
+
+    The weights load directly in the plan's dtype (no transient fp32 copy); then the
+    linear layers are prepacked (bf16) or quantized (int8) in place, one at a time. An
+    adapter kept unmerged keeps plain layers (peft wraps them).
+    """
+    if pick_device(settings.device) != "cpu":
+        return load_model(checkpoint, settings)
+    from docvlm.cpu import cpu_plan
+
+    plan = cpu_plan(settings)
+    if settings.adapter and not settings.merge_adapter:
+        plan = dataclasses.replace(plan, quantization="none", packed=False)
+    plain = settings.model_copy(update={"dtype": plan.dtype, "quantization": "none"})
+    model, processor, device = load_model(checkpoint, plain)
+    from docvlm.engines.linear import apply_plan
+
+    apply_plan(model, plan)
     return model, processor, device
 
 
