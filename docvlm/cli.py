@@ -313,6 +313,21 @@ def convert(
         Optional[list[str]],  # noqa: UP045
         typer.Option("--exclude", help="In folders, leave out files matching this glob."),
     ] = None,
+    ray: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Run on Ray Data at this address ('local' starts Ray here, 'auto' joins the "
+            "running cluster); --out is a folder of parts (local path or URI such as s3://).",
+        ),
+    ] = None,
+    actors: Annotated[
+        int, typer.Option("--actors", min=1, help="With --ray: model actors (default 1).")
+    ] = 1,
+    gpus_per_actor: Annotated[
+        float, typer.Option("--gpus-per-actor", min=0, help="With --ray: GPUs per actor.")
+    ] = 0.0,
 ) -> None:
     """Convert FILES: every page through the chosen tasks; bad files are reported, not fatal.
 
@@ -359,6 +374,23 @@ def convert(
         exclude=tuple(exclude or ()),
         render_workers=workers,
     )
+    if ray is not None:  # docvlm.distributed: Ray loads only here
+        from docvlm.distributed.command import convert_on_ray
+
+        code = convert_on_ray(
+            files,
+            out,
+            options,
+            settings,
+            checkpoint,
+            ray,
+            actors=actors,
+            gpus_per_actor=gpus_per_actor,
+            redo=redo,
+            max_error_rate=max_error_rate,
+            observer=observer_for(log_format, err),  # type: ignore[arg-type]
+        )
+        raise typer.Exit(code)
     try:
         with DocVLM(settings, checkpoint=checkpoint) as client:
             summary = run_job(

@@ -37,7 +37,18 @@ if TYPE_CHECKING:
 
     from docvlm.client import DocVLM, Regions
 
-__all__ = ["Finished", "Options", "Plan", "Stages", "Work", "finish_plan"]
+__all__ = [
+    "Finished",
+    "Options",
+    "Plan",
+    "Stages",
+    "Work",
+    "finish_plan",
+    "generate_plans",
+    "generate_safely",
+    "read_layout",
+    "render_work",
+]
 
 
 @dataclass
@@ -233,73 +244,9 @@ class Stages:
                 reader.shutdown()
             self._put(self._plans, _DONE)
 
-    def _pages(
-        self, work: Work, reader: PdfReader, pages: PageSelection
-    ) -> Generator[PageImage | PageFailure, None, None]:
-        assert work.source is not None
-        pages_of = load_pages(
-            work.source,
-            pages=pages,
-            password=self.options.password,
-            dpi=self.options.dpi,
-            backend=self.client._backend,
-            limits=self.settings.limits(),
-            reader=_Skipping(reader, work.finished),
-        )
-        return cast(Generator[PageImage | PageFailure, None, None], pages_of)  # closable
-
     def _render_work(self, work: Work, reader: PdfReader) -> None:
-        if work.kind != "read":
-            self._put(self._done, Finished(work, error=work.error, end=True))
-            return
-        count, retry, error = 0, [], None
-        try:
-            for item in self._pages(work, reader, self.options.pages):
-                if item.number in work.finished:
-                    continue
-                if isinstance(item, PageFailure) and _retryable(item.error):
-                    retry.append(item)
-                    continue
-                self._send(work, item)
-                count += 1
-        except InputError as failure:
-            error = failure.reason
-        for failed in retry:
-            item = failed
-            for _ in range(self.options.retries):
-                again = self._pages(work, reader, [failed.number])
-                try:
-                    item = next(again)
-                except InputError as failure:
-                    item = PageFailure(work.name, failed.number, failure)
-                finally:
-                    again.close()
-                if not isinstance(item, PageFailure):
-                    break
-            self._send(work, item)
-            count += 1
-        self._put(self._done, Finished(work, count=count, error=error, end=True))
-
-    def _send(self, work: Work, item: PageImage | PageFailure) -> None:
-        if isinstance(item, PageFailure):
-            page = Page(number=item.number, status="error", error=item.error.reason)
-            self._put(self._done, Finished(work, page=page))
-            return
-        size = item.image.size
-        if self.options.layout or self.options.regions is not None:
-            plan = Plan(work, item, item.number, size, item.dpi, item.warnings, [], [])
-            self._put(self._plans, plan)
-            return
-        whole = Box(x0=0, y0=0, x1=size[0], y1=size[1])
-        reads, requests = plan_reads(
-            item,
-            [(task, whole) for task in self.options.tasks],
-            self.client.engine,
-            self.options.max_new_tokens,
-            self.options.question,
-        )
-        plan = Plan(work, None, item.number, size, item.dpi, item.warnings, reads, requests)
-        self._put(self._plans, plan)
+        for item in render_work(work, reader, self.options, self.client):
+            self._put(self._plans if isinstance(item, Plan) else self._done, item)
 
     def _generate(self) -> None:
         lanes_left = self.lanes
@@ -332,63 +279,159 @@ class Stages:
         if self.options.layout or self.options.regions is not None:
             self._read_layout(plans)
             return
-        # one call per model: every ready request of every page and document together
-        slots: list[list[Generation | str]] = [[""] * len(p.requests) for p in plans]
-        places: dict[str, tuple[TaskName, list[tuple[int, int]]]] = {}
-        for index, plan in enumerate(plans):
-            position = 0
-            for read in plan.reads:
-                task, found = places.setdefault(read.checkpoint, (read.task, []))
-                for _ in read.frames:
-                    found.append((index, position))
-                    position += 1
-        for task, found in places.values():
-            requests = [plans[i].requests[k] for i, k in found]
-            outputs = self._safe_generate(self.client.engine(task), requests)
-            for (i, k), output in zip(found, outputs, strict=True):
-                slots[i][k] = output
+        slots, seconds = generate_plans(plans, self.client.engine, self.options.retries)
+        with self._lock:
+            self.engine_seconds += seconds
         for plan, outputs in zip(plans, slots, strict=True):
             self._put(self._done, Finished(plan.work, plan=plan, outputs=outputs))
-
-    def _safe_generate(self, engine: Engine, requests: list[Request]) -> list[Generation | str]:
-        """Generations, or for requests that failed after retries the cause as text."""
-        for attempt in range(self.options.retries + 1):
-            started = time.perf_counter()
-            try:
-                found: list[Generation | str] = list(engine.generate(requests))
-                return found
-            except Exception as error:  # engine failures are data, after retries
-                cause = f"the engine failed ({type(error).__name__}: {error})"
-                if "OutOfMemory" in type(error).__name__ and len(requests) > 1:
-                    half = len(requests) // 2
-                    return self._safe_generate(engine, requests[:half]) + self._safe_generate(
-                        engine, requests[half:]
-                    )
-                if attempt == self.options.retries:
-                    return [cause] * len(requests)
-            finally:
-                with self._lock:
-                    self.engine_seconds += time.perf_counter() - started
-        raise AssertionError("unreachable")
 
     def _read_layout(self, plans: list[Plan]) -> None:
         pages = [plan.page for plan in plans if plan.page is not None]
         started = time.perf_counter()
-        try:
-            done = self.client._read_pages(
-                pages,
-                self.options.tasks,
-                self.options.max_new_tokens,
-                self.options.question,
-                self.options.regions if self.options.regions is not None else "model",
-            )
-        except Exception as error:  # the whole batch failed: each page says why
-            cause = f"the engine failed ({type(error).__name__}: {error})"
-            done = [Page(number=p.number, status="error", error=cause) for p in pages]
+        done = read_layout(self.client, pages, self.options)
         with self._lock:
             self.engine_seconds += time.perf_counter() - started
         for plan, page in zip(plans, done, strict=True):
             self._put(self._done, Finished(plan.work, page=page))
+
+
+def _pages(
+    work: Work, reader: PdfReader, options: Options, client: DocVLM, pages: PageSelection
+) -> Generator[PageImage | PageFailure, None, None]:
+    assert work.source is not None
+    pages_of = load_pages(
+        work.source,
+        pages=pages,
+        password=options.password,
+        dpi=options.dpi,
+        backend=client._backend,
+        limits=client.settings.limits(),
+        reader=_Skipping(reader, work.finished),
+    )
+    return cast(Generator[PageImage | PageFailure, None, None], pages_of)  # closable
+
+
+def render_work(
+    work: Work, reader: PdfReader, options: Options, client: DocVLM
+) -> Iterator[Plan | Finished]:
+    """A work's pages rendered and planned (``Plan``s, for the engine), its failed pages
+    (``Finished`` with a page), then its end (``Finished`` with ``end``). The client is
+    asked only for each task's checkpoint and resolution; a page whose renderer crashed
+    is tried again ``options.retries`` times."""
+    if work.kind != "read":
+        yield Finished(work, error=work.error, end=True)
+        return
+    count, retry, error = 0, [], None
+    try:
+        for item in _pages(work, reader, options, client, options.pages):
+            if item.number in work.finished:
+                continue
+            if isinstance(item, PageFailure) and _retryable(item.error):
+                retry.append(item)
+                continue
+            yield _planned(work, item, options, client)
+            count += 1
+    except InputError as failure:
+        error = failure.reason
+    for failed in retry:
+        item = failed
+        for _ in range(options.retries):
+            again = _pages(work, reader, options, client, [failed.number])
+            try:
+                item = next(again)
+            except InputError as failure:
+                item = PageFailure(work.name, failed.number, failure)
+            finally:
+                again.close()
+            if not isinstance(item, PageFailure):
+                break
+        yield _planned(work, item, options, client)
+        count += 1
+    yield Finished(work, count=count, error=error, end=True)
+
+
+def _planned(
+    work: Work, item: PageImage | PageFailure, options: Options, client: DocVLM
+) -> Plan | Finished:
+    if isinstance(item, PageFailure):
+        page = Page(number=item.number, status="error", error=item.error.reason)
+        return Finished(work, page=page)
+    size = item.image.size
+    if options.layout or options.regions is not None:
+        return Plan(work, item, item.number, size, item.dpi, item.warnings, [], [])
+    whole = Box(x0=0, y0=0, x1=size[0], y1=size[1])
+    reads, requests = plan_reads(
+        item,
+        [(task, whole) for task in options.tasks],
+        client.engine,
+        options.max_new_tokens,
+        options.question,
+    )
+    return Plan(work, None, item.number, size, item.dpi, item.warnings, reads, requests)
+
+
+def generate_plans(
+    plans: Sequence[Plan], engine_for: Callable[[TaskName], Engine], retries: int
+) -> tuple[list[list[Generation | str]], float]:
+    """Each plan's generations (or, where the engine failed, the cause), with one call per
+    model for every request of every plan together; and the seconds the engine took."""
+    slots: list[list[Generation | str]] = [[""] * len(p.requests) for p in plans]
+    places: dict[str, tuple[TaskName, list[tuple[int, int]]]] = {}
+    for index, plan in enumerate(plans):
+        position = 0
+        for read in plan.reads:
+            task, found = places.setdefault(read.checkpoint, (read.task, []))
+            for _ in read.frames:
+                found.append((index, position))
+                position += 1
+    seconds = 0.0
+    for task, found in places.values():
+        requests = [plans[i].requests[k] for i, k in found]
+        outputs, spent = generate_safely(engine_for(task), requests, retries)
+        seconds += spent
+        for (i, k), output in zip(found, outputs, strict=True):
+            slots[i][k] = output
+    return slots, seconds
+
+
+def generate_safely(
+    engine: Engine, requests: list[Request], retries: int
+) -> tuple[list[Generation | str], float]:
+    """Generations, or for requests that failed after retries the cause as text (CUDA out
+    of memory halves the batch first); and the seconds the engine took."""
+    spent = 0.0
+    for attempt in range(retries + 1):
+        started = time.perf_counter()
+        try:
+            found: list[Generation | str] = list(engine.generate(requests))
+            return found, spent + time.perf_counter() - started
+        except Exception as error:  # engine failures are data, after retries
+            spent += time.perf_counter() - started
+            cause = f"the engine failed ({type(error).__name__}: {error})"
+            if "OutOfMemory" in type(error).__name__ and len(requests) > 1:
+                half = len(requests) // 2
+                first, first_spent = generate_safely(engine, requests[:half], retries)
+                rest, rest_spent = generate_safely(engine, requests[half:], retries)
+                return first + rest, spent + first_spent + rest_spent
+            if attempt == retries:
+                return [cause] * len(requests), spent
+    raise AssertionError("unreachable")
+
+
+def read_layout(client: DocVLM, pages: list[PageImage], options: Options) -> list[Page]:
+    """Layout mode, where the model sits between the stages: regions found (or the
+    caller's), cut and read, the pages parsed. If the whole batch fails, each page says why."""
+    try:
+        return client._read_pages(
+            pages,
+            options.tasks,
+            options.max_new_tokens,
+            options.question,
+            options.regions if options.regions is not None else "model",
+        )
+    except Exception as error:  # engine failures are data
+        cause = f"the engine failed ({type(error).__name__}: {error})"
+        return [Page(number=p.number, status="error", error=cause) for p in pages]
 
 
 def finish_plan(plan: Plan, outputs: Sequence[Generation | str]) -> Page:

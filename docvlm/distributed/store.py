@@ -1,0 +1,215 @@
+"""Files for the Ray runner, local or behind any URI pyarrow opens (``s3://``, ``gs://``,
+``hdfs://``): listing the sources, and the destination folder of part files.
+
+A destination holds ``part-<digest>.parquet`` (or ``.jsonl``) files and ``_job.json``, the
+job key its parts were written under. A part is staged in ``_staging/`` and moved into
+place whole (a rename on a local disk, an object that appears complete on a store), and
+its name is a digest of the records in it: a retried write task replaces its own part
+instead of adding a copy. What the parts hold (source, content hash, status) is what a
+rerun skips.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from docvlm.errors import MissingDependencyError
+from docvlm.parquet import arrow_schema, document_rows
+from docvlm.results import Document
+from docvlm.sinks import fsync_dir
+from docvlm.sources import DOCUMENT_SUFFIXES
+
+__all__ = ["Destination", "Format", "format_of", "is_uri", "list_uri", "read_uri"]
+
+Format = Literal["parquet", "jsonl"]
+JOB_FILE = "_job.json"
+STAGING = "_staging"
+WRITE_ATTEMPTS = 4
+
+
+def _fs() -> Any:
+    try:
+        import pyarrow.fs
+        import pyarrow.parquet  # loaded here so a missing piece fails early
+    except ImportError as error:
+        raise MissingDependencyError(
+            "the Ray runner needs pyarrow: pip install 'docvlm[ray]'"
+        ) from error
+    return pyarrow.fs
+
+
+def is_uri(text: str | Path) -> bool:
+    return "://" in str(text)
+
+
+def _resolve(location: str | Path) -> tuple[Any, str]:
+    """(pyarrow filesystem, path inside it) for a local path or a URI."""
+    fs = _fs()
+    if is_uri(location):
+        filesystem, path = fs.FileSystem.from_uri(str(location))
+        return filesystem, str(path)
+    return fs.LocalFileSystem(), str(Path(location).expanduser().resolve())
+
+
+def format_of(dest: str | Path, chosen: Format | None) -> Format:
+    """``chosen``, else from the name (``x.jsonl/`` JSON Lines, else Parquet)."""
+    if chosen is not None:
+        return chosen
+    return "jsonl" if str(dest).rstrip("/").lower().endswith((".jsonl", ".ndjson")) else "parquet"
+
+
+def list_uri(
+    uri: str, include: Sequence[str], exclude: Sequence[str], on_skip: Callable[[str], None]
+) -> list[str]:
+    """Files behind a URI, sorted, as the local runner walks a folder: hidden ones left
+    out, ``include``/``exclude`` globs on the path below the folder or the file name, and
+    (without ``include``) names that do not say document left out."""
+    fs = _fs()
+    filesystem, path = fs.FileSystem.from_uri(uri)
+    info = filesystem.get_file_info(path)
+    if info.type != fs.FileType.Directory:
+        return [uri]
+    scheme = uri.split("://", 1)[0]
+    found = []
+    for entry in filesystem.get_file_info(fs.FileSelector(path, recursive=True)):
+        if entry.type != fs.FileType.File:
+            continue
+        relative = PurePosixPath(entry.path).relative_to(path.rstrip("/")).as_posix()
+        name = f"{scheme}://{entry.path}"
+        if any(part.startswith(".") for part in PurePosixPath(relative).parts):
+            continue
+        candidates = (relative, PurePosixPath(relative).name)
+        chosen = not include or any(fnmatch.fnmatch(c, p) for p in include for c in candidates)
+        excluded = any(fnmatch.fnmatch(c, p) for p in exclude for c in candidates)
+        unknown = PurePosixPath(relative).suffix.lower() not in DOCUMENT_SUFFIXES
+        if not chosen or excluded or (unknown and not include):
+            on_skip(name)
+        else:
+            found.append(name)
+    return sorted(found)
+
+
+def read_uri(uri: str) -> bytes:
+    filesystem, path = _fs().FileSystem.from_uri(uri)
+    with filesystem.open_input_stream(path) as stream:
+        data: bytes = stream.read()
+    return data
+
+
+class Destination:
+    """The destination folder: its job key, the records it holds, and new parts."""
+
+    def __init__(self, location: str | Path, output_format: Format) -> None:
+        self.location = str(location)
+        self.format = output_format
+        self.fs, self.root = _resolve(location)
+
+    def _path(self, name: str) -> str:
+        return f"{self.root.rstrip('/')}/{name}"
+
+    def _parts(self) -> list[str]:
+        fs = _fs()
+        if self.fs.get_file_info(self.root).type != fs.FileType.Directory:
+            return []
+        suffix = f".{self.format}"
+        return sorted(
+            entry.path
+            for entry in self.fs.get_file_info(fs.FileSelector(self.root))
+            if entry.type == fs.FileType.File
+            and entry.base_name.startswith("part-")
+            and entry.base_name.endswith(suffix)
+        )
+
+    def prepare(self, fingerprint: str, key_json: str, redo: bool) -> None:
+        """Create the folder for this job; a folder holding another job's records is
+        refused (``redo`` empties it first)."""
+        self.fs.create_dir(self.root, recursive=True)
+        job = self._path(JOB_FILE)
+        found = self.fs.get_file_info(job).type == _fs().FileType.File
+        if redo:
+            for part in self._parts():
+                self.fs.delete_file(part)
+        elif found:
+            with self.fs.open_input_stream(job) as stream:
+                recorded = json.loads(stream.read())["fingerprint"]
+            if recorded != fingerprint:
+                raise ValueError(
+                    f"{self.location} holds records of another job (other tasks, "
+                    "checkpoints, DPI, token limits or pages); write elsewhere or redo"
+                )
+        if redo or not found:
+            record = json.dumps({"fingerprint": fingerprint, "key": json.loads(key_json)})
+            self._put(JOB_FILE, record.encode())
+
+    def written(self) -> dict[str, tuple[str | None, str]]:
+        """What the parts hold: source -> (content hash, status); a source written twice
+        (its bytes changed between runs) keeps its last record here."""
+        found: dict[str, tuple[str | None, str]] = {}
+        for part in self._parts():
+            if self.format == "parquet":
+                import pyarrow.parquet as pq
+
+                columns = ["source", "sha256", "document_status"]
+                table = pq.read_table(part, columns=columns, filesystem=self.fs)
+                for row in table.to_pylist():
+                    found[row["source"]] = (row["sha256"], row["document_status"])
+            else:
+                with self.fs.open_input_stream(part) as stream:
+                    for line in io.BytesIO(stream.read()):
+                        record = json.loads(line)
+                        found[record["source"]] = (record["sha256"], record["status"])
+        return found
+
+    def write(self, documents: Sequence[Document]) -> str:
+        """One part holding ``documents`` (the local runner's records), moved into place
+        whole; its name is a digest of what it holds. Returns the part's name."""
+        digest = hashlib.sha256()
+        for document in documents:
+            digest.update(f"{document.source}\0{document.sha256}\0".encode())
+        name = f"part-{digest.hexdigest()[:24]}.{self.format}"
+        buffer = io.BytesIO()
+        if self.format == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            rows = [row for document in documents for row in document_rows(document)]
+            table = pa.Table.from_pylist(rows, schema=arrow_schema())
+            pq.write_table(table, buffer, compression="zstd")
+        else:
+            for document in documents:
+                buffer.write(document.model_dump_json().encode() + b"\n")
+        for attempt in range(WRITE_ATTEMPTS):  # a store's passing errors, not our bugs
+            try:
+                self._put(name, buffer.getvalue())
+                break
+            except OSError:
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+                time.sleep(2**attempt)
+        return name
+
+    def _put(self, name: str, data: bytes) -> None:
+        staging = self._path(f"{STAGING}/{os.getpid()}-{name}")
+        self.fs.create_dir(self._path(STAGING), recursive=True)
+        if isinstance(self.fs, _fs().LocalFileSystem):
+            with open(staging, "wb") as handle:  # durable before the rename, as the sinks
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(staging, self._path(name))
+            fsync_dir(Path(self.root))
+            return
+        with self.fs.open_output_stream(staging) as stream:
+            stream.write(data)
+        self.fs.move(staging, self._path(name))
+
+    def parts(self) -> Iterator[str]:
+        yield from self._parts()

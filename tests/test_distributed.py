@@ -1,0 +1,212 @@
+"""The Ray Data runner against the local runner, on a local Ray (2 CPUs) and the tiny
+checkpoint: the same records, a rerun that converts nothing, a lost part redone, an actor
+killed mid-job."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from docvlm import DocVLM, Settings
+from docvlm.cli import app
+from docvlm.engines import Engine, Generation, Request
+from docvlm.pipeline import Options
+from docvlm.runner import EXIT_FAILED, run_job
+from docvlm.testing import ScriptedEngine
+
+# Ray's own notices (deprecations inside ray.data) are not ours to act on
+pytestmark = pytest.mark.filterwarnings("ignore:::ray.*")
+SETTINGS = Settings(dpi=36)
+OPTIONS = Options(tasks=("text",), dpi=36, max_new_tokens=6)
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[Any]:
+    ray = pytest.importorskip("ray")
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the dying engine below
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two scans (2 pages, 1 page), a damaged PDF, and text named .pdf."""
+    from conftest import page_image
+
+    folder = tmp_path_factory.mktemp("ray") / "in"
+    folder.mkdir()
+    for index, count in enumerate([2, 1]):
+        pages = [page_image(k + 1, (500, 640)) for k in range(count)]
+        path = folder / f"doc{index}.pdf"
+        pages[0].save(path, "PDF", resolution=100.0, save_all=True, append_images=pages[1:])
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4\n garbage")
+    (folder / "notes.pdf").write_text("not a PDF at all\n")
+    return folder
+
+
+def _local(folder: Path, checkpoint: Path, out: Path) -> None:
+    with DocVLM(SETTINGS, checkpoint=str(checkpoint)) as client:
+        run_job(client, [folder], OPTIONS, out)
+
+
+def _jsonl(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    records = [json.loads(line) for p in paths for line in p.read_text().splitlines()]
+    return sorted(records, key=lambda r: str(r["source"]))
+
+
+LINE = "a line<loc0100><loc0100><loc0300><loc0900>"
+
+
+def _answer(request: Request) -> str:
+    return f"{LINE}{request.image.size[0]}"
+
+
+class DiesOnce:
+    """A scripted engine whose actor dies (``os._exit``) on its first batch, once."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __call__(self, checkpoint: str, settings: Settings) -> Engine:
+        marker = self.marker
+
+        class Dying(ScriptedEngine):
+            def generate(self, requests: Sequence[Request]) -> list[Generation]:
+                if not marker.exists():
+                    marker.write_text("killed")
+                    os._exit(1)
+                return super().generate(requests)
+
+        return Dying(_answer, record=False)
+
+
+def test_ray_writes_the_local_records_and_a_rerun_converts_nothing(
+    ray_local: Any, folder: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    from docvlm.distributed import ScaleOptions, convert_dataset
+
+    _local(folder, tiny_checkpoint, tmp_path / "local.jsonl")
+    dest = tmp_path / "ray.jsonl"
+    summary = convert_dataset(
+        [folder],
+        dest,
+        OPTIONS,
+        settings=SETTINGS,
+        checkpoint=str(tiny_checkpoint),
+        scale=ScaleOptions(documents_per_call=1, documents_per_part=2),
+    )
+    expected = _jsonl([tmp_path / "local.jsonl"])
+    parts = sorted(dest.glob("part-*.jsonl"))
+    assert _jsonl(parts) == expected  # record for record, failed files included
+    assert [Path(r["source"]).name for r in expected] == [
+        "broken.pdf",
+        "doc0.pdf",
+        "doc1.pdf",
+        "notes.pdf",
+    ]
+    assert (summary.files_done, summary.files_failed, summary.pages_done) == (2, 2, 3)
+    assert summary.exit_code == EXIT_FAILED
+    before = {p.name: p.read_bytes() for p in parts}
+    # the same command again, through the CLI on the running Ray: nothing converted
+    result = CliRunner().invoke(
+        app,
+        [
+            "convert",
+            str(folder),
+            "--ray",
+            "auto",
+            "--out",
+            str(dest),
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--dpi",
+            "36",
+            "--max-new-tokens",
+            "6",
+            "--log-format",
+            "json",
+        ],
+    )
+    assert result.exit_code == EXIT_FAILED, result.output  # the bad files stay failed
+    events = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    (again,) = [e for e in events if e["event"] == "summary"]
+    assert again["files_skipped"] == 4 and again["pages_done"] == 0
+    assert {p.name: p.read_bytes() for p in dest.glob("part-*.jsonl")} == before
+
+
+def test_ray_parquet_rows_equal_the_local_ones_through_a_killed_actor_and_a_lost_part(
+    ray_local: Any, folder: Path, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    from docvlm.distributed import ScaleOptions, convert_dataset
+
+    def rows(path: Path) -> list[dict[str, Any]]:
+        found = pq.read_table(path).to_pylist()
+        return sorted(found, key=lambda r: (r["source"], r["page"] or 0, r["result_index"] or 0))
+
+    engine = ScriptedEngine(_answer)
+    with DocVLM(SETTINGS, checkpoint="scripted", engine_factory=lambda c, s: engine) as client:
+        run_job(client, [folder], OPTIONS, tmp_path / "local.parquet")
+    marker, dest = tmp_path / "killed", tmp_path / "ray.parquet"
+
+    def run() -> Any:
+        return convert_dataset(
+            [folder],
+            dest,
+            OPTIONS,
+            settings=SETTINGS,
+            checkpoint="scripted",
+            engine_factory=DiesOnce(marker),
+            scale=ScaleOptions(documents_per_call=2, documents_per_part=1),
+        )
+
+    summary = run()
+    assert marker.exists()  # the actor died mid-job; Ray restarted it and retried its batch
+    assert (summary.files_done, summary.files_failed, summary.pages_done) == (2, 2, 3)
+    expected = rows(tmp_path / "local.parquet")
+    assert rows(dest) == expected and len(expected) == 5  # 3 pages + 2 failed files
+    assert all(r["text"] and r["text"].startswith("a line") for r in expected if r["page"])
+    assert pq.read_schema(next(dest.glob("part-*.parquet"))).equals(
+        pq.read_schema(tmp_path / "local.parquet"), check_metadata=False
+    )
+    lost = next(p for p in dest.glob("part-*.parquet") if "doc0.pdf" in str(pq.read_table(p)))
+    lost.unlink()  # as if the job had been killed before writing it
+    summary = run()
+    assert (summary.files_done, summary.files_skipped, summary.pages_done) == (1, 3, 2)
+    assert rows(dest) == expected
+
+
+def test_ray_refuses_a_destination_of_another_job(
+    ray_local: Any, folder: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    from docvlm.distributed.store import Destination
+
+    dest = Destination(tmp_path / "out.parquet", "parquet")
+    dest.prepare("a" * 32, "{}", redo=False)
+    with pytest.raises(ValueError, match="another job"):
+        dest.prepare("b" * 32, "{}", redo=False)
+    dest.prepare("b" * 32, "{}", redo=True)  # redo starts the folder over
+
+
+def test_ray_without_ray_installed_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, folder: Path, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    result = CliRunner().invoke(
+        app, ["convert", str(folder), "--ray", "local", "--out", str(tmp_path / "o.parquet")]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "error: running on Ray needs Ray Data: pip install 'docvlm[ray]'"
+    )
