@@ -48,12 +48,14 @@ def box_from_bins(y0: int, x0: int, y1: int, x1: int, width: float, height: floa
 def box_to_tokens(box: Box, width: float, height: float) -> str:
     """The four ``<loc>`` tokens of a pixel box (the inverse of ``box_from_bins``)."""
 
-    def bin_of(value: float, size: float) -> int:
-        return max(0, min(BINS - 1, int(value / size * BINS)))
+    def bin_of(value: float, size: float, offset: int = 0) -> int:
+        return max(0, min(BINS - 1, int(value / size * BINS) - offset))
 
     y0, x0 = bin_of(box.y0, height), bin_of(box.x0, width)
-    y1 = max(y0, bin_of(box.y1, height) - 1)
-    x1 = max(x0, bin_of(box.x1, width) - 1)
+    # the far edge is the end of its bin (box_from_bins adds one bin), so a box to the
+    # image's edge ends in the last bin
+    y1 = max(y0, bin_of(box.y1, height, 1))
+    x1 = max(x0, bin_of(box.x1, width, 1))
     return "".join(f"<loc{v:04d}>" for v in (y0, x0, y1, x1))
 
 

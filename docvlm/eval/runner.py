@@ -44,6 +44,11 @@ class EvalReport(BaseModel):
     missing: int = Field(description="truth records with no prediction (scored as empty)")
     metrics: dict[str, float] = Field(description="metric name -> value in percent")
     paper: dict[str, str] = Field(description="the paper's number for each metric, if any")
+    scored_zero: dict[str, str] = Field(
+        default_factory=dict,
+        description="record id -> why it was scored 0 without comparison (an oversized "
+        "prediction, see docvlm.eval.tables.oversized)",
+    )
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
@@ -181,10 +186,17 @@ def evaluate(task: EvalTask, predictions: Path, truth: Path) -> EvalReport:
     pairs = [(by_id.get(_id(g), {}), g) for g in truths]
     missing = sum(1 for p, _ in pairs if not p)
     metrics = _METRICS[task](pairs)
+    scored_zero: dict[str, str] = {}
+    if task == "table":
+        for pred, true in pairs:
+            reason = tables.html_oversized(_html(pred), _html(true))
+            if reason:
+                scored_zero[_id(true)] = reason
     return EvalReport(
         task=task,
         count=len(pairs),
         missing=missing,
         metrics=metrics,
         paper={k: v for k, v in PAPER.items() if k in metrics},
+        scored_zero=scored_zero,
     )

@@ -9,11 +9,16 @@ pair, and identical inputs short-cut to 1.0.
 
 GriTS (Smock et al. 2023) compares the two cell grids with a factored 2D most-similar-
 substructures alignment; -Top rewards matching spans, -Con matching text.
+
+Both cost time that grows with the product of the two tables' sizes, so a prediction with
+more than twice the truth's cells plus 64 is scored 0 without comparison (``oversized``
+says why); its TEDS would be below 0.5 anyway, as each extra node costs a deletion.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Sequence
 from difflib import SequenceMatcher
 from typing import Any
@@ -24,7 +29,37 @@ from rapidfuzz.distance import Levenshtein
 
 from parsers import Table, parse_table
 
-__all__ = ["GritsScore", "grits", "grits_con", "grits_top", "s_teds", "teds"]
+__all__ = [
+    "EXTRA_CELLS",
+    "GritsScore",
+    "grits",
+    "grits_con",
+    "grits_top",
+    "oversized",
+    "s_teds",
+    "teds",
+]
+
+#: A prediction may have up to twice the truth's cells plus this many; a larger one is
+#: scored 0 without comparison (a hostile 20,000-cell output would take minutes).
+EXTRA_CELLS = 64
+_CELL = re.compile(r"<t[dh][\s>/]", re.IGNORECASE)
+
+
+def oversized(pred_cells: int, true_cells: int) -> str | None:
+    """Why a prediction is too large to compare with the truth, or None when it is not."""
+    limit = 2 * true_cells + EXTRA_CELLS
+    if pred_cells > limit:
+        return (
+            f"prediction has {pred_cells:,} cells, more than {limit:,} (twice the truth's "
+            f"{true_cells:,} plus {EXTRA_CELLS}): scored 0"
+        )
+    return None
+
+
+def html_oversized(pred_html: str, true_html: str) -> str | None:
+    """``oversized`` for two HTML strings, cells counted by their opening tags."""
+    return oversized(len(_CELL.findall(pred_html)), len(_CELL.findall(true_html)))
 
 
 class _Node:
@@ -116,9 +151,10 @@ def teds(
 
     Both inputs are full documents as PubTabNet writes them (``<html><body><table>``);
     either missing a ``body/table`` scores 0, like the official code. ``structure_only``
-    gives S-TEDS. ``ignore_nodes`` strips those tags first (the official option).
+    gives S-TEDS. ``ignore_nodes`` strips those tags first (the official option). An
+    ``oversized`` prediction scores 0.
     """
-    if not pred_html or not true_html:
+    if not pred_html or not true_html or html_oversized(pred_html, true_html):
         return 0.0
     if pred_html == true_html and not ignore_nodes:
         return 1.0 if _table(pred_html) is not None else 0.0
@@ -203,7 +239,7 @@ def _align(
 def _grits(true: Grid, pred: Grid, similarity: Callable[[Any, Any], float]) -> GritsScore:
     tr, tc = len(true), len(true[0]) if true else 0
     pr, pc = len(pred), len(pred[0]) if pred else 0
-    if tr * tc == 0 or pr * pc == 0:
+    if tr * tc == 0 or pr * pc == 0 or oversized(pr * pc, tr * tc):
         return _fscore(0.0, tr * tc, pr * pc)
     reward = {
         (a, b, c, d): similarity(true[a][b], pred[c][d])

@@ -41,3 +41,41 @@ def test_plain_and_boxed_text() -> None:
     assert [line.text for line in boxed.lines] == ["Title", "body"]
     assert boxed.lines[1].box is not None and boxed.lines[1].box.y0 == 200
     assert parse_locations("no boxes here", 10, 10) == []
+
+
+def test_box_geometry() -> None:
+    box = Box(x0=1, y0=2, x1=5, y1=10)
+    assert box.shift(10, 20) == Box(x0=11, y0=22, x1=15, y1=30)
+    assert box.scale(2, 3) == Box(x0=2, y0=6, x1=10, y1=30)
+    assert (box.width, box.height, box.area) == (4, 8, 32)
+    inverted = Box(x0=5, y0=5, x1=1, y1=1)
+    assert (inverted.width, inverted.height, inverted.area) == (0, 0, 0)
+    other = Box(x0=3, y0=2, x1=7, y1=10)  # overlaps the right half
+    assert box.intersection(other) == 16
+    assert box.iou(other) == 16 / (32 + 32 - 16)
+    assert box.intersection(Box(x0=6, y0=0, x1=9, y1=1)) == 0
+    assert inverted.iou(inverted) == 0.0
+
+
+def test_text_before_the_first_box_is_kept() -> None:
+    lines = parse_text("Header <loc0000><loc0000><loc0511><loc1023> body ; tail\nnext", 100, 200)
+    assert [(line.text, line.box) for line in lines.lines] == [
+        ("Header", None),
+        ("body", Box(x0=0, y0=0, x1=100, y1=100)),
+        ("tail", None),
+        ("next", None),
+    ]
+    assert lines.text == "Header\nbody\ntail\nnext"
+    # a box with nothing after it gives no line, stray tokens are removed
+    empty = parse_text("<seg001>a <loc0000><loc0000><loc0001><loc0001> ; b<loc0005>")
+    assert [line.text for line in empty.lines] == ["a", "b"]
+    assert parse_text("x<loc0001>\n \ny<seg002>").text == "x\ny"
+
+
+def test_box_from_bins_clamps_and_orders() -> None:
+    from parsers import box_from_bins
+
+    assert box_from_bins(512, 0, 0, 2000, 1024, 1024) == Box(x0=0, y0=0, x1=1024, y1=513)
+    assert box_to_tokens(Box(x0=0, y0=0, x1=1024, y1=1024), 1024, 1024) == (
+        "<loc0000><loc0000><loc1023><loc1023>"
+    )
