@@ -300,6 +300,7 @@ def _writer(dest: str, output_format: Format) -> Any:
 
         return pa.table(write(unpack(batch), dest, output_format))
 
+    run.__name__ = run.__qualname__ = "write"
     return run
 
 

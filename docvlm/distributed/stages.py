@@ -10,6 +10,7 @@ here raises for bad input.
 
 from __future__ import annotations
 
+import atexit
 import io
 import pickle
 import tempfile
@@ -154,6 +155,20 @@ def read(
 # --- render: pages, crops, requests (CPU tasks) ----------------------------------------
 
 
+_READERS: dict[float, RenderWorker] = {}
+
+
+def _reader(timeout: float | None) -> PdfReader:
+    """This worker process's render worker, started once and kept for its next tasks
+    (Ray reuses its worker processes; a crashed render worker restarts itself)."""
+    if timeout is None:
+        return InProcessPdf()
+    if timeout not in _READERS:
+        _READERS[timeout] = RenderWorker(timeout)
+        atexit.register(_READERS[timeout].shutdown)
+    return _READERS[timeout]
+
+
 def render(
     docs: list[Doc], options: Options, settings: Settings, checkpoint: str | None, shapes: Shapes
 ) -> list[Doc]:
@@ -161,26 +176,21 @@ def render(
     keeps the error that stopped it (its pages so far are kept). No model is loaded: the
     crops are cut at the sizes in ``shapes``."""
     client = DocVLM(settings, checkpoint=checkpoint, engine_factory=shapes)
-    timeout = settings.render_timeout
-    reader: PdfReader = RenderWorker(timeout) if timeout is not None else InProcessPdf()
-    try:
-        for doc in docs:
-            if doc.kind != "read":
-                continue
-            source = io.BytesIO(doc.data or b"")
-            source.name = doc.name
-            work = Work(doc.name, source, doc.sha256)
-            try:
-                for item in render_work(work, reader, options, client):
-                    _keep(doc, item)
-            except Exception as error:  # a renderer bug must not fail the job
-                doc.error = f"rendering failed ({type(error).__name__}: {error})"
-            for plan in doc.plans:
-                plan.work = Work(doc.name, None, doc.sha256)  # the bytes stay behind
-            doc.data = None
-    finally:
-        if isinstance(reader, RenderWorker):
-            reader.shutdown()
+    reader = _reader(settings.render_timeout)
+    for doc in docs:
+        if doc.kind != "read":
+            continue
+        source = io.BytesIO(doc.data or b"")
+        source.name = doc.name
+        work = Work(doc.name, source, doc.sha256)
+        try:
+            for item in render_work(work, reader, options, client):
+                _keep(doc, item)
+        except Exception as error:  # a renderer bug must not fail the job
+            doc.error = f"rendering failed ({type(error).__name__}: {error})"
+        for plan in doc.plans:
+            plan.work = Work(doc.name, None, doc.sha256)  # the bytes stay behind
+        doc.data = None
     return docs
 
 
@@ -285,4 +295,5 @@ def on_batches(step: Callable[..., list[Doc]], **kwargs: Any) -> Callable[[Any],
     def run(batch: Any) -> Any:
         return pack(step(unpack(batch), **kwargs))
 
+    run.__name__ = run.__qualname__ = step.__name__  # how Ray names the stage in its logs
     return run
