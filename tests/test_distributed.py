@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -187,9 +188,7 @@ def test_ray_parquet_rows_equal_the_local_ones_through_a_killed_actor_and_a_lost
     assert rows(dest) == expected
 
 
-def test_ray_refuses_a_destination_of_another_job(
-    ray_local: Any, folder: Path, tiny_checkpoint: Path, tmp_path: Path
-) -> None:
+def test_a_destination_of_another_job_is_refused(tmp_path: Path) -> None:
     from docvlm.distributed.store import Destination
 
     dest = Destination(tmp_path / "out.parquet", "parquet")
@@ -210,3 +209,42 @@ def test_ray_without_ray_installed_is_one_line(
     assert result.output.strip() == (
         "error: running on Ray needs Ray Data: pip install 'docvlm[ray]'"
     )
+
+
+def test_uri_sources_are_listed_and_read_as_the_local_runner_names_them(
+    folder: Path, tmp_path: Path
+) -> None:
+    """Sources behind a URI (file:// here; s3:// goes through the same pyarrow calls)."""
+    import zipfile
+
+    from docvlm.distributed.stages import Doc, read
+    from docvlm.distributed.store import list_uri
+    from docvlm.records import content_hash
+
+    remote = tmp_path / "bucket"
+    shutil.copytree(folder, remote)
+    with zipfile.ZipFile(remote / "batch.zip", "w") as archive:
+        archive.write(folder / "doc1.pdf", "inner/doc1.pdf")
+        archive.writestr("inner/.hidden.pdf", b"%PDF-1.4")
+    (remote / "README.txt").write_text("not a document")
+    (remote / ".cache.pdf").write_bytes(b"%PDF-1.4")
+    skipped: list[str] = []
+    uri = f"file://{remote}"
+    names = list_uri(uri, (), ("notes*",), skipped.append)
+    assert [n.removeprefix(uri + "/") for n in names] == [
+        "batch.zip",
+        "broken.pdf",
+        "doc0.pdf",
+        "doc1.pdf",
+    ]
+    assert sorted(Path(s).name for s in skipped) == ["README.txt", "notes.pdf"]
+    zipped = f"{uri}/batch.zip"
+    doc1 = (folder / "doc1.pdf").read_bytes()
+    written = {f"{uri}/doc0.pdf": (content_hash((folder / "doc0.pdf").read_bytes()), "success")}
+    docs = read([Doc(name, path=name) for name in names], written, SETTINGS)
+    by_name = {doc.name: doc for doc in docs}
+    assert by_name[f"{zipped}!inner/doc1.pdf"].data == doc1  # members named ARCHIVE!MEMBER
+    assert by_name[f"{zipped}!inner/doc1.pdf"].sha256 == content_hash(doc1)
+    assert by_name[f"{uri}/doc0.pdf"].kind == "skip"  # already in the destination
+    assert by_name[f"{uri}/doc1.pdf"].kind == "read"
+    assert len(docs) == 4  # the archive's hidden member is left out, as locally
