@@ -195,7 +195,13 @@ def test_a_destination_of_another_job_is_refused(tmp_path: Path) -> None:
     dest.prepare("a" * 32, "{}", redo=False)
     with pytest.raises(ValueError, match="another job"):
         dest.prepare("b" * 32, "{}", redo=False)
+    (tmp_path / "out.parquet" / "_staging").mkdir(exist_ok=True)
+    (tmp_path / "out.parquet" / "_staging" / "123-part-x.parquet").write_bytes(b"cut short")
     dest.prepare("b" * 32, "{}", redo=True)  # redo starts the folder over
+    assert list((tmp_path / "out.parquet" / "_staging").iterdir()) == []  # a killed write
+    assert json.loads((tmp_path / "out.parquet" / "_job.json").read_text())["fingerprint"] == (
+        "b" * 32
+    )
 
 
 def test_ray_without_ray_installed_is_one_line(

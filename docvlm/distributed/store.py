@@ -129,9 +129,12 @@ class Destination:
         )
 
     def prepare(self, fingerprint: str, key_json: str, redo: bool) -> None:
-        """Create the folder for this job; a folder holding another job's records is
-        refused (``redo`` empties it first)."""
+        """Create the folder for this job (one job writes into a folder at a time); a
+        folder holding another job's records is refused (``redo`` empties it first)."""
         self.fs.create_dir(self.root, recursive=True)
+        staging = self._path(STAGING)
+        if self.fs.get_file_info(staging).type == _fs().FileType.Directory:
+            self.fs.delete_dir_contents(staging)  # parts a killed job never moved into place
         job = self._path(JOB_FILE)
         found = self.fs.get_file_info(job).type == _fs().FileType.File
         if redo:
