@@ -254,3 +254,11 @@ def test_uri_sources_are_listed_and_read_as_the_local_runner_names_them(
     assert by_name[f"{uri}/doc0.pdf"].kind == "skip"  # already in the destination
     assert by_name[f"{uri}/doc1.pdf"].kind == "read"
     assert len(docs) == 4  # the archive's hidden member is left out, as locally
+
+
+def test_the_ray_module_loads_without_importing_ray() -> None:
+    import subprocess
+
+    code = "import sys, docvlm.distributed, docvlm.cli; print('ray' in sys.modules)"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert found.stdout.strip() == "False", found.stderr
