@@ -22,6 +22,7 @@ from docvlm.archive_cli import status_command
 from docvlm.assemble import STOP_WARNINGS
 from docvlm.client import DocVLM
 from docvlm.errors import DocVLMError
+from docvlm.finetune.commands import data_app, finetune_command
 from docvlm.info import info_command
 from docvlm.results import Document, Result, ResultBase, json_schema
 from docvlm.server.commands import serve_command, view_command
@@ -443,65 +444,8 @@ def inspect(
         raise typer.Exit(1)
 
 
-@app.command()
-def finetune(
-    task: Annotated[str, typer.Option("--task", "-t", help="table, molecule, music or text.")],
-    data: Annotated[
-        Path, typer.Option("--data", help="JSON Lines of {image, target} (paths relative to it).")
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the new checkpoint.")],
-    base: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            "--base",
-            help="Checkpoint to start from (default: the paligemma2-3b-pt "
-            "checkpoint at the task's resolution).",
-        ),
-    ] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Passes over the data.")] = 1,
-    max_steps: Annotated[
-        Optional[int],  # noqa: UP045
-        typer.Option("--max-steps", min=1, help="Stop after this many steps."),
-    ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Examples per step.")] = 4,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", help="AdamW rate.")] = 1e-4,
-    lora_rank: Annotated[
-        int, typer.Option("--lora-rank", min=0, help="LoRA rank; 0 trains all text weights.")
-    ] = 16,
-    device: DeviceOption = None,
-) -> None:
-    """Fine-tune a PaliGemma 2 checkpoint for TASK; the result loads with --checkpoint OUT."""
-    from docvlm.finetune import FinetuneOptions
-    from docvlm.finetune import finetune as run_finetune
-
-    if task not in ("table", "molecule", "music", "text"):
-        raise typer.BadParameter("use table, molecule, music or text", param_hint="--task")
-    options = FinetuneOptions(
-        task=task,
-        data=data,
-        output=out,
-        base=base,
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        lora_rank=lora_rank,
-    )
-    try:
-        with _progress() as bar:
-            job = bar.add_task("training", total=max_steps)
-
-            def progress(step: int, loss: float) -> None:
-                bar.update(job, completed=step, description=f"training (loss {loss:.3f})")
-
-            report = run_finetune(options, _settings(device), progress)
-    except DocVLMError as error:
-        _fail(error)
-        return
-    err.print(
-        f"{report.steps} steps on {report.examples} examples; loss "
-        f"{report.losses[0]:.3f} -> {report.losses[-1]:.3f}; wrote {report.output}"
-    )
+app.command("finetune")(finetune_command)
+app.add_typer(data_app, name="data")
 
 
 @app.command("eval")

@@ -1,4 +1,4 @@
-"""Fine-tuning: the tiny checkpoint learns to write a table, and the result loads."""
+"""Fine-tuning: exact step counts, resume, held-out scores, outputs that load, and errors."""
 
 from __future__ import annotations
 
@@ -10,46 +10,225 @@ from typer.testing import CliRunner
 
 from docvlm import DocVLM, InputError, Settings
 from docvlm.cli import app
-from docvlm.finetune import FinetuneOptions, finetune, pubtabnet_records, read_examples
+from docvlm.errors import SettingsError
+from docvlm.finetune import FinetuneOptions, finetune, read_examples
+from docvlm.finetune.data import batch_order, split_held_out
+from docvlm.finetune.options import BASE_DEFAULTS_FILE, make_plan, read_base_defaults
+from docvlm.finetune.recipes import RECIPES
+from docvlm.finetune.train import Progress
 
 pytest.importorskip("torch")
 TARGET = "<tr><td>1</td><td>2</td></tr>"
+CPU = Settings(device="cpu")
 
 
-def _data(tmp_path: Path, corpus: Path) -> Path:
-    images = sorted((corpus / "tables/pubtabnet/examples").glob("*.png"))[:2]
-    data = tmp_path / "train.jsonl"
-    data.write_text("\n".join(json.dumps({"image": str(p), "target": TARGET}) for p in images))
+def _images(corpus: Path, n: int = 2) -> list[Path]:
+    return sorted((corpus / "tables/pubtabnet/examples").glob("*.png"))[:n]
+
+
+def _data(tmp_path: Path, corpus: Path, n: int = 2, name: str = "train.jsonl") -> Path:
+    data = tmp_path / name
+    rows = [json.dumps({"image": str(p), "target": TARGET}) for p in _images(corpus, n)]
+    data.write_text("\n".join(rows))
     return data
 
 
-def test_full_finetune_learns_the_target(
+def _options(tiny: Path, data: Path, out: Path, **values: object) -> FinetuneOptions:
+    settings = {"learning_rate": 1e-2, "lora_rank": 0, "batch_size": 1, "warmup_fraction": 0.0}
+    return FinetuneOptions(
+        task="table", data=data, output=out, base=str(tiny), **(settings | values)
+    )
+
+
+def test_batch_order_cycles_epochs_and_resumes_where_it_stopped() -> None:
+    stream = batch_order(5, 2, seed=3)
+    first = [next(stream) for _ in range(9)]  # 3 batches per epoch: 3 epochs
+    for epoch in range(3):
+        batches = first[3 * epoch : 3 * epoch + 3]
+        assert sorted(i for b in batches for i in b) == [0, 1, 2, 3, 4]
+    assert first[:3] != first[3:6]  # each epoch is its own shuffle
+    resumed = batch_order(5, 2, seed=3, start=4)
+    assert [next(resumed) for _ in range(5)] == first[4:]
+
+
+def test_max_steps_is_exact_whatever_the_epochs(
     tiny_checkpoint: Path, corpus: Path, tmp_path: Path
+) -> None:
+    seen: list[Progress] = []
+    options = _options(
+        tiny_checkpoint,
+        _data(tmp_path, corpus),
+        tmp_path / "out",
+        epochs=1,
+        max_steps=5,
+        grad_accum=2,
+    )
+    report = finetune(options, CPU, seen.append)
+    # 2 examples, batch 1, 2 passes a step: 5 steps are 10 passes, five epochs
+    assert report.steps == 5 and len(report.losses) == 5
+    assert [p.step for p in seen] == [1, 2, 3, 4, 5] and seen[-1].total == 5
+    assert seen[-1].learning_rate < seen[0].learning_rate  # cosine decay
+    assert json.loads((tmp_path / "out" / "training.json").read_text())["steps"] == 5
+
+
+def test_full_finetune_learns_and_the_result_loads(
+    tiny_checkpoint: Path, corpus: Path, tmp_path: Path
+) -> None:
+    options = _options(
+        tiny_checkpoint, _data(tmp_path, corpus), tmp_path / "out", max_steps=40, batch_size=2
+    )
+    report = finetune(options, CPU)
+    assert report.losses[-1] < report.losses[0] / 5
+    client = DocVLM(CPU, checkpoint=str(tmp_path / "out"))
+    (result,) = client.read_table(_images(corpus)[0], max_new_tokens=30)
+    assert result.raw == TARGET  # random weights learned to write the table
+    assert result.table is not None and result.table.shape == (1, 2)
+
+
+def test_resume_after_a_crash_gives_the_uninterrupted_weights(
+    tiny_checkpoint: Path, corpus: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    data = _data(tmp_path, corpus)
+    straight = finetune(_options(tiny_checkpoint, data, tmp_path / "a", max_steps=4), CPU)
+
+    def crash(event: Progress) -> None:
+        if event.step == 3:
+            raise KeyboardInterrupt
+
+    crashed = _options(tiny_checkpoint, data, tmp_path / "b", max_steps=4, save_every=2)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(crashed, CPU, crash)
+    assert [p.name for p in (tmp_path / "b/checkpoints").iterdir()] == ["step-000002"]
+    resumed = finetune(crashed.model_copy(update={"resume": True}), CPU)
+    assert resumed.losses == pytest.approx(straight.losses, rel=1e-5)
+    a = load_file(str(tmp_path / "a/model.safetensors"))
+    b = load_file(str(tmp_path / "b/model.safetensors"))
+    assert a.keys() == b.keys()
+    assert all((a[k] - b[k]).abs().max() < 1e-5 for k in a)
+    assert not (tmp_path / "b/checkpoints").exists()  # finished: nothing left to resume
+
+
+def test_adapter_output_loads_and_answers_as_the_merged_one(
+    tiny_checkpoint: Path, corpus: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("peft")
+    data = _data(tmp_path, corpus)
+    settings = {"lora_rank": 4, "max_steps": 6, "learning_rate": 5e-2}
+    finetune(_options(tiny_checkpoint, data, tmp_path / "merged", **settings), CPU)
+    finetune(_options(tiny_checkpoint, data, tmp_path / "lora", save="adapter", **settings), CPU)
+    assert (tmp_path / "lora/adapter_config.json").is_file()
+    assert not (tmp_path / "lora/model.safetensors").exists()
+    image = _images(corpus)[0]
+    merged = DocVLM(CPU, checkpoint=str(tmp_path / "merged")).read_table(image, max_new_tokens=12)
+    with_adapter = Settings(device="cpu", adapter=str(tmp_path / "lora"))
+    adapted = DocVLM(with_adapter, checkpoint=str(tiny_checkpoint)).read_table(
+        image, max_new_tokens=12
+    )
+    plain = DocVLM(CPU, checkpoint=str(tiny_checkpoint)).read_table(image, max_new_tokens=12)
+    assert adapted[0].raw == merged[0].raw != plain[0].raw
+
+
+def test_held_out_scores_are_the_task_metric_of_the_saved_model(
+    tiny_checkpoint: Path, corpus: Path, tmp_path: Path
+) -> None:
+    from docvlm.eval import teds
+
+    held = tmp_path / "held.jsonl"
+    image = _images(corpus, 3)[2]
+    held.write_text(json.dumps({"image": str(image), "target": TARGET}) + "\n")
+    options = _options(
+        tiny_checkpoint,
+        _data(tmp_path, corpus),
+        tmp_path / "out",
+        max_steps=4,
+        eval_data=held,
+        eval_every=2,
+    )
+    report = finetune(options, CPU)
+    assert [e["step"] for e in report.evals] == [2.0, 4.0]
+    (answer,) = DocVLM(CPU, checkpoint=str(tmp_path / "out")).read_table(image)
+    expected = 100 * teds(
+        f"<html><body><table>{answer.raw}</table></body></html>",
+        f"<html><body><table>{TARGET}</table></body></html>",
+    )
+    assert report.evals[-1]["teds"] == pytest.approx(expected)
+
+
+def test_plan_takes_options_then_the_checkpoint_then_the_recipe(tmp_path: Path) -> None:
+    (tmp_path / BASE_DEFAULTS_FILE).write_text('{"learning_rate": 0.5, "lora_rank": 0}')
+    options = FinetuneOptions(
+        task="molecule",
+        data=tmp_path / "d.jsonl",
+        output=tmp_path,
+        base=str(tmp_path),
+        lora_rank=8,
+    )
+    plan = make_plan(options, read_base_defaults(tmp_path))
+    assert plan.lora_rank == 8 and plan.sources["lora_rank"] == "option"
+    assert plan.learning_rate == 0.5 and plan.sources["learning_rate"] == BASE_DEFAULTS_FILE
+    assert plan.label_smoothing == RECIPES["molecule"].label_smoothing
+    assert plan.sources["label_smoothing"] == "recipe"
+    assert plan.recipe.resolution == 448 and plan.recipe.max_target_tokens == 256
+    (tmp_path / BASE_DEFAULTS_FILE).write_text('{"learning_rat": 1}')
+    with pytest.raises(InputError, match="learning_rat"):
+        read_base_defaults(tmp_path)
+
+
+def test_bad_data_is_named_and_left_out(
+    tiny_checkpoint: Path, corpus: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"image": "a.png"}\n')
+    with pytest.raises(InputError, match="line 1"):
+        read_examples(bad)
+    data = _data(tmp_path, corpus, n=1)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    with data.open("a") as handle:
+        handle.write("\n" + json.dumps({"image": "broken.png", "target": TARGET}))
+        handle.write("\n" + json.dumps({"image": str(_images(corpus)[0]), "target": "x" * 5000}))
+    report = finetune(_options(tiny_checkpoint, data, tmp_path / "out", max_steps=1), CPU)
+    assert report.examples == 1 and len(report.skipped) == 2
+    assert "broken.png: cannot read the image" in report.skipped[0]
+    assert "5000 tokens, the task allows 4096" in report.skipped[1]
+    only_bad = tmp_path / "only_bad.jsonl"
+    only_bad.write_text(json.dumps({"image": "broken.png", "target": TARGET}))
+    with pytest.raises(InputError, match="no usable training examples"):
+        finetune(_options(tiny_checkpoint, only_bad, tmp_path / "x", max_steps=1), CPU)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [({"quantization": "nf4"}, "QLoRA"), ({"precision": "bfloat16"}, "bfloat16 training")],
+)
+def test_cuda_only_options_are_refused_on_the_cpu(
+    tiny_checkpoint: Path, tmp_path: Path, values: dict[str, str], message: str
 ) -> None:
     options = FinetuneOptions(
         task="table",
-        data=_data(tmp_path, corpus),
-        output=tmp_path / "out",
+        data=tmp_path / "d.jsonl",
+        output=tmp_path / "o",
         base=str(tiny_checkpoint),
-        epochs=100,
-        max_steps=60,
-        batch_size=2,
-        learning_rate=1e-2,
-        lora_rank=0,
+        **values,
     )
-    report = finetune(options, Settings(device="cpu"))
-    assert report.steps == 60 and report.losses[-1] < report.losses[0] / 5
-    assert json.loads((tmp_path / "out" / "training.json").read_text())["steps"] == 60
-    client = DocVLM(Settings(device="cpu"), checkpoint=str(tmp_path / "out"))
-    image = sorted((corpus / "tables/pubtabnet/examples").glob("*.png"))[0]
-    (result,) = client.read_table(image, max_new_tokens=30)
-    assert result.raw == TARGET  # random weights learned to write the table
-    assert result.status == "ok" and result.table is not None and result.table.shape == (1, 2)
+    with pytest.raises(SettingsError, match=message):
+        finetune(options, CPU)
 
 
-def test_lora_finetune_through_the_cli(tiny_checkpoint: Path, corpus: Path, tmp_path: Path) -> None:
-    pytest.importorskip("peft")
-    out = tmp_path / "lora"
+def test_split_held_out_keeps_both_sides() -> None:
+    from docvlm.finetune.data import Example
+
+    examples = [Example(Path(f"{i}.png"), str(i)) for i in range(10)]
+    train, held = split_held_out(examples, 0.2, seed=1)
+    assert len(held) == 2 and len(train) == 8 and not set(train) & set(held)
+    assert split_held_out(examples, 0.2, seed=1) == (train, held)
+
+
+def test_cli_prints_the_settings_and_where_they_come_from(
+    tiny_checkpoint: Path, corpus: Path, tmp_path: Path
+) -> None:
     result = CliRunner().invoke(
         app,
         [
@@ -59,36 +238,19 @@ def test_lora_finetune_through_the_cli(tiny_checkpoint: Path, corpus: Path, tmp_
             "--data",
             str(_data(tmp_path, corpus)),
             "--out",
-            str(out),
+            str(tmp_path / "out"),
             "--base",
             str(tiny_checkpoint),
             "--max-steps",
-            "3",
-            "--lora-rank",
-            "4",
-            "--learning-rate",
-            "0.01",
-            "--batch-size",
             "2",
+            "--lora-rank",
+            "0",
             "--device",
             "cpu",
-            "--epochs",
-            "5",
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "3 steps on 2 examples" in result.stderr
-    assert (out / "model.safetensors").is_file()  # merged: a plain checkpoint
-    assert DocVLM(Settings(device="cpu"), checkpoint=str(out)).read_table(
-        sorted((corpus / "tables/pubtabnet/examples").glob("*.png"))[0], max_new_tokens=4
-    )
-
-
-def test_data_errors_and_pubtabnet_records(tmp_path: Path, corpus: Path) -> None:
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"image": "a.png"}\n')
-    with pytest.raises(InputError, match="line 1"):
-        read_examples(bad)
-    records = list(pubtabnet_records(corpus / "tables/pubtabnet/examples/PubTabNet_Examples.jsonl"))
-    assert len(records) == 20
-    assert records[0]["image"].endswith(".png") and records[0]["target"].startswith("<thead>")
+    assert "896 px, white square (paper)" in result.stderr
+    assert "1e-05" in result.stderr  # the paper-range full fine-tuning rate, from the recipe
+    assert "2 steps on 2 examples" in result.stderr
+    assert (tmp_path / "out/model.safetensors").is_file()

@@ -1,190 +1,252 @@
-"""Fine-tuning a PaliGemma 2 checkpoint for a task (tables, molecules, music, text).
+"""The training loop: a PaliGemma 2 checkpoint fine-tuned on (image, target) pairs.
 
-No public checkpoint reads tables, molecules or music, so making one is part of docvlm:
-``finetune(options)`` trains the ``pt`` checkpoint on (image, target) pairs with the
-task's prompt as prefix and the target as suffix (loss on the suffix only, as the paper
-trains), and writes a checkpoint directory (safetensors + processor) that every docvlm
-entry point loads. LoRA (peft) by default; ``lora_rank=0`` trains all text weights.
-
-Data: JSON Lines, one record per example: ``{"image": "crops/a.png", "target": "..."}``
-(image paths relative to the file). ``pubtabnet_records`` turns PubTabNet annotations
-into such records.
+Each example is the task's prompt as prefix and the target as suffix, so the loss covers
+the target only (``token_type_ids``/``labels`` of PaliGemma's processor), with the
+recipe's label smoothing. ``max_steps`` is exact: the data is cycled epoch after epoch
+(each epoch its own seeded shuffle) until that many optimizer steps are done, each step
+``grad_accum`` forward passes. The learning rate warms up linearly and decays on a
+cosine. LoRA (peft) by default, optionally over a 4-bit NF4 base (QLoRA, CUDA);
+``lora_rank=0`` trains all text weights. The output is a merged safetensors checkpoint
+(or the adapter alone) that every docvlm entry point loads.
 """
 
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Callable, Iterator
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
-
-from docvlm.errors import InputError, MissingDependencyError
-from docvlm.regions import crop_square
-from docvlm.render import to_rgb
+from docvlm.errors import InputError, MissingDependencyError, SettingsError
+from docvlm.finetune.data import (
+    Example,
+    batch_order,
+    check_examples,
+    load_square,
+    read_examples,
+    split_held_out,
+)
+from docvlm.finetune.heldout import METRICS, generate_answers, score_held_out
+from docvlm.finetune.options import FinetuneOptions, FinetuneReport, Plan, plan_for
+from docvlm.finetune.state import latest_checkpoint, load_state, save_state
 from docvlm.settings import Settings
-from docvlm.tasks import TASKS, TaskName
-from parsers import Box
+from docvlm.tasks import TASKS
 
-__all__ = ["FinetuneOptions", "FinetuneReport", "finetune", "pubtabnet_records", "read_examples"]
-
-
-class FinetuneOptions(BaseModel):
-    """What to train, on what, and how."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    task: TaskName = Field(description="task whose prompt prefixes every example")
-    data: Path = Field(description="JSON Lines of {image, target}")
-    output: Path = Field(description="directory for the fine-tuned checkpoint")
-    base: str | None = Field(
-        default=None,
-        description="checkpoint to start from (default google/paligemma2-3b-pt-<task res>)",
-    )
-    epochs: int = Field(default=1, ge=1)
-    max_steps: int | None = Field(default=None, ge=1, description="stop after this many steps")
-    batch_size: int = Field(default=4, ge=1)
-    learning_rate: float = Field(default=1e-4, gt=0)
-    lora_rank: int = Field(default=16, ge=0, description="LoRA rank; 0 trains all text weights")
-    seed: int = Field(default=0)
-
-    def base_checkpoint(self) -> str:
-        return self.base or f"google/paligemma2-3b-pt-{TASKS[self.task].resolution}"
+__all__ = ["Progress", "finetune", "prepare"]
 
 
-class FinetuneReport(BaseModel):
-    """What a run did (also written to ``training.json`` in the output)."""
+@dataclass(frozen=True)
+class Progress:
+    """What the run reports after each step."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    options: FinetuneOptions
+    step: int
+    total: int
+    loss: float
+    learning_rate: float
+    held_out: float | None = None  # the task metric when it was just measured
+
+
+@dataclass
+class Prepared:
+    """The data and settings of a run, before any model is loaded."""
+
+    plan: Plan
+    train: list[Example]
+    held_out: list[Example]
+    skipped: list[str]
     steps: int
-    examples: int
-    losses: list[float] = Field(description="training loss per step")
-    output: Path
 
 
-def read_examples(path: Path) -> list[tuple[Path, str]]:
-    """(image path, target) pairs of a JSON Lines file; image paths relative to it."""
-    examples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            image, target = Path(record["image"]), str(record["target"])
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise InputError(
-                f"line {number}: needs {{'image', 'target'}} ({error})", source=str(path)
-            ) from error
-        examples.append((image if image.is_absolute() else path.parent / image, target))
-    if not examples:
-        raise InputError("no examples", source=str(path))
-    return examples
+def prepare(options: FinetuneOptions, plan: Plan, tokenizer: Any) -> Prepared:
+    """Check the data against the plan (no model needed)."""
+    limit = plan.recipe.max_target_tokens
 
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-def pubtabnet_records(annotations: Path) -> Iterator[dict[str, str]]:
-    """Training records from PubTabNet's JSON Lines: the structure tokens with each
-    cell's tokens written in, the HTML the ``table`` task should produce."""
-    for line in annotations.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        item = json.loads(line)
-        cells = iter(item["html"]["cells"])
-        parts = []
-        for token in item["html"]["structure"]["tokens"]:
-            parts.append(token)
-            if token in ("<td>", ">"):
-                parts.append("".join(next(cells)["tokens"]))
-        yield {"image": item["filename"], "target": "".join(parts)}
-
-
-def _square(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        page = to_rgb(image.copy())
-    return crop_square(page, Box(x0=0, y0=0, x1=page.width, y1=page.height)).image
+    examples, skipped = check_examples(read_examples(options.data), count, limit)
+    if options.eval_data is not None:
+        held_out, more = check_examples(read_examples(options.eval_data), count, limit)
+        skipped += more
+        train = examples
+    else:
+        train, held_out = split_held_out(examples, options.eval_fraction, options.seed)
+    if not train:
+        reasons = "; ".join(skipped[:3])
+        raise InputError(f"no usable training examples: {reasons}", source=str(options.data))
+    if options.max_steps is not None:
+        steps = options.max_steps
+    else:
+        per_epoch = -(-len(train) // plan.batch_size)
+        steps = -(-per_epoch * plan.epochs // plan.grad_accum)
+    return Prepared(plan, train, held_out, skipped, steps)
 
 
 def finetune(
     options: FinetuneOptions,
     settings: Settings | None = None,
-    progress: Callable[[int, float], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    announce: Callable[[Plan, Prepared], None] | None = None,
 ) -> FinetuneReport:
-    """Train and write the checkpoint; ``progress(step, loss)`` is called every step."""
+    """Train and write the checkpoint. ``announce(plan, prepared)`` is called once before
+    the first step (the CLI prints the settings there), ``progress`` after every step."""
     import torch
 
     from docvlm.engines.hf import load_model
 
-    settings = settings or Settings()
-    examples = read_examples(options.data)
-    model, processor, device = load_model(options.base_checkpoint(), settings)
-    random.seed(options.seed)
+    plan = plan_for(options)
+    settings = _training_settings(options, plan, settings or Settings())
     torch.manual_seed(options.seed)
-    model = _trainable(model, options.lora_rank)
-    model.train()
+    model, processor, device = load_model(options.base_checkpoint(), settings)
+    run = prepare(options, plan, processor.tokenizer)
+    if announce:
+        announce(plan, run)
+    model = _trainable(model, plan.lora_rank, options)
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=options.learning_rate)
+    optimizer = torch.optim.AdamW(parameters, lr=run.plan.learning_rate, weight_decay=0.0)
+    schedule = _schedule(run.steps, run.plan.warmup_fraction)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    step, losses, evals = 0, [], []
+    checkpoints = options.output / "checkpoints"
+    if options.resume and (latest := latest_checkpoint(checkpoints)) is not None:
+        state = load_state(latest, model, optimizer)
+        step, losses, evals = int(state["step"]), list(state["losses"]), list(state["evals"])
+        scheduler.last_epoch = step
+        for group in optimizer.param_groups:
+            group["lr"] = run.plan.learning_rate * schedule(step)
+    model.train()
     spec = TASKS[options.task]
-    losses: list[float] = []
-    step = 0
-    for _ in range(options.epochs):
-        order = list(range(len(examples)))
-        random.shuffle(order)
-        for start in range(0, len(order), options.batch_size):
-            batch = [examples[i] for i in order[start : start + options.batch_size]]
+    order = batch_order(
+        len(run.train), run.plan.batch_size, options.seed, step * run.plan.grad_accum
+    )
+    while step < run.steps:
+        loss_sum = 0.0
+        for _ in range(run.plan.grad_accum):
+            batch = [run.train[i] for i in next(order)]
             inputs = processor(
-                images=[_square(path) for path, _ in batch],
+                images=[load_square(e.image) for e in batch],
                 text=["<image>" + spec.prompt] * len(batch),
-                suffix=[target for _, target in batch],
+                suffix=[e.target for e in batch],
                 return_tensors="pt",
                 padding="longest",
             ).to(device)
             inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
-            loss = model(**inputs).loss
+            labels = inputs.pop("labels")
+            logits = model(**inputs).logits
+            loss = _loss(logits, labels, run.plan.label_smoothing) / run.plan.grad_accum
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            losses.append(loss.item())
-            if progress:
-                progress(step, losses[-1])
-            if options.max_steps and step >= options.max_steps:
-                break
-        if options.max_steps and step >= options.max_steps:
-            break
-    model.eval()
-    if options.lora_rank:
-        model = model.merge_and_unload()
-    options.output.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(options.output, safe_serialization=True)
-    processor.save_pretrained(options.output)
+            loss_sum += float(loss.item())
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        losses.append(loss_sum)
+        held_out = None
+        if run.held_out and (
+            step == run.steps or (options.eval_every and step % options.eval_every == 0)
+        ):
+            answers = generate_answers(
+                model,
+                processor,
+                device,
+                options.task,
+                [e.image for e in run.held_out],
+                run.plan.batch_size,
+            )
+            held_out = score_held_out(options.task, run.held_out, answers)
+            evals.append({"step": float(step), METRICS[options.task][1]: held_out})
+        if options.save_every and step % options.save_every == 0 and step < run.steps:
+            record = {"losses": losses, "evals": evals}
+            save_state(checkpoints, step, model, optimizer, record, options.keep_checkpoints)
+        if progress:
+            rate = float(scheduler.get_last_lr()[0])
+            progress(Progress(step, run.steps, loss_sum, rate, held_out))
+    _write(model, processor, options, plan, settings)
     report = FinetuneReport(
-        options=options, steps=step, examples=len(examples), losses=losses, output=options.output
+        options=options,
+        plan=run.plan,
+        steps=step,
+        examples=len(run.train),
+        skipped=run.skipped,
+        losses=losses,
+        evals=evals,
+        output=options.output,
     )
     (options.output / "training.json").write_text(report.model_dump_json(indent=2))
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the run finished: nothing to resume
     return report
 
 
-def _trainable(model: Any, rank: int) -> Any:
+def _training_settings(options: FinetuneOptions, plan: Plan, settings: Settings) -> Settings:
+    """Settings for loading the base: precision and QLoRA checked against the device."""
+    import torch
+
+    cuda = settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available())
+    if options.quantization == "nf4":
+        if not cuda:
+            raise SettingsError("QLoRA (quantization nf4) needs a CUDA device")
+        if plan.lora_rank == 0:
+            raise SettingsError("QLoRA trains LoRA adapters: use a lora rank above 0")
+    if options.precision == "bfloat16" and not cuda:
+        raise SettingsError("bfloat16 training needs a CUDA device; use float32 on the CPU")
+    dtype = options.precision if options.precision != "auto" else "auto"
+    return settings.model_copy(
+        update={"dtype": dtype, "quantization": options.quantization, "adapter": None}
+    )
+
+
+def _schedule(steps: int, warmup_fraction: float) -> Callable[[int], float]:
+    warmup = math.ceil(warmup_fraction * steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _loss(logits: Any, labels: Any, smoothing: float) -> Any:
+    """Next-token cross-entropy over the suffix (labels -100 elsewhere), float32."""
+    import torch.nn.functional as F
+
+    shifted = logits[:, :-1].float()
+    target = labels[:, 1:].to(shifted.device)
+    return F.cross_entropy(
+        shifted.reshape(-1, shifted.shape[-1]),
+        target.reshape(-1),
+        ignore_index=-100,
+        label_smoothing=smoothing,
+    )
+
+
+def _trainable(model: Any, rank: int, options: FinetuneOptions) -> Any:
     """LoRA on the language model's attention and MLP, or all text weights (rank 0);
     the vision tower stays frozen either way."""
     for parameter in model.parameters():
         parameter.requires_grad = False
+    if options.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
     if rank == 0:
-        for parameter in model.model.language_model.parameters():
-            parameter.requires_grad = True
-        for parameter in model.model.multi_modal_projector.parameters():
-            parameter.requires_grad = True
+        for module in (model.model.language_model, model.model.multi_modal_projector):
+            for parameter in module.parameters():
+                parameter.requires_grad = True
         return model
     try:
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     except ImportError as error:
         raise MissingDependencyError(
             "LoRA fine-tuning needs peft: pip install 'docvlm[train]'"
         ) from error
+    if options.quantization == "nf4":
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=options.gradient_checkpointing
+        )
     config = LoraConfig(
         r=rank,
         lora_alpha=2 * rank,
@@ -192,3 +254,39 @@ def _trainable(model: Any, rank: int) -> Any:
         lora_dropout=0.0,
     )
     return get_peft_model(model, config)
+
+
+def _write(
+    model: Any, processor: Any, options: FinetuneOptions, plan: Plan, settings: Settings
+) -> None:
+    """A merged checkpoint, or the adapter (with the processor) alone."""
+    model.eval()
+    out = options.output
+    out.mkdir(parents=True, exist_ok=True)
+    if plan.lora_rank == 0 or options.save == "adapter":
+        model.save_pretrained(out, safe_serialization=True)
+    elif options.quantization == "nf4":
+        _merge_unquantized(model, out, options, settings)
+    else:
+        model.merge_and_unload().save_pretrained(out, safe_serialization=True)
+    processor.save_pretrained(out)
+
+
+def _merge_unquantized(model: Any, out: Path, options: FinetuneOptions, settings: Settings) -> None:
+    """QLoRA: the adapter merged into the base reloaded unquantized (4-bit weights cannot
+    take the merge without losing it)."""
+    from docvlm.engines.hf import load_model
+
+    adapter = out / "adapter"
+    model.save_pretrained(adapter, safe_serialization=True)
+    plain = settings.model_copy(
+        update={"quantization": "none", "adapter": str(adapter), "merge_adapter": True}
+    )
+    merged, _, _ = load_model(options.base_checkpoint(), plain)
+    merged.save_pretrained(out, safe_serialization=True)
+    shutil.rmtree(adapter)
+
+
+def read_report(output: Path) -> FinetuneReport:
+    """The ``training.json`` of a finished run."""
+    return FinetuneReport.model_validate(json.loads((output / "training.json").read_text()))
