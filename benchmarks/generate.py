@@ -1,25 +1,35 @@
 """Plain transformers ``generate`` against docvlm's engine, same model, same card, same run.
 
-What it does: builds a PaliGemma 2 model, runs plain ``generate`` first and then
-docvlm's engine on the same requests, and prints tokens/s, images/s and their ratio per
-batch size, the engine's prefill time per image, and whether the greedy tokens are
-identical (on a mixed batch: each request's tokens from the engine against ``generate``
-on that request alone, the reference the engine promises to equal).
+What it does: builds a PaliGemma 2 model and, for each resolution and batch size, times
+plain ``generate`` and then docvlm's engine on the same requests. Reported separately:
 
-- default (GPU): a random-weight 3B model from the published paligemma2-3b-pt-896 config
-  (no download), bf16, 896 px, 128 new tokens, batch 1 and 32. EOS is disabled so every
-  sequence generates the full budget in both engines.
-- ``--tiny``: the same comparison on the CPU with the tiny checkpoint of
-  ``docvlm.testing``; prints ``identical: True`` when the tokens are equal.
+- prefill ms per image: a run with a 1-token budget (image encoding + prompt), per image;
+- decode tokens/s: the decode steps only, (tokens(N) - tokens(1)) / (time(N) - time(1));
+- images/s end to end with N new tokens (128 by default);
+
+and the engine/generate ratio of each. Correctness first: each request's tokens from the
+engine against ``generate`` on that request alone (the reference the engine promises to
+equal); in float32 they must be identical, in bf16 the first divergence and the logprob
+gap there are reported.
+
+- default (GPU): a random-weight 3B model from the published paligemma2-3b-pt config
+  (no download), bf16, 448 and 896 px, batch 1 and 32. EOS is disabled so every sequence
+  generates its full budget in both engines. The engine is warmed up (compiled, graph
+  captured) before anything is timed.
+- ``--tiny``: the CPU check on the tiny checkpoint of ``docvlm.testing``: prints
+  ``identical: True`` when tokens and logprobs equal ``generate``'s and the engine's
+  teacher-forced logits equal transformers', and the fewest distinct tokens of a request.
 
 Requirements: pip install -e . (a CUDA GPU for the default mode).
 Run: python benchmarks/generate.py --tiny
-     python benchmarks/generate.py [--resolution 896] [--batches 1,32] [--new-tokens 128]
+     python benchmarks/generate.py [--resolutions 448,896] [--batches 1,32]
+         [--new-tokens 128] [--json results.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -32,9 +42,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from docvlm.engines import Request  # noqa: E402
+from docvlm.engines import Generation, Request  # noqa: E402
 from docvlm.engines.fast import PaliGemmaEngine  # noqa: E402
 from docvlm.engines.hf import TransformersEngine  # noqa: E402
+from docvlm.testing import teacher_forced_logits  # noqa: E402
 
 #: google/paligemma2-3b-pt-896 (text: Gemma 2 2B; vision: SigLIP So400m/14).
 TEXT_3B = dict(
@@ -62,7 +73,7 @@ VISION_3B = dict(
 )
 
 
-def random_3b(resolution: int, device: str) -> tuple[Any, Any]:
+def random_3b(resolution: int, dtype: torch.dtype) -> tuple[Any, Any]:
     from transformers import (
         Gemma2Config,
         PaliGemmaConfig,
@@ -79,12 +90,12 @@ def random_3b(resolution: int, device: str) -> tuple[Any, Any]:
         projection_dim=2304,
         vocab_size=257216,
     )
-    torch.set_default_dtype(torch.bfloat16)
-    with torch.device(device):
+    torch.set_default_dtype(dtype)
+    with torch.device("cuda"):
         model = PaliGemmaForConditionalGeneration(config).eval()
     torch.set_default_dtype(torch.float32)
-    processor = tiny_processor(resolution)
-    return model, processor
+    model.generation_config.eos_token_id = None  # random weights: run every budget out
+    return model, tiny_processor(resolution)
 
 
 def tiny(directory: Path) -> tuple[Any, Any]:
@@ -106,80 +117,178 @@ def requests(count: int, resolution: int, budget: int, prompts: list[str]) -> li
     return out
 
 
-def sync() -> None:
+def timed(engine: Any, batch: list[Request]) -> tuple[float, list[Generation]]:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-
-
-def timed(engine: Any, batch: list[Request]) -> tuple[float, list[Any]]:
-    sync()
     start = time.perf_counter()
     out = engine.generate(batch)
-    sync()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return time.perf_counter() - start, out
+
+
+def measure(engine: Any, batch: list[Request]) -> dict[str, float]:
+    """Prefill ms/image, decode tokens/s and end-to-end images/s for one batch."""
+    once = [Request(r.image, r.prompt, 1) for r in batch]
+    t_one, _ = timed(engine, once)
+    t_all, out = timed(engine, batch)
+    decoded = sum(g.tokens for g in out) - len(batch)
+    return {
+        "prefill_ms_per_image": round(1000 * t_one / len(batch), 2),
+        "decode_tokens_per_s": round(decoded / max(t_all - t_one, 1e-9), 1),
+        "images_per_s": round(len(batch) / t_all, 3),
+        "seconds": round(t_all, 3),
+    }
+
+
+def divergence(ours: list[Generation], reference: list[Generation]) -> dict[str, Any]:
+    """Where the engine's tokens first differ from ``generate``'s, and the logprob gap."""
+    first: list[int | None] = []
+    gaps = []
+    for a, b in zip(ours, reference, strict=True):
+        index = next(
+            (i for i, (x, y) in enumerate(zip(a.token_ids, b.token_ids, strict=False)) if x != y),
+            None,
+        )
+        if index is None and a.token_ids != b.token_ids:
+            index = min(a.tokens, b.tokens)
+        first.append(index)
+        if index is not None and index < min(a.tokens, b.tokens):
+            gaps.append(abs(a.logprobs[index] - b.logprobs[index]))
+    return {
+        "identical": all(i is None for i in first),
+        "first_divergence": first,
+        "logprob_gap_at_divergence": [round(g, 4) for g in gaps],
+    }
+
+
+def check_tiny() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        model, processor = tiny(Path(folder) / "tiny")
+        plain = TransformersEngine("tiny", model, processor, "cpu", repetition_span=None)
+        small = PaliGemmaEngine(model, processor, "tiny", slots=4, repetition_span=None)
+        # mixed prompts and budgets through fewer slots than requests
+        mixed = requests(6, 224, 0, ["ocr", "table html", "answer en what is it?"])
+        mixed = [Request(r.image, r.prompt, 32 + 4 * i) for i, r in enumerate(mixed)]
+        ours = small.generate(mixed)
+        reference = [plain.generate([r])[0] for r in mixed]
+        same = divergence(ours, reference)["identical"]
+        close = all(
+            max((abs(x - y) for x, y in zip(a.logprobs, b.logprobs, strict=True)), default=0) < 1e-4
+            for a, b in zip(ours, reference, strict=True)
+        )
+        gap = teacher_forced_gap(model, processor, small, mixed[:2])
+        distinct = min(len(set(g.token_ids)) for g in ours)
+        print(
+            f"tokens equal: {same}; logprobs within 1e-4: {close}; "
+            f"teacher-forced logits max |diff|: {gap:.2e}"
+        )
+        print(f"identical: {same and close and gap < 1e-3}  (mixed batch of {len(mixed)}, 4 slots)")
+        print(f"min distinct tokens per request: {distinct}")
+        batch = requests(8, 224, 32, ["ocr"])
+        for size in (1, 8):
+            a, b = measure(plain, batch[:size]), measure(small, batch[:size])
+            print(f"batch {size}: generate {a}\n         engine   {b}")
+
+
+def teacher_forced_gap(
+    model: Any, processor: Any, engine: PaliGemmaEngine, batch: list[Request]
+) -> float:
+    """Largest |engine - transformers| logit under teacher forcing on fixed answers."""
+    answers = [list(range(400 + 7 * i, 440 + 7 * i)) for i in range(len(batch))]
+    gap = 0.0
+    for request, answer, logits in zip(batch, answers, engine.score(batch, answers), strict=True):
+        expected = teacher_forced_logits(model, processor, request, answer)
+        gap = max(gap, float((logits.to(expected.device) - expected).abs().max()))
+    return gap
+
+
+def bench_gpu(args: argparse.Namespace) -> None:
+    results: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "runs": [],
+    }
+
+    def save() -> None:
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+
+    import transformers
+
+    results["transformers"] = transformers.__version__
+    batches = [int(b) for b in args.batches.split(",")]
+    for resolution in (int(r) for r in args.resolutions.split(",")):
+        model, processor = random_3b(resolution, torch.bfloat16)
+        plain = TransformersEngine("bench", model, processor, "cuda", repetition_span=None)
+        plain._eos = -1
+        engine = PaliGemmaEngine(
+            model,
+            processor,
+            "bench",
+            slots=max(batches),
+            repetition_span=None,
+            compile=not args.no_compile,
+        )
+        engine.eos = -1
+        start = time.perf_counter()
+        engine.warmup(engine._capacity(requests(1, resolution, args.new_tokens, ["ocr"])))
+        timed(engine, requests(2, resolution, 4, ["ocr"]))  # first prefill: compiles the kernels
+        warm = round(time.perf_counter() - start, 1)
+        print(f"{resolution} px: engine warm-up (compile, capture) {warm} s", flush=True)
+        # bf16 correctness: each request against generate alone
+        check = requests(4, resolution, 32, ["ocr", "table html"])
+        report = divergence(engine.generate(check), [plain.generate([r])[0] for r in check])
+        print(f"{resolution} px bf16 vs generate: {report}", flush=True)
+        results["runs"].append({"resolution": resolution, "warmup_s": warm, "bf16_check": report})
+        save()
+        for size in batches:
+            batch = requests(size, resolution, args.new_tokens, ["ocr"])
+            timed(plain, [Request(batch[0].image, batch[0].prompt, 2)])  # warm-up
+            row: dict[str, Any] = {
+                "resolution": resolution,
+                "batch": size,
+                "new_tokens": args.new_tokens,
+            }
+            try:
+                row["generate"] = measure(plain, batch)
+            except torch.cuda.OutOfMemoryError as error:
+                row["generate"] = {"error": f"out of memory: {str(error).splitlines()[0]}"}
+                torch.cuda.empty_cache()
+            row["engine"] = measure(engine, batch)
+            if "error" not in row["generate"]:
+                row["ratio"] = {
+                    key: round(row["engine"][key] / row["generate"][key], 2)
+                    for key in ("decode_tokens_per_s", "images_per_s")
+                }
+                row["ratio"]["prefill"] = round(
+                    row["generate"]["prefill_ms_per_image"] / row["engine"]["prefill_ms_per_image"],
+                    2,
+                )
+            print(json.dumps(row), flush=True)
+            results["runs"].append(row)
+            save()
+        del model, plain, engine
+        torch.cuda.empty_cache()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="CPU, tiny checkpoint")
-    parser.add_argument("--resolution", type=int, default=896)
+    parser.add_argument("--tiny", action="store_true", help="CPU check with the tiny checkpoint")
+    parser.add_argument("--resolutions", default="448,896")
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument(
+        "--no-compile", action="store_true", help="CUDA graphs without torch.compile"
+    )
+    parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
-    batches = [int(b) for b in args.batches.split(",")]
-
-    with tempfile.TemporaryDirectory() as folder:
-        if args.tiny:
-            model, processor = tiny(Path(folder) / "tiny")
-            resolution, device = 224, "cpu"
-        else:
-            if not torch.cuda.is_available():
-                raise SystemExit("the default mode needs a CUDA GPU; use --tiny on the CPU")
-            model, processor = random_3b(args.resolution, "cuda")
-            resolution, device = args.resolution, "cuda"
-        name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
-        print(f"device: {name}; resolution {resolution}; {args.new_tokens} new tokens")
-        plain = TransformersEngine("bench", model, processor, device)
-        fast = PaliGemmaEngine(model, processor, "bench", slots=max(batches), repetition_span=None)
-        if not args.tiny:  # random weights: make every sequence run its full budget
-            plain._eos = fast._eos = -1
-            model.generation_config.eos_token_id = None
-
-        # correctness on a mixed batch: different prompts and budgets, fewer slots than requests
-        mixed = requests(6, resolution, 24, ["ocr", "table html", "answer en what is it?"])
-        mixed = [Request(r.image, r.prompt, 8 + 4 * i) for i, r in enumerate(mixed)]
-        small = PaliGemmaEngine(model, processor, "bench", slots=4, repetition_span=None)
-        small._eos = fast._eos
-        ours = small.generate(mixed)
-        reference = [plain.generate([r])[0] for r in mixed]
-        identical = all(a.token_ids == b.token_ids for a, b in zip(ours, reference, strict=True))
-        print(f"identical: {identical}  (mixed batch of {len(mixed)}, 4 slots)")
-
-        for batch_size in batches:
-            batch = requests(batch_size, resolution, args.new_tokens, ["ocr"])
-            timed(plain, batch[:1])  # warm-up
-            timed(fast, batch[:1])
-            t_plain, out_plain = timed(plain, batch)
-            t_fast, out_fast = timed(fast, batch)
-            tokens_plain = sum(g.tokens for g in out_plain)
-            tokens_fast = sum(g.tokens for g in out_fast)
-            same = all(a.token_ids == b.token_ids for a, b in zip(out_plain, out_fast, strict=True))
-            rate_plain, rate_fast = tokens_plain / t_plain, tokens_fast / t_fast
-            print(
-                f"batch {batch_size:>3}: generate {rate_plain:8.1f} tok/s "
-                f"{batch_size / t_plain:6.2f} img/s | engine {rate_fast:8.1f} tok/s "
-                f"{batch_size / t_fast:6.2f} img/s | ratio {rate_fast / rate_plain:5.2f}x "
-                f"| same tokens: {same}"
-            )
-
-        prefill_batch = requests(8, resolution, 1, ["ocr"])
-        one_token = PaliGemmaEngine(model, processor, "bench", slots=8, repetition_span=None)
-        timed(one_token, prefill_batch[:1])
-        t_prefill, _ = timed(one_token, prefill_batch)
-        print(
-            f"prefill: {1000 * t_prefill / len(prefill_batch):.1f} ms per image "
-            f"(batch {len(prefill_batch)}, including image encoding)"
-        )
+    if args.tiny:
+        check_tiny()
+    elif not torch.cuda.is_available():
+        raise SystemExit("the default mode needs a CUDA GPU; use --tiny on the CPU")
+    else:
+        bench_gpu(args)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,13 @@ from typing import Any
 
 from docvlm.engines import Generation, Request
 
-__all__ = ["TINY_VOCABULARY", "ScriptedEngine", "tiny_processor", "write_tiny_checkpoint"]
+__all__ = [
+    "TINY_VOCABULARY",
+    "ScriptedEngine",
+    "teacher_forced_logits",
+    "tiny_processor",
+    "write_tiny_checkpoint",
+]
 
 _SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>"]
 _LOC = [f"<loc{i:04d}>" for i in range(1024)]
@@ -142,9 +148,12 @@ def tiny_processor(resolution: int) -> Any:
 def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed: int = 0) -> Path:
     """Write a tiny random PaliGemma 2 checkpoint into ``directory`` and return its path.
 
-    The text decoder is a real Gemma 2 (sliding window, soft-capping, grouped-query
-    attention) with a small sliding window, so the windowed path is exercised even at
-    224 px (256 image tokens).
+    The text decoder is a real Gemma 2 with everything the 3B has, at a size where a
+    wrong engine shows: grouped-query attention (4 query heads on 2 KV heads), a sliding
+    window (64) shorter than the prompt even at 224 px (256 image tokens), and weights
+    scaled so attention scores and final logits reach their soft-caps. The output head is
+    untied from the embeddings (and scaled) so that greedy output depends on the context
+    and writes many distinct tokens, instead of repeating the token it was fed.
     """
     import torch
     from transformers import (
@@ -164,14 +173,18 @@ def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed:
     vocab_size = len(TINY_VOCABULARY)
     text = Gemma2Config(
         vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,  # one sliding, one full layer
+        num_attention_heads=4,
+        num_key_value_heads=2,
         head_dim=16,
-        sliding_window=128,
+        query_pre_attn_scalar=16,
+        sliding_window=64,
+        attn_logit_softcapping=50.0,
+        final_logit_softcapping=30.0,
         max_position_embeddings=8192,
+        tie_word_embeddings=False,
         pad_token_id=0,
         eos_token_id=1,
         bos_token_id=2,
@@ -190,11 +203,19 @@ def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed:
         text_config=text.to_dict(),
         image_token_index=image_token_id,
         vocab_size=vocab_size,
-        projection_dim=32,
-        hidden_size=32,
+        projection_dim=64,
+        hidden_size=64,
+        tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
     model = PaliGemmaForConditionalGeneration(config).eval()
+    with torch.no_grad():  # see the docstring: scores and logits at the soft-cap scale
+        language = model.model.language_model
+        for layer in language.layers:
+            layer.self_attn.q_proj.weight.mul_(10.0)
+            layer.self_attn.k_proj.weight.mul_(10.0)
+        language.embed_tokens.weight.mul_(5.0)
+        model.lm_head.weight.mul_(50.0)
     model.generation_config.eos_token_id = 1
     model.generation_config.pad_token_id = 0
     model.generation_config.bos_token_id = 2
@@ -202,6 +223,28 @@ def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed:
     processor = tiny_processor(resolution)
     processor.save_pretrained(out)
     return out
+
+
+def teacher_forced_logits(model: Any, processor: Any, request: Request, answer: list[int]) -> Any:
+    """transformers' float32 logits after the prompt and after each ``answer`` token, from
+    one forward pass (the reference an engine's logits are checked against)."""
+    import torch
+
+    inputs = processor(
+        images=[request.image], text=["<image>" + request.prompt], return_tensors="pt"
+    )
+    n = inputs["input_ids"].shape[1]
+    ids = torch.cat([inputs["input_ids"], torch.tensor([answer])], dim=1)
+    types = torch.cat([torch.zeros(1, n), torch.ones(1, len(answer))], dim=1).long()
+    with torch.no_grad():
+        output = model(
+            input_ids=ids.to(model.device),
+            pixel_values=inputs["pixel_values"].to(model.device, model.dtype),
+            token_type_ids=types.to(model.device),  # the prompt bidirectional, the answer causal
+            attention_mask=torch.ones_like(ids).to(model.device),
+            use_cache=False,
+        )
+    return output.logits[0, n - 1 :].float()
 
 
 class ScriptedEngine:

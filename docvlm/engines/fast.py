@@ -1,5 +1,6 @@
-"""docvlm's own PaliGemma 2 generation loop: prefill once, a preallocated KV cache,
-static-shape decode steps (captured in a CUDA graph on GPUs), continuous batching.
+"""docvlm's own PaliGemma 2 generation loop: batched prefill, a preallocated KV cache for
+a fixed number of slots, a decode step that keeps its bookkeeping on the device (compiled
+and captured in a CUDA graph on GPUs), and continuous batching.
 
 Semantics are transformers' (eager Gemma 2 attention), step for step:
 
@@ -9,38 +10,37 @@ Semantics are transformers' (eager Gemma 2 attention), step for step:
 - decode: causal; sliding layers see keys with index > i - sliding_window (index in the
   sequence, prompt included), full layers all earlier keys; scores are scaled by
   query_pre_attn_scalar**-0.5, soft-capped (tanh) and soft-maxed in float32; the final
-  logits are soft-capped too.
+  logits are soft-capped too. ``docvlm.engines.attention`` holds both implementations.
 
 One deliberate difference from batched ``generate``: there, left padding takes up index
 positions, so once a padded sequence outgrows the sliding window its sliding layers see
 fewer real tokens than the same sequence alone. Here every sequence has its own
 unpadded cache, so a request's tokens do not depend on what it is batched with; they
 equal ``generate`` run on that request alone (tests check both cases).
+
+The decode step records each slot's token, log-probability and stop (EOS, budget) in
+device buffers; the host reads them every ``sync_every`` steps, then refills free slots
+and applies the repetition guard (cutting a sequence back to where the loop was found,
+so results do not depend on ``sync_every``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from docvlm.engines import Generation, Request, Stop, repeats
+from docvlm.engines import Generation, Request, repeats
+from docvlm.engines import attention as attn
+from docvlm.engines.slots import Running, State, advance, allocate, collect
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = ["PaliGemmaEngine", "repeats"]
 
-
-@dataclass
-class _Sequence:
-    index: int  # position in the caller's request list
-    slot: int
-    budget: int
-    tokens: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    stop: Stop | None = None
+_log = logging.getLogger(__name__)
 
 
 class PaliGemmaEngine:
@@ -49,6 +49,9 @@ class PaliGemmaEngine:
     ``slots`` sequences decode together; a finished one (EOS, its token budget, or a
     runaway repetition when ``repetition_span`` is set) frees its slot for the next
     request, so crops from different pages, tasks and resolutions share the GPU.
+    ``attention`` is ``"flex"`` (FlexAttention, default on CUDA) or ``"eager"``;
+    ``compile`` (default on CUDA) runs the decode step through ``torch.compile``;
+    ``cuda_graphs`` captures it once per cache shape.
     """
 
     def __init__(
@@ -60,28 +63,43 @@ class PaliGemmaEngine:
         slots: int = 32,
         repetition_span: int | None = 512,
         cuda_graphs: bool = True,
+        attention: attn.Backend | None = None,
+        compile: bool | None = None,
+        sync_every: int = 8,
+        prefill_batch: int = 8,
     ) -> None:
         self.model = model
         self.processor = processor
         self._checkpoint = checkpoint
         self.slots = slots
         self.repetition_span = repetition_span
-        self.cuda_graphs = cuda_graphs
+        cuda = self.device.type == "cuda"
+        self.cuda_graphs = cuda_graphs and cuda
+        self.attention: attn.Backend = attention or ("flex" if cuda else "eager")
+        self.compile = cuda if compile is None else compile
+        self.sync_every = max(1, sync_every)
+        self.prefill_batch = max(1, prefill_batch)
+        # few prefill shapes for the compiled kernels: whole blocks, one or a full batch of rows
+        self.fixed_shapes = self.attention == "flex" and cuda
         self._resolution = int(processor.image_processor.size["height"])
-        self._eos = int(processor.tokenizer.eos_token_id)
+        self.eos = int(processor.tokenizer.eos_token_id)
         text = model.config.text_config
         self._lm = model.model.language_model
         self._layers = list(self._lm.layers)
         self._sliding = [t == "sliding_attention" for t in text.layer_types]
-        self._window = int(text.sliding_window or 0)
-        self._scaling = float(text.query_pre_attn_scalar) ** -0.5
-        self._attn_cap = text.attn_logit_softcapping
+        self._window = int(text.sliding_window) if text.sliding_window else None
         self._final_cap = text.final_logit_softcapping
         self._kv_heads = int(text.num_key_value_heads)
-        self._heads = int(text.num_attention_heads)
         self._head_dim = int(text.head_dim)
-        self._state: dict[str, torch.Tensor] | None = None
+        self._geometry = attn.Geometry(
+            heads=int(text.num_attention_heads),
+            kv_heads=self._kv_heads,
+            scaling=float(text.query_pre_attn_scalar) ** -0.5,
+            softcap=text.attn_logit_softcapping,
+        )
+        self._state: State | None = None
         self._graph: Any = None
+        self._step_fn: Callable[[State], None] | None = None
 
     @property
     def checkpoint(self) -> str:
@@ -96,35 +114,14 @@ class PaliGemmaEngine:
         device: torch.device = self.model.device
         return device
 
-    # --- attention -------------------------------------------------------------------
-
-    def _attend(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
-    ) -> torch.Tensor:
-        """Eager Gemma 2 attention. q [B,H,Q,D]; k, v [B,Hkv,K,D]; mask [B,1|H,Q,K] bool."""
-        import torch
-
-        b, h, n, d = q.shape
-        groups = h // self._kv_heads
-        # grouped-query attention without materialising repeated keys
-        qg = q.reshape(b, self._kv_heads, groups * n, d)
-        scores = torch.matmul(qg, k.transpose(2, 3)).reshape(b, h, n, -1) * self._scaling
-        if self._attn_cap is not None:
-            scores = torch.tanh(scores / self._attn_cap) * self._attn_cap
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-        weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-        out = torch.matmul(weights.reshape(b, self._kv_heads, groups * n, -1), v)
-        return out.reshape(b, h, n, d)
+    # --- one transformer layer ---------------------------------------------------------
 
     def _layer(
         self,
         index: int,
         hidden: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        write: Any,
-        read: Any,
-        mask: Any,
+        rotary: tuple[torch.Tensor, torch.Tensor],
+        attend: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
     ) -> torch.Tensor:
         from transformers.models.gemma2.modeling_gemma2 import apply_rotary_pos_emb
 
@@ -136,10 +133,8 @@ class PaliGemmaEngine:
         q = attention.q_proj(x).view(shape).transpose(1, 2)
         k = attention.k_proj(x).view(shape).transpose(1, 2)
         v = attention.v_proj(x).view(shape).transpose(1, 2)
-        q, k = apply_rotary_pos_emb(q, k, cos, sin)
-        write(index, k, v)
-        keys, values = read(index)
-        out = self._attend(q, keys, values, mask(index))
+        q, k = apply_rotary_pos_emb(q, k, *rotary)
+        out = attend(index, q, k, v)
         out = attention.o_proj(out.transpose(1, 2).reshape(*x.shape[:-1], -1))
         hidden = residual + layer.post_attention_layernorm(out)
         residual = hidden
@@ -148,136 +143,177 @@ class PaliGemmaEngine:
         return result
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Soft-capped float32 logits of hidden states [..., hidden]."""
         import torch
 
-        logits: torch.Tensor = self.model.lm_head(self._lm.norm(hidden))
+        logits = self.model.lm_head(self._lm.norm(hidden)).float()
         if self._final_cap is not None:
             logits = torch.tanh(logits / self._final_cap) * self._final_cap
-        return logits
+        result: torch.Tensor = logits
+        return result
 
     # --- prefill ---------------------------------------------------------------------
 
-    def _prefill(
-        self,
-        request: Request,
-        slot: int,
-        cache: tuple[torch.Tensor, torch.Tensor],
-    ) -> tuple[int, float, int]:
-        """Encode the image, run the prompt, fill the slot's cache; first token, logprob, length."""
+    def _prefill(self, s: State, slots: list[int], batch: list[Request]) -> list[int]:
+        """Encode the images (one SigLIP batch), run the right-padded prompts together,
+        fill the slots' caches and record each first token; the prompts' lengths."""
         import torch
 
         inputs = self.processor(
-            images=[request.image], text=["<image>" + request.prompt], return_tensors="pt"
+            images=[r.image for r in batch],
+            text=["<image>" + r.prompt for r in batch],
+            return_tensors="pt",
+            padding="longest",
         )
-        ids = inputs["input_ids"].to(self.device)
+        left, valid = inputs["input_ids"], inputs["attention_mask"].bool()
+        prompt_lengths: list[int] = valid.sum(1).tolist()
+        real, n = len(batch), max(prompt_lengths)
+        padded = real
+        if self.fixed_shapes:
+            n = -(-n // attn.BLOCK) * attn.BLOCK
+            padded = 1 if real == 1 else max(real, self.prefill_batch)
+        if n > s["keys"].shape[3]:
+            raise ValueError(f"prompt of {n} tokens does not fit the cache")  # a sizing bug
+        ids = torch.full((padded, n), self.processor.tokenizer.pad_token_id)
+        for row in range(real):  # the processor pads on the left; move it right
+            ids[row, : prompt_lengths[row]] = left[row][valid[row]]
+        # padding rows are one pad token long, so no row is empty
+        lengths = torch.tensor(prompt_lengths + [1] * (padded - real), device=self.device)
+        ids = ids.to(self.device)
         pixels = inputs["pixel_values"].to(self.device, self.model.dtype)
         inner = self.model.model
         embeds = inner.get_input_embeddings()(ids)
         features = inner.get_image_features(pixels).pooler_output.to(embeds.dtype)
-        image_mask = (ids == self.model.config.image_token_id).unsqueeze(-1)
-        hidden = embeds.masked_scatter(image_mask, features)
-        n = ids.shape[1]
-        if n + request.max_new_tokens > cache[0].shape[3]:
-            raise ValueError(f"prompt of {n} tokens does not fit the cache")  # a sizing bug
-        positions = torch.arange(1, n + 1, device=self.device).unsqueeze(0)
-        cos, sin = self._lm.rotary_emb(hidden, positions)
-        keys, values = cache
-        full = torch.ones(1, 1, n, n, dtype=torch.bool, device=self.device)
+        image = (ids == self.model.config.image_token_id).unsqueeze(-1)
+        hidden = embeds.masked_scatter(image, features)
+        positions = torch.arange(1, n + 1, device=self.device).expand(padded, n)
+        rotary = self._lm.rotary_emb(hidden, positions)
+        rows = torch.tensor(slots, device=self.device)
+        blocks = attn.prefill_blocks(lengths, n) if self.attention == "flex" else None
 
-        def write(layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
-            keys[layer, slot, :, :n] = k[0]
-            values[layer, slot, :, :n] = v[0]
-
-        def read(layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-            return keys[layer, slot : slot + 1, :, :n], values[layer, slot : slot + 1, :, :n]
+        def attend(layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            s["keys"][layer, rows, :, :n] = k[:real]
+            s["values"][layer, rows, :, :n] = v[:real]
+            return attn.prefill(q, k, v, lengths, self._geometry, self.attention, blocks)
 
         for index in range(len(self._layers)):
-            hidden = self._layer(index, hidden, cos, sin, write, read, lambda _: full)
-        logprobs = torch.log_softmax(self._logits(hidden[:, -1:]).float(), dim=-1)[0, 0]
-        token = int(torch.argmax(logprobs))
-        return token, float(logprobs[token]), n
+            hidden = self._layer(index, hidden, rotary, attend)
+        lengths = lengths[:real]
+        last = hidden[torch.arange(real, device=self.device), lengths - 1]
+        s["active"][rows] = True
+        s["count"][rows] = 0
+        s["stop"][rows] = 0
+        s["budget"][rows] = torch.tensor([r.max_new_tokens for r in batch], device=self.device)
+        s["lengths"][rows] = lengths
+        advance(s, rows, self._logits(last))
+        return prompt_lengths
 
     # --- decode ----------------------------------------------------------------------
 
-    def _decode(self, state: dict[str, torch.Tensor]) -> None:
-        """One token for every slot, static shapes only (capturable in a CUDA graph).
+    def _decode(self, s: State, span: tuple[int, int] | None = None) -> None:
+        """One token for every slot, static shapes only (compilable, capturable).
 
-        Reads state["tokens"], ["lengths"] (tokens already cached); writes the new key and
-        value at index ``lengths`` and the next greedy token and its logprob.
+        Writes each slot's input token's key and value at index ``lengths``; idle slots
+        compute too but read one key and record nothing.
         """
-        import torch
 
-        keys, values = state["keys"], state["values"]
-        tokens, lengths = state["tokens"], state["lengths"]
-        slots, capacity = keys.shape[1], keys.shape[3]
-        hidden = self._lm.embed_tokens(tokens.unsqueeze(1))
-        cos, sin = self._lm.rotary_emb(hidden, (lengths + 1).unsqueeze(1))
-        index = torch.arange(capacity, device=tokens.device).unsqueeze(0)
-        causal = index <= lengths.unsqueeze(1)
-        window = causal & (index > lengths.unsqueeze(1) - self._window)
-        masks = (causal.view(slots, 1, 1, capacity), window.view(slots, 1, 1, capacity))
-        rows = torch.arange(slots, device=tokens.device)
+        keys, values, lengths = s["keys"], s["values"], s["lengths"]
+        rows, capacity = s["rows"], keys.shape[3]
+        hidden = self._lm.embed_tokens(s["tokens"].unsqueeze(1))
+        rotary = self._lm.rotary_emb(hidden, (lengths + 1).unsqueeze(1))
+        blocks: dict[bool, Any] = {}
+        if self.attention == "flex":
+            blocks = {
+                False: attn.decode_blocks(lengths, capacity, None),
+                True: attn.decode_blocks(lengths, capacity, self._window),
+            }
 
-        def write(layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        def attend(layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
             keys[layer, rows, :, lengths] = k[:, :, 0]
             values[layer, rows, :, lengths] = v[:, :, 0]
-
-        def read(layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-            return keys[layer], values[layer]
-
-        def mask(layer: int) -> torch.Tensor:
-            return masks[1] if self._sliding[layer] else masks[0]
+            sliding = self._sliding[layer]
+            return attn.decode(
+                q,
+                keys[layer],
+                values[layer],
+                lengths,
+                self._geometry,
+                self._window if sliding else None,
+                self.attention,
+                blocks.get(sliding),
+                span,
+            )
 
         for layer in range(len(self._layers)):
-            hidden = self._layer(layer, hidden, cos, sin, write, read, mask)
-        logprobs = torch.log_softmax(self._logits(hidden).float(), dim=-1)[:, 0]
-        best = torch.argmax(logprobs, dim=-1)
-        state["next"].copy_(best)
-        state["logprob"].copy_(logprobs.gather(1, best.unsqueeze(1))[:, 0])
+            hidden = self._layer(layer, hidden, rotary, attend)
+        lengths.add_(s["active"].long())
+        advance(s, rows, self._logits(hidden[:, 0]))
 
-    def _step(self, state: dict[str, torch.Tensor]) -> None:
-        """Run ``_decode``, replaying a CUDA graph captured on these buffers on a GPU."""
+    def _step(self, s: State, span: tuple[int, int] | None) -> None:
+        if self._graph is not None:
+            self._graph.replay()
+        elif span is not None:
+            self._decode(s, span)
+        else:
+            (self._step_fn or self._decode)(s)
+
+    def _prepare_step(self, s: State) -> Callable[[State], None]:
+        """The decode step to run: compiled when asked, captured in a CUDA graph on GPUs.
+        Runs while every slot is idle, so warming up changes nothing."""
         import torch
 
-        if not (self.cuda_graphs and self.device.type == "cuda"):
-            self._decode(state)
-            return
-        if self._graph is None:
+        step: Callable[[State], None] = self._decode
+        if self.compile:
+            compiled = torch.compile(self._decode, dynamic=False)
+            try:
+                compiled(s)
+                compiled(s)
+                step = compiled
+            except Exception as error:  # an unsupported torch/GPU: the eager step is correct
+                _log.warning("torch.compile of the decode step failed, running eager: %s", error)
+        if self.cuda_graphs:
             stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
-                self._decode(state)  # warm-up outside the capture (the step is idempotent)
+                step(s)
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                self._decode(state)
+                step(s)
             self._graph = graph
-        self._graph.replay()
+        return step
 
-    def _buffers(self, slots: int, capacity: int) -> dict[str, torch.Tensor]:
-        """Preallocated cache and step buffers, reused while the shape fits (a captured
-        graph is bound to these very tensors)."""
+    # --- buffers ---------------------------------------------------------------------
+
+    def warmup(self, capacity: int) -> None:
+        """Allocate the cache for ``capacity`` tokens per slot and prepare (compile,
+        capture) the decode step now, outside any timed region."""
         import torch
 
+        with torch.inference_mode():
+            self._buffers(capacity)
+
+    def _buffers(self, capacity: int) -> State:
+        """The slots' cache and step buffers, kept while ``capacity`` fits (a captured
+        graph is bound to these very tensors); idle on return."""
         capacity = -(-capacity // 256) * 256  # round up, so calls share buffers
-        if self._state is not None:
-            keys = self._state["keys"]
-            if keys.shape[1] == slots and keys.shape[3] >= capacity:
-                for name in ("tokens", "lengths"):
-                    self._state[name].zero_()
-                return self._state
-        shape = (len(self._layers), slots, self._kv_heads, capacity, self._head_dim)
-        dtype, device = self.model.dtype, self.device
-        self._state = {
-            "keys": torch.zeros(shape, dtype=dtype, device=device),
-            "values": torch.zeros(shape, dtype=dtype, device=device),
-            "tokens": torch.zeros(slots, dtype=torch.long, device=device),
-            "lengths": torch.zeros(slots, dtype=torch.long, device=device),
-            "next": torch.zeros(slots, dtype=torch.long, device=device),
-            "logprob": torch.zeros(slots, dtype=torch.float32, device=device),
-        }
-        self._graph = None
-        return self._state
+        s = self._state
+        if s is None or s["keys"].shape[3] < capacity:
+            shape = (len(self._layers), self.slots, self._kv_heads, capacity, self._head_dim)
+            vocabulary = int(self.model.lm_head.out_features)
+            self._state = s = allocate(shape, vocabulary, self.model.dtype, self.device, self.eos)
+            self._graph = self._step_fn = None
+        s["active"].zero_()
+        s["lengths"].zero_()
+        s["eos"].fill_(self.eos)
+        if self._step_fn is None and (self.compile or self.cuda_graphs):
+            self._step_fn = self._prepare_step(s)  # every slot idle: warming up is harmless
+        return s
+
+    def _capacity(self, requests: Sequence[Request]) -> int:
+        text = max(len(self.processor.tokenizer(r.prompt + "\n").input_ids) for r in requests)
+        prompt = int(self.processor.image_seq_length) + 2 + text
+        return prompt + max(r.max_new_tokens for r in requests) + 1
 
     # --- the loop --------------------------------------------------------------------
 
@@ -287,65 +323,77 @@ class PaliGemmaEngine:
 
         if not requests:
             return []
-        image_tokens = int(self.processor.image_seq_length)
-        prompt_room = (
-            image_tokens
-            + 2
-            + max(len(self.processor.tokenizer(r.prompt + "\n").input_ids) for r in requests)
-        )
-        capacity = prompt_room + max(r.max_new_tokens for r in requests) + 1
-        state = self._buffers(min(self.slots, len(requests)), capacity)
-        slots = state["keys"].shape[1]
         pending = deque(range(len(requests)))
-        active: dict[int, _Sequence] = {}
+        occupied: dict[int, Running] = {}
         results: dict[int, Generation] = {}
-        free = list(range(slots))
+        lengths = [0] * self.slots  # the host's bound on each slot's cache length
+        decode = self.processor.tokenizer.decode
+
+        def finish(done: dict[int, Running]) -> None:
+            for slot, running in done.items():
+                results[running.index] = running.result(decode)
+                del occupied[slot]
+
         with torch.inference_mode():
-            while pending or active:
-                while pending and free:  # continuous batching: fill every free slot
-                    index, slot = pending.popleft(), free.pop(0)
-                    sequence = _Sequence(index, slot, requests[index].max_new_tokens)
-                    token, logprob, length = self._prefill(
-                        requests[index], slot, (state["keys"], state["values"])
-                    )
-                    state["tokens"][slot] = token
-                    state["lengths"][slot] = length
-                    self._accept(sequence, token, logprob)
-                    if sequence.stop:
-                        results[index] = self._finish(sequence)
-                        free.append(slot)
-                    else:
-                        active[slot] = sequence
-                if not active:
+            s = self._buffers(self._capacity(requests))
+            while pending or occupied:
+                free = [slot for slot in range(self.slots) if slot not in occupied]
+                if pending and free:  # continuous batching: fill every free slot
+                    while pending and free:
+                        take = min(len(pending), len(free), self.prefill_batch)
+                        slots, free = free[:take], free[take:]
+                        indices = [pending.popleft() for _ in range(take)]
+                        prompts = self._prefill(s, slots, [requests[i] for i in indices])
+                        for slot, index, n in zip(slots, indices, prompts, strict=True):
+                            occupied[slot] = Running(index, requests[index].max_new_tokens)
+                            lengths[slot] = n
+                    finish(collect(s, occupied, lengths, self.repetition_span))
+                if not occupied:
                     continue
-                self._step(state)
-                tokens = state["next"].tolist()
-                logprobs = state["logprob"].tolist()
-                for slot, sequence in list(active.items()):
-                    self._accept(sequence, tokens[slot], logprobs[slot])
-                    state["tokens"][slot] = tokens[slot]
-                    state["lengths"][slot] += 1
-                    if sequence.stop:
-                        results[sequence.index] = self._finish(sequence)
-                        del active[slot]
-                        free.append(slot)
+                left = max(r.budget - len(r.tokens) for r in occupied.values())
+                for _ in range(min(self.sync_every, left)):
+                    self._step(s, self._span(lengths, occupied))
+                    lengths = [n + 1 for n in lengths]
+                finish(collect(s, occupied, lengths, self.repetition_span))
         return [results[i] for i in range(len(requests))]
 
-    def _accept(self, sequence: _Sequence, token: int, logprob: float) -> None:
-        if token == self._eos:
-            sequence.stop = "eos"
-            return
-        sequence.tokens.append(token)
-        sequence.logprobs.append(logprob)
-        if len(sequence.tokens) >= sequence.budget:
-            sequence.stop = "length"
-        elif self.repetition_span and repeats(sequence.tokens, self.repetition_span):
-            sequence.stop = "repetition"
+    def _span(self, lengths: list[int], occupied: dict[int, Running]) -> tuple[int, int] | None:
+        """Cache indices the eager attention reads (None: all of them, as graphs need)."""
+        if self.cuda_graphs or self.attention != "eager" or not occupied:
+            return None
+        capacity = self._state["keys"].shape[3] if self._state is not None else 0
+        return 0, min(capacity, max(lengths[slot] for slot in occupied) + 1)
 
-    def _finish(self, sequence: _Sequence) -> Generation:
-        return Generation(
-            text=self.processor.tokenizer.decode(sequence.tokens, skip_special_tokens=True),
-            token_ids=tuple(sequence.tokens),
-            logprobs=tuple(sequence.logprobs),
-            stop=sequence.stop or "length",
-        )
+    # --- teacher forcing -------------------------------------------------------------
+
+    def score(self, requests: Sequence[Request], answers: Sequence[Sequence[int]]) -> list[Any]:
+        """Logits under teacher forcing: for each request, float32 [len(answer) + 1,
+        vocabulary], the soft-capped logits after the prompt and after each answer token.
+        Runs the same prefill and decode step as ``generate`` (a test hook)."""
+        import torch
+
+        out: list[Any] = []
+        chunk = self.slots
+        for first in range(0, len(requests), chunk):
+            batch, forced = requests[first : first + chunk], answers[first : first + chunk]
+            longest = max(len(a) for a in forced)
+            slots = list(range(len(batch)))
+            rows = torch.tensor(slots, device=self.device)
+            with torch.inference_mode():
+                s = self._buffers(self._capacity(batch) + longest)
+                s["eos"].fill_(-1)  # never stop on EOS: the answer decides the tokens
+                big = [Request(r.image, r.prompt, longest + 1) for r in batch]
+                for start in range(0, len(big), self.prefill_batch):
+                    part = slots[start : start + self.prefill_batch]
+                    self._prefill(s, part, big[start : start + self.prefill_batch])
+                steps = [s["logits"][rows].clone()]
+                for t in range(longest):
+                    s["tokens"][rows] = torch.tensor(
+                        [a[t] if t < len(a) else 0 for a in forced], device=self.device
+                    )
+                    self._step(s, None)
+                    steps.append(s["logits"][rows].clone())
+                s["eos"].fill_(self.eos)
+            table = torch.stack(steps, dim=1)
+            out.extend(table[i, : len(a) + 1] for i, a in enumerate(forced))
+        return out

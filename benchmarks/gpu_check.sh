@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# What it does: on a bare CUDA machine (H100/H200 with PyTorch and transformers but no
+# pydantic and no network), installs docvlm from wheels carried in benchmarks/wheels/
+# (git-ignored), runs the engine's GPU tests, then benchmarks/generate.py (random 3B,
+# bf16, 896 then 448 px, batch 1 and 32, plain generate against the engine), and writes
+# JSON and logs under $OUT. Meant to finish in under 8 minutes; each stage has its own
+# time limit, and the benchmark writes its JSON after every measurement.
+#
+# Requirements: the wheels, fetched on a machine with network (Python 3.12, x86-64):
+#   bash benchmarks/gpu_check.sh download
+# Run (from the repository root, on the GPU machine):
+#   OUT=/some/folder bash benchmarks/gpu_check.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+WHEELS=benchmarks/wheels
+PYTHON=${PYTHON:-python3}
+
+if [[ "${1:-}" == "download" ]]; then
+    # docvlm's dependencies that the machine's image lacks (it has torch, transformers,
+    # safetensors, huggingface_hub, pillow, lxml, typer, rich and pytest)
+    exec "$PYTHON" -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux2014_x86_64 -d "$WHEELS" \
+        "pydantic>=2.7,<3" pydantic-core annotated-types typing-inspection \
+        "pydantic-settings>=2.3,<3" python-dotenv "pypdfium2>=4.30,<6" "apted>=1.0.3" \
+        "rapidfuzz>=3"
+fi
+
+OUT=${OUT:-$PWD/out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+SITE=${SITE:-/tmp/docvlm-site}
+started=$SECONDS
+stage() { echo "== $1 (t=$((SECONDS - started)) s)" | tee -a "$OUT/stages.log"; }
+
+stage "install"
+"$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target "$SITE" "$WHEELS"/*.whl 2>&1 | tee "$OUT/install.log" || exit 1
+export PYTHONPATH="$SITE"
+"$PYTHON" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir \
+    --target "$SITE" . 2>&1 | tee -a "$OUT/install.log" || exit 1
+"$PYTHON" - <<'EOF' 2>&1 | tee "$OUT/versions.txt"
+import torch, transformers, docvlm
+print("docvlm", docvlm.__file__)
+print("torch", torch.__version__, "transformers", transformers.__version__)
+print("device", torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA")
+EOF
+
+stage "gpu tests"
+# float32 on the GPU: fused kernels against the reference attention, and the engine
+# (FlexAttention, CUDA graph, with and without torch.compile) against transformers
+timeout 150 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider \
+    --junitxml="$OUT/gpu_tests.xml" tests/test_attention.py tests/test_engine.py \
+    2>&1 | tee "$OUT/gpu_tests.log"
+echo "gpu tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
+
+for resolution in 896 448; do
+    left=$((450 - (SECONDS - started)))
+    if [[ $resolution == 896 ]] && ((left > 270)); then
+        left=270  # the targets are at 896 px; keep some time for 448 px
+    fi
+    if ((left < 60)); then
+        stage "skipped $resolution px: time is up"
+        continue
+    fi
+    stage "benchmark $resolution px (limit $left s)"
+    timeout "$left" "$PYTHON" benchmarks/generate.py --resolutions "$resolution" \
+        --batches 1,32 --new-tokens 128 --json "$OUT/generate_$resolution.json" \
+        2>&1 | tee "$OUT/generate_$resolution.log"
+    echo "benchmark $resolution exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
+done
+stage "done"
