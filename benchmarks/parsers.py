@@ -1,16 +1,20 @@
 """Items per second of each parser on the corpus, next to the bare library call it wraps.
 
 What it does: runs parse_table on the 20 PubTabNet examples, parse_smiles on the 800 NCI
-and ZINC SMILES, parse_kern on the kern scores and parse_locations on generated detection
-output, and prints each rate with the rate of a baseline in the same process (lxml parse,
-RDKit MolFromSmiles, music21 parse without MusicXML export, one regex pass).
+and ZINC SMILES, parse_kern on the kern scores (those within the parser's size limits) and
+parse_locations on generated detection output, and prints each rate with the rate of a
+baseline in the same process (lxml parse, RDKit MolFromSmiles, music21 parse without
+MusicXML export, one regex pass). With --worst it times each parser on the slowest inputs
+its size limits allow (tests/parsers/worst_cases.py), wall and CPU seconds, next to the
+bare library call on the same text.
 Requirements: pip install -e ".[dev]"; ../shared/corpus present.
-Run: python benchmarks/parsers.py [--repeat 3]
+Run: python benchmarks/parsers.py [--repeat 3] [--worst]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
@@ -34,10 +38,48 @@ def rate(function: Callable[[str], object], items: Sequence[str], repeat: int) -
     return len(items) / best
 
 
+def worst() -> None:
+    import re
+
+    from lxml import html as lxml_html
+    from music21 import converter
+    from rdkit import Chem, RDLogger
+    from worst_cases import WORST
+
+    from parsers import ParseError
+
+    RDLogger.DisableLog("rdApp.*")
+    loc = re.compile(r"<loc(\d{4})>")
+    baselines: dict[str, tuple[str, Callable[[str], object]]] = {
+        "table": ("lxml.html", lxml_html.fragments_fromstring),
+        "smiles": ("MolFromSmiles", Chem.MolFromSmiles),
+        "kern": ("music21 parse only", lambda k: converter.parseData(k, format="humdrum")),
+        "text": ("regex findall", loc.findall),
+        "locations": ("regex findall", loc.findall),
+    }
+
+    def timed(function: Callable[[str], object], text: str) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        with contextlib.suppress(ParseError, ValueError):
+            function(text)
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+    print(f"{'worst case':<46}{'chars':>8}{'wall s':>8}{'cpu s':>7}  {'baseline':<19}{'wall s':>7}")
+    for name, (function, text) in WORST.items():
+        wall, cpu = timed(function, text)
+        base_name, baseline = baselines[name.split(":")[0]]
+        base_wall, _ = timed(baseline, text)
+        print(f"{name:<46}{len(text):>8}{wall:>8.2f}{cpu:>7.2f}  {base_name:<19}{base_wall:>7.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--worst", action="store_true", help="time the worst cases instead")
     args = parser.parse_args()
+    if args.worst:
+        worst()
+        return
 
     from lxml import html as lxml_html
     from music21 import converter
@@ -62,7 +104,11 @@ def main() -> None:
         for line in (smiles_dir / name).read_text().splitlines()
         if line.strip()
     ]
-    kerns = [p.read_text(encoding="utf-8") for p in sorted((CORPUS / "music/kern").glob("*.krn"))]
+    kerns = [
+        p.read_text(encoding="utf-8")
+        for p in sorted((CORPUS / "music/kern").glob("*.krn"))
+        if p.stat().st_size < 10_000  # the fourth, a whole waltz, is over the note limit
+    ]
     detections = [
         " ; ".join(
             f"<loc{i:04d}><loc{i + 1:04d}><loc{i + 9:04d}><loc{i + 20:04d}> table"

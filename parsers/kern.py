@@ -20,7 +20,22 @@ from parsers.base import Frozen, KernParseError, check_size
 if TYPE_CHECKING:
     from music21.stream import Score as Music21Score
 
-__all__ = ["Score", "kern_to_ekern", "normalise_kern", "parse_kern"]
+__all__ = [
+    "MAX_KERN_NOTES",
+    "MAX_MEASURE_RECORDS",
+    "Score",
+    "kern_to_ekern",
+    "normalise_kern",
+    "parse_kern",
+]
+
+#: Most notes and rests (each chord member counts) a kern text may hold. The music task
+#: writes at most 1,024 tokens, a system of a few measures; music21 takes about a second
+#: to read and export 400 notes, and time grows with them.
+MAX_KERN_NOTES = 400
+#: Most data records between two barlines. music21's MusicXML export is quadratic in the
+#: notes of one measure (a 160-note measure takes seconds); real measures hold a few dozen.
+MAX_MEASURE_RECORDS = 64
 
 _FLAT = {"<b>": "\n", "<t>": "\t", "<s>": " "}
 _SPLITTERS = ("@", "·")
@@ -156,6 +171,23 @@ def _unsplit(value: str) -> str:
     return value
 
 
+def _size_error(kern: str) -> str | None:
+    notes = measure = 0
+    for line in kern.splitlines():
+        if line.startswith("="):
+            measure = 0
+            continue
+        if line.startswith(("*", "!")):
+            continue
+        measure += 1
+        if measure > MAX_MEASURE_RECORDS:
+            return f"a measure of more than {MAX_MEASURE_RECORDS} records"
+        notes += sum(len(field.split()) for field in line.split("\t") if field != ".")
+        if notes > MAX_KERN_NOTES:
+            return f"more than {MAX_KERN_NOTES} notes and rests"
+    return None
+
+
 def _is_terminator(fields: list[str], spines: int) -> bool:
     return len(fields) == spines and all(f == "*-" for f in fields)
 
@@ -208,12 +240,17 @@ def parse_kern(text: str, *, musicxml: bool = True) -> Score:
 
     Cut-off output is repaired (partial last record dropped, open spines closed, field
     counts balanced) and the repairs listed. Raises ``KernParseError`` when music21 cannot
-    read the result or no notes come out of it. ``musicxml=False`` skips the MusicXML
+    read the result or no notes come out of it, and before music21 sees it when the text
+    holds more than ``MAX_KERN_NOTES`` notes or a measure of more than
+    ``MAX_MEASURE_RECORDS`` records. ``musicxml=False`` skips the MusicXML
     export, about three quarters of the time, when only the kern and counts are needed
     (evaluation, validation).
     """
     check_size(text)
     kern, repairs = normalise_kern(text)
+    too_large = _size_error(kern)
+    if too_large:
+        raise KernParseError(f"{too_large}: longer than a model output can be", text)
     score = _music21(kern, text)
     notes = len(score.flatten().notes)
     if notes == 0:

@@ -259,6 +259,7 @@ class _RawCell:
     parts: list[str] = field(default_factory=list)  # escaped text and inline tags
     plain: list[str] = field(default_factory=list)
     inline: list[str] = field(default_factory=list)  # inline tags open now
+    open_count: dict[str, int] = field(default_factory=dict)  # of each in `inline`
     locs: list[int] = field(default_factory=list)
 
     def add_text(self, text: str) -> None:
@@ -272,12 +273,14 @@ class _RawCell:
             self.plain.append(" ")
         else:
             self.inline.append(name)
+            self.open_count[name] = self.open_count.get(name, 0) + 1
 
     def close_inline(self, name: str) -> None:
-        if name not in self.inline:
+        if not self.open_count.get(name):
             return  # a closing tag that nothing opened
         while self.inline:
             last = self.inline.pop()
+            self.open_count[last] -= 1
             self.parts.append(f"</{last}>")
             if last == name:
                 return
@@ -437,7 +440,7 @@ def _grid(
     raw: str,
 ) -> Table:
     occupied: set[tuple[int, int]] = set()
-    cells: list[Cell] = []
+    placed: list[tuple[int, int, int, _RawCell]] = []  # row, column, rowspan: row-major
     n_rows = len(rows)
     n_cols = 0
     for r, row in enumerate(rows):
@@ -456,27 +459,27 @@ def _grid(
             for dr in range(rowspan):
                 for dc in range(raw_cell.colspan):
                     occupied.add((r + dr, c + dc))
-            box = box_from_bins(*raw_cell.box_bins, width, height) if raw_cell.box_bins else None
-            content, plain = raw_cell.finish()
-            cells.append(
-                Cell(
-                    row=r,
-                    col=c,
-                    rowspan=rowspan,
-                    colspan=raw_cell.colspan,
-                    text=plain,
-                    content=content,
-                    tag=raw_cell.tag,
-                    box=box,
-                )
-            )
+            placed.append((r, c, rowspan, raw_cell))
             c += raw_cell.colspan
-    cells.sort(key=lambda cell: (cell.row, cell.col))
-    header_rows = _header_rows(cells, header_flags, repairs)
-    cells = [
-        cell.model_copy(update={"is_header": cell.row < header_rows or cell.tag == "th"})
-        for cell in cells
-    ]
+    header_rows = _header_rows([(r, rowspan) for r, _, rowspan, _ in placed], header_flags, repairs)
+    cells = []
+    for r, c, rowspan, raw_cell in placed:
+        box = box_from_bins(*raw_cell.box_bins, width, height) if raw_cell.box_bins else None
+        content, plain = raw_cell.finish()
+        # every value is of its field's type by construction: no validation pass per cell
+        cells.append(
+            Cell.model_construct(
+                row=r,
+                col=c,
+                rowspan=rowspan,
+                colspan=raw_cell.colspan,
+                text=plain,
+                content=content,
+                is_header=r < header_rows or raw_cell.tag == "th",
+                tag=raw_cell.tag,
+                box=box,
+            )
+        )
     return Table(
         cells=tuple(cells),
         shape=(n_rows, n_cols),
@@ -485,17 +488,19 @@ def _grid(
     )
 
 
-def _header_rows(cells: list[Cell], header_flags: list[bool], repairs: _Repairs) -> int:
-    """Leading <thead> rows, extended over the rows a header cell's rowspan covers."""
+def _header_rows(spans: list[tuple[int, int]], header_flags: list[bool], repairs: _Repairs) -> int:
+    """Leading <thead> rows, extended over the rows a header cell's rowspan covers.
+
+    ``spans`` holds (row, rowspan) of every cell in row-major order."""
     header_rows = 0
     for flag in header_flags:
         if not flag:
             break
         header_rows += 1
     written = header_rows
-    for cell in cells:  # row-major, so rows taken in are checked in turn
-        if cell.row < header_rows < cell.row + cell.rowspan:
-            header_rows = cell.row + cell.rowspan
+    for row, rowspan in spans:  # row-major, so rows taken in are checked in turn
+        if row < header_rows < row + rowspan:
+            header_rows = row + rowspan
     if header_rows > written:
         repairs.add(
             f"extended the header from {written} to {header_rows} rows, "

@@ -7,14 +7,16 @@ import pytest
 from lxml import etree
 
 from parsers import KernParseError, kern_to_ekern, parse_kern
+from parsers.kern import MAX_KERN_NOTES, MAX_MEASURE_RECORDS
 
 music21 = pytest.importorskip("music21")
 
 
 def _scores(corpus: Path) -> list[Path]:
+    """The scores no longer than a model output (the fourth, a whole waltz, is longer)."""
     files = sorted((corpus / "music/kern").glob("*.krn"))
-    assert files
-    return files
+    assert len(files) == 4
+    return [f for f in files if f.stat().st_size < 10_000]
 
 
 def _music21_count(kern: str) -> int:
@@ -39,6 +41,35 @@ def test_every_score_converts_with_music21s_count(corpus: Path) -> None:
         assert "·" in ekern and "**ekern" in ekern
         fast = parse_kern(ekern, musicxml=False)
         assert fast.note_count == score.note_count and fast.musicxml is None
+
+
+def test_a_score_longer_than_a_model_output_is_refused(corpus: Path) -> None:
+    kern = (corpus / "music/kern/polish_paderewski_valse-melancolique.krn").read_text()
+    with pytest.raises(KernParseError) as info:
+        parse_kern(kern)
+    assert info.value.reason == (
+        f"more than {MAX_KERN_NOTES} notes and rests: longer than a model output can be"
+    )
+    # one system of it (its first 8 measures) reads as music21 reads it
+    lines = kern.splitlines(keepends=True)
+    bars = [i for i, line in enumerate(lines) if line.startswith("=")]
+    system = "".join(lines[: bars[8]])
+    score = parse_kern(system, musicxml=False)
+    assert score.note_count == _music21_count(score.kern) > 0
+
+
+def test_measure_limit() -> None:
+    longest = "**kern\n" + "16c\n" * MAX_MEASURE_RECORDS + "*-\n"
+    assert parse_kern(longest, musicxml=False).note_count == MAX_MEASURE_RECORDS
+    with pytest.raises(KernParseError, match=f"a measure of more than {MAX_MEASURE_RECORDS}"):
+        parse_kern("**kern\n" + "16c\n" * (MAX_MEASURE_RECORDS + 1) + "*-\n")
+    # barlines start a new measure; chords count each note
+    bars = ("=\n" + "4c\n" * 4) * 50
+    assert parse_kern("**kern\n" + bars + "*-\n", musicxml=False).note_count == 200
+    chords = "**kern\n" + "=\n4c 4e\n" * (MAX_KERN_NOTES // 2) + "*-\n"
+    assert parse_kern(chords, musicxml=False).note_count == MAX_KERN_NOTES // 2
+    with pytest.raises(KernParseError, match=f"more than {MAX_KERN_NOTES} notes"):
+        parse_kern(chords.replace("4c 4e", "4c 4e 4g"))
 
 
 def test_bekern_flattened_tokens() -> None:

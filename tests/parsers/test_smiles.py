@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from worst_cases import acene
 
 from parsers import SmilesParseError, parse_smiles
 from parsers.smiles import MAX_ISOTOPE_SHIFT, MAX_RING_ATOMS, MAX_RINGS, MAX_SMILES_CHARS
@@ -191,17 +192,6 @@ def test_length_limit() -> None:
     assert longest.valid and longest.formula == f"C{MAX_SMILES_CHARS}H{2 * MAX_SMILES_CHARS + 2}"
     over = parse_smiles("C" * (MAX_SMILES_CHARS + 1))
     assert not over.valid and over.error == f"longer than {MAX_SMILES_CHARS:,} characters"
-
-
-def _ring_label(number: int) -> str:
-    return f"%{number}" if number > 9 else str(number)
-
-
-def acene(rings: int) -> str:
-    """Linearly fused benzene rings, the case RDKit's aromaticity perception finds hardest."""
-    opened = "".join(f"c{_ring_label(i)}c" for i in range(2, rings + 1))
-    closed = "".join(f"c{_ring_label(i)}c" for i in range(rings, 1, -1))
-    return f"c1ccc{opened}ccc{closed}c1"
 
 
 def test_ring_limits() -> None:

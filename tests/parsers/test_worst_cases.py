@@ -1,0 +1,73 @@
+"""Every parser on the slowest input its size limits allow: it finishes with the right value.
+
+Times are not asserted (``python benchmarks/parsers.py --worst`` prints them); a parser that
+lost its bound would make this test hang or fail on the value.
+"""
+
+from __future__ import annotations
+
+import pytest
+from worst_cases import WORST
+
+from parsers import (
+    MAX_INPUT_CHARS,
+    InputTooLargeError,
+    Molecule,
+    Score,
+    Table,
+    TextLines,
+    parse_table,
+    parse_text,
+)
+from parsers.kern import MAX_KERN_NOTES
+from parsers.table import MAX_CELLS
+
+TABLES = {  # name -> (cells, shape)
+    "table: 80,000 cells": (80_000, (1, 80_000)),
+    "table: 100,000 empty rows and a cell": (1, (99_998, 1)),
+    "table: 50,000 nested inline tags": (1, (1, 1)),
+    "table: the largest grid": (200, (1, MAX_CELLS)),
+    "table: 400 rows of long rowspans": (400, (400, 400)),
+    "table: 100,000 comment openers": (1, (1, 1)),
+    "table: 400,000 '<'": (1, (1, 1)),
+    "table: 44,000 loc tokens in a cell": (1, (1, 1)),
+    "table: 30,000 span attributes": (1, (1, 2)),
+}
+
+
+@pytest.mark.parametrize("name", list(WORST))
+def test_worst_case(name: str) -> None:
+    parse, text = WORST[name]
+    if name.startswith("smiles"):
+        Chem = pytest.importorskip("rdkit.Chem")
+        molecule = parse(text)
+        assert isinstance(molecule, Molecule) and molecule.valid, molecule
+        assert molecule.smiles == Chem.MolToSmiles(Chem.MolFromSmiles(text))
+    elif name.startswith("kern"):
+        pytest.importorskip("music21")
+        score = parse(text)
+        assert isinstance(score, Score) and score.note_count == MAX_KERN_NOTES
+        assert score.musicxml is not None and score.musicxml.count("<note>") == MAX_KERN_NOTES
+    elif name.startswith("table"):
+        table = parse(text)
+        assert isinstance(table, Table)
+        assert (len(table.cells), table.shape) == TABLES[name]
+        assert len(table.repairs) <= 3  # summarised, however many cells were repaired
+    elif name.startswith("text"):
+        lines = parse(text)
+        assert isinstance(lines, TextLines)
+        assert all("<loc" not in line.text for line in lines.lines)
+    else:
+        detections = parse(text)
+        assert isinstance(detections, list)
+        assert len(detections) == (text.count(" x ;") if "x ;" in text else 0)
+
+
+def test_the_input_limit_is_exact() -> None:
+    assert parse_text("a" * MAX_INPUT_CHARS).text == "a" * MAX_INPUT_CHARS
+    with pytest.raises(InputTooLargeError) as info:
+        parse_table("a" * (MAX_INPUT_CHARS + 1))
+    assert info.value.reason == (
+        f"output is {MAX_INPUT_CHARS + 1:,} characters, more than the limit of {MAX_INPUT_CHARS:,}"
+    )
+    assert len(info.value.raw) == 10_000
