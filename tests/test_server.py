@@ -253,10 +253,21 @@ def test_schema_health_and_viewer_are_served() -> None:
         async with client(app) as http:
             return [
                 await http.get(path)
-                for path in ("/v1/schema", "/healthz", "/", "/static/app.js", "/v1/info")
+                for path in (
+                    "/v1/schema",
+                    "/healthz",
+                    "/",
+                    "/static/app.js",
+                    "/v1/info",
+                    "/openapi.json",
+                    "/docs",
+                )
             ]
 
-    schema, health, index, script, info = run(go())
+    schema, health, index, script, info, openapi, docs = run(go())
+    form = openapi.json()["paths"]["/v1/convert"]["post"]["requestBody"]["content"]
+    assert form["multipart/form-data"]["schema"]["required"] == ["file"]
+    assert docs.status_code == 404  # Swagger UI would load from a CDN
     assert schema.json() == json_schema("document")
     assert health.json()["status"] == "ok" and health.json()["mode"] == "serve"
     assert "script-src 'self'" in index.headers["content-security-policy"]

@@ -161,6 +161,8 @@ def create_app(
         version=docvlm.__version__,
         summary="Scanned documents to typed data with PaliGemma 2",
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN; /openapi.json is served
+        redoc_url=None,
     )
     app.state.archive = archive
     app.state.converter = converter
