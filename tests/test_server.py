@@ -499,3 +499,36 @@ def test_serve_and_view_commands_listen_on_localhost(tmp_path: Path) -> None:
     assert listing["documents"][0]["source"] == "sample.pdf"
     page = document.pages[0]
     assert Image.open(io.BytesIO(image.content)).size == (page.width, page.height)
+
+
+def test_concurrent_pdfs_render_in_process_one_at_a_time() -> None:
+    """pdfium is not thread-safe: the service's clients render under one lock, and
+    concurrent PDF uploads all read the same."""
+    from docvlm.pdf import InProcessPdf
+    from docvlm.server.archive import LockedPdf
+
+    app, _ = scripted(lambda request: "a page", workers=4)
+    clients = app.state.converter._all
+    assert all(isinstance(c._reader(), LockedPdf) for c in clients)
+    assert isinstance(LockedPdf(InProcessPdf())._reader, InProcessPdf)
+    data = SAMPLE.read_bytes()
+
+    async def go() -> list[httpx.Response]:
+        async with client(app) as http:
+            return list(
+                await asyncio.gather(
+                    *(
+                        http.post(
+                            "/v1/convert",
+                            files={"file": ("sample.pdf", data)},
+                            data={"tasks": "caption", "dpi": "60"},
+                        )
+                        for _ in range(4)
+                    )
+                )
+            )
+
+    answers = run(go())
+    assert [a.status_code for a in answers] == [200] * 4
+    assert all(a.json() == answers[0].json() for a in answers)
+    assert [p["width"] for p in answers[0].json()["pages"]] == [510, 510]

@@ -19,14 +19,17 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from docvlm.errors import InputError
+from docvlm.pdf import InProcessPdf, PdfData, PdfReader
 from docvlm.render import PageFailure, Source, load_pages
 from docvlm.results import Document, Page
 from docvlm.settings import Settings
 
 __all__ = [
+    "PDFIUM_LOCK",
     "Archive",
     "DocumentSummary",
     "Entry",
+    "LockedPdf",
     "PageImageError",
     "PngCache",
     "Suspect",
@@ -123,6 +126,29 @@ def suspects_of(document: Document, number: int) -> list[Suspect]:
     return found
 
 
+#: pdfium must never run in two threads at once; the server's threads share this lock.
+PDFIUM_LOCK = threading.Lock()
+
+
+class LockedPdf:
+    """A ``PdfReader`` that takes ``PDFIUM_LOCK`` for each call of the one it wraps."""
+
+    def __init__(self, reader: PdfReader) -> None:
+        self._reader = reader
+
+    def open(self, data: PdfData, password: str | None, name: str) -> list[tuple[float, float]]:
+        with PDFIUM_LOCK:
+            return self._reader.open(data, password, name)
+
+    def render(self, index: int, scale: float, name: str) -> Image.Image:
+        with PDFIUM_LOCK:
+            return self._reader.render(index, scale, name)
+
+    def close(self) -> None:
+        with PDFIUM_LOCK:
+            self._reader.close()
+
+
 def render_page(source: Source, page: Page, *, password: str | None, settings: Settings) -> bytes:
     """``page`` of ``source`` as PNG, rendered as the conversion did (its DPI, the pixel
     limit) at the size the results' boxes refer to, then reduced to at most
@@ -134,6 +160,7 @@ def render_page(source: Source, page: Page, *, password: str | None, settings: S
             password=password,
             dpi=round(page.dpi) if page.dpi else settings.dpi,
             limits=settings.limits(),
+            reader=LockedPdf(InProcessPdf()),
         ):
             if isinstance(item, PageFailure):
                 raise PageImageError(str(item.error))

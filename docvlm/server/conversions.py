@@ -18,12 +18,23 @@ from dataclasses import dataclass
 
 from docvlm.client import DocVLM
 from docvlm.engines import EngineFactory, load_engine
+from docvlm.pdf import InProcessPdf, PdfReader
 from docvlm.results import Document
+from docvlm.server.archive import LockedPdf
 from docvlm.server.batching import SharedEngines
 from docvlm.settings import Settings
 from docvlm.tasks import TaskName
 
 __all__ = ["ConversionJob", "Converter", "QueueFullError"]
+
+
+class _ServiceClient(DocVLM):
+    """A client for one of several threads: PDFs rendered in this process (no render
+    timeout set) take the process-wide pdfium lock."""
+
+    def _reader(self) -> PdfReader:
+        reader = super()._reader()
+        return LockedPdf(reader) if isinstance(reader, InProcessPdf) else reader
 
 
 class QueueFullError(Exception):
@@ -73,7 +84,7 @@ class Converter:
         self.workers = workers
         self.queue_limit = queue_limit
         self._all = [
-            DocVLM(settings, checkpoint=checkpoint, engine_factory=self.engines)
+            _ServiceClient(settings, checkpoint=checkpoint, engine_factory=self.engines)
             for _ in range(workers)
         ]
         self._clients: queue.SimpleQueue[DocVLM] = queue.SimpleQueue()
