@@ -150,18 +150,31 @@ def test_eval_reports_oversized_records(tmp_path: Path) -> None:
     predictions = tmp_path / "p.jsonl"
     truth = tmp_path / "t.jsonl"
     hostile = "<tr>" + "<td>x</td>" * 20_000 + "</tr>"
-    predictions.write_text(
-        json.dumps({"id": "a", "html": hostile})
-        + "\n"
-        + json.dumps({"id": "b", "html": "<td>b</td>"})
+    _jsonl(
+        predictions,
+        [
+            {"id": "a", "html": hostile},
+            {"id": "b", "html": "<td>b</td>"},
+            {"id": "c", "html": "no table here"},  # unparsable: 0 for every metric
+        ],
     )
-    truth.write_text(
-        json.dumps({"id": "a", "html": "<td>x</td>"})
-        + "\n"
-        + json.dumps({"id": "b", "html": "<td>b</td>"})
+    _jsonl(
+        truth,
+        [
+            {"id": "a", "html": "<td>x</td>"},
+            {"id": "b", "html": "<table><tr><td>b</td></tr></table>"},
+            {"id": "c", "html": "<td>c</td>"},
+        ],
     )
     report = evaluate("table", predictions, truth)
-    assert report.metrics == {"teds": 50.0, "s_teds": 50.0, "grits_top": 50.0, "grits_con": 50.0}
+    # b: GriTS reads the same grid; TEDS counts the <tr> that the prediction left out
+    sixth, third = pytest.approx(100 / 6), pytest.approx(100 / 3)
+    assert report.metrics == {
+        "teds": sixth,
+        "s_teds": sixth,
+        "grits_top": third,
+        "grits_con": third,
+    }
     assert report.scored_zero == {"a": oversized(20_000, 1)}
 
 
@@ -285,6 +298,7 @@ def test_eval_reads_docvlm_results_and_plain_records(tmp_path: Path) -> None:
             {"id": "a.png:1", "smiles": "CCO"},
             {"id": "b.png:2", "smiles": "F/C=C/F"},
             {"id": "c.png:1", "smiles": "c1ccccc1"},
+            {"id": "d.png:1", "smiles": "CC(=O)O"},
         ],
     )
     # docvlm results: the id comes from the file name and page; a missing molecule reads raw
@@ -294,13 +308,14 @@ def test_eval_reads_docvlm_results_and_plain_records(tmp_path: Path) -> None:
             [
                 {"source": "/scans/a.png", "page": 1, "molecule": {"smiles": "OCC"}},
                 {"source": "/scans/b.png", "page": 2, "molecule": None, "raw": "F/C=C\\F"},
+                {"source": "/scans/d.png", "molecule": {"smiles": "OC(C)=O"}},  # page 1
             ]
         )
     )
     report = evaluate("molecule", predictions, truth)
-    assert report.count == 3 and report.missing == 1
-    assert report.metrics["smiles_exact"] == pytest.approx(100 / 3)
-    assert report.metrics["inchikey_exact"] == pytest.approx(100 / 3)
+    assert report.count == 4 and report.missing == 1
+    assert report.metrics["smiles_exact"] == 50.0
+    assert report.metrics["inchikey_exact"] == 50.0
     assert report.paper == {"smiles_exact": "94.8 (10B, MolScribe test)"}
     assert report.scored_zero == {}
 
@@ -323,7 +338,14 @@ def test_eval_music_and_text(tmp_path: Path) -> None:
         tmp_path / "tt.jsonl",
         [
             {"id": "p", "text": "the cat", "words": [{"text": "the", "box": [0, 0, 10, 10]}]},
-            {"id": "q", "lines": [{"text": "dog", "box": boxes}, {"text": "x", "box": None}]},
+            {
+                "id": "q",
+                "lines": [
+                    {"text": "dog", "box": boxes},
+                    {"text": "x", "box": None},
+                    {"text": "emu", "box": {"x0": 50, "y0": 0, "x1": 60, "y1": 10}},
+                ],
+            },
         ],
     )
     text_preds = _jsonl(
@@ -334,12 +356,18 @@ def test_eval_music_and_text(tmp_path: Path) -> None:
         ],
     )
     report = evaluate("text", text_preds, text_truth)
-    assert report.metrics["cer"] == pytest.approx(100 * 4 / 12)  # c->b; x->cow: 1 + 3
-    assert report.metrics["wer"] == pytest.approx(100 * 2 / 4)
-    # words: 2 matched of 3 predicted and 2 true (the unboxed line is not a word)
+    # "the cat" -> "the bat": 1 of 7; "dog\\nx\\nemu" -> "dog\\ncow": 5 of 9
+    assert report.metrics["cer"] == pytest.approx(100 * 6 / 16)
+    assert report.metrics["wer"] == pytest.approx(100 * 3 / 5)
+    # words: 2 matched of 3 predicted and 3 true (the unboxed line is not a word)
     assert report.metrics["word_precision"] == pytest.approx(200 / 3)
-    assert report.metrics["word_recall"] == 100.0
-    assert report.metrics["word_f1"] == pytest.approx(80.0)
+    assert report.metrics["word_recall"] == pytest.approx(200 / 3)
+    assert report.metrics["word_f1"] == pytest.approx(200 / 3)
+    # a prediction with more words than matched: precision and recall differ
+    fewer = _jsonl(tmp_path / "tf.jsonl", [{"id": "p", "words": [{"text": "the", "box": boxes}]}])
+    one = evaluate("text", fewer, text_truth).metrics
+    assert (one["word_precision"], one["word_recall"]) == (100.0, pytest.approx(100 / 3))
+    assert one["word_f1"] == pytest.approx(100 * 2 * (1 / 3) / (1 + 1 / 3))
 
 
 def test_eval_record_errors(tmp_path: Path) -> None:
