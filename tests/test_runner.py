@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -233,3 +235,48 @@ def test_cli_stops_with_exit_3_and_reports(tiny_checkpoint: Path, tmp_path: Path
     assert f"files: 0 done, 0 partial, {written} failed" in status.stdout
     refused = runner.invoke(app, ["convert", str(folder), "-o", str(tmp_path / "x.txt")])
     assert refused.exit_code == 2 and "cannot tell the output format" in refused.stderr
+
+
+class _CrashOnce:
+    """A connection for ``docvlm.pdf.serve`` that kills the worker at its first render."""
+
+    def __init__(self, connection: Any, marker: Path) -> None:
+        self._connection, self._marker = connection, marker
+
+    def recv(self) -> Any:
+        request = self._connection.recv()
+        if request[0] == "render" and not self._marker.exists():
+            self._marker.touch()
+            os._exit(1)  # the renderer dies mid-page, as a segfault would
+        return request
+
+    def send(self, reply: Any) -> None:
+        self._connection.send(reply)
+
+
+def crash_once(connection: Any) -> None:
+    """A render worker loop (``module:function`` target) that crashes once per marker."""
+    from docvlm.pdf import serve
+
+    serve(_CrashOnce(connection, Path(os.environ["DOCVLM_TEST_CRASH_MARKER"])))  # type: ignore[arg-type]
+
+
+def test_a_crashed_render_worker_is_retried(
+    tmp_path: Path, make_pdf: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import docvlm.pipeline
+    from docvlm.pdf import RenderWorker
+
+    class Crashing(RenderWorker):
+        def __init__(self, timeout: float) -> None:
+            super().__init__(timeout, target="test_runner:crash_once")
+
+    monkeypatch.setenv("DOCVLM_TEST_CRASH_MARKER", str(tmp_path / "crashed"))
+    monkeypatch.setattr(docvlm.pipeline, "RenderWorker", Crashing)
+    folder = _folder(tmp_path, make_pdf, [3])
+    with _client(Counting()) as client:
+        run = Run(client, Options(tasks=("text",), dpi=36, render_workers=1))
+        documents = {Path(d.source).name: d for d in run.documents([folder / "doc0.pdf"])}
+    assert (tmp_path / "crashed").exists()  # it did crash
+    page_one = documents["doc0.pdf"].pages[0]
+    assert documents["doc0.pdf"].status == "success" and page_one.status == "ok"
