@@ -280,3 +280,23 @@ def test_a_crashed_render_worker_is_retried(
     assert (tmp_path / "crashed").exists()  # it did crash
     page_one = documents["doc0.pdf"].pages[0]
     assert documents["doc0.pdf"].status == "success" and page_one.status == "ok"
+
+
+def test_transformers_engine_bounds_its_batch(tiny_checkpoint: Path) -> None:
+    from docvlm.engines.hf import TransformersEngine, load_model
+
+    model, processor, device = load_model(str(tiny_checkpoint), Settings(device="cpu"))
+    engine = TransformersEngine("tiny", model, processor, device, batch_size=2)
+    seen: list[int] = []
+    inner = engine.generate
+
+    def spy(requests: Sequence[Request]) -> list[Generation]:
+        seen.append(len(requests))
+        return inner(requests)
+
+    engine.generate = spy  # type: ignore[method-assign]
+    from PIL import Image
+
+    image = Image.new("RGB", (224, 224), "white")
+    found = engine.generate([Request(image, "ocr", 2) for _ in range(5)])
+    assert len(found) == 5 and seen == [5, 2, 2, 1]  # all given at once, run 2 at a time

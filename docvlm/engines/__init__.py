@@ -122,4 +122,11 @@ def load_engine(checkpoint: str, settings: Settings) -> Engine:
             slots=settings.batch_size,
             repetition_span=settings.repetition_span,
         )
-    return TransformersEngine(checkpoint, model, processor, device, settings.repetition_span)
+    return TransformersEngine(
+        checkpoint,
+        model,
+        processor,
+        device,
+        settings.repetition_span,
+        batch_size=settings.batch_size,
+    )

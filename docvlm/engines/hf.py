@@ -156,9 +156,14 @@ class TransformersEngine:
         processor: Any,
         device: str,
         repetition_span: int | None = 512,
+        *,
+        batch_size: int | None = None,
     ) -> None:
         self._checkpoint = checkpoint
         self.repetition_span = repetition_span
+        # generate() runs one padded batch: the client hands over every request of a run
+        # at once, so they are cut into batches of this size (None: one batch)
+        self.batch_size = batch_size
         self.model = model
         self.processor = processor
         self.device = device
@@ -182,6 +187,10 @@ class TransformersEngine:
 
         if not requests:
             return []
+        if self.batch_size and len(requests) > self.batch_size:
+            size = self.batch_size
+            chunks = [requests[i : i + size] for i in range(0, len(requests), size)]
+            return [generation for chunk in chunks for generation in self.generate(chunk)]
         inputs = self.processor(
             images=[r.image for r in requests],
             text=["<image>" + r.prompt for r in requests],
