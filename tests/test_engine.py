@@ -99,7 +99,7 @@ def test_results_do_not_depend_on_slots_or_sync_interval(
         engine = PaliGemmaEngine(
             fast.model, fast.processor, "tiny", slots=slots, sync_every=sync, repetition_span=None
         )
-        engine.fixed_shapes = slots > 1  # prefill padded to whole blocks and 3 rows, as on GPUs
+        engine.fixed_shapes = slots > 1  # prefill padded to whole blocks and 4 rows, as on GPUs
         engine.prefill_batch = 3
         for a, b in zip(reference, engine.generate(requests), strict=True):
             _same(a, b)

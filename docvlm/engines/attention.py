@@ -188,7 +188,9 @@ def prefill(
     import torch
 
     if backend == "flex":
-        return _flex(q, k, v, blocks or prefill_blocks(lengths, q.shape[2]), geometry)
+        if blocks is None:
+            blocks = prefill_blocks(lengths, q.shape[2])
+        return _flex(q, k, v, blocks, geometry)
     index = torch.arange(k.shape[2], device=k.device)
     mask = (index.view(1, -1) < lengths.view(-1, 1)).view(k.shape[0], 1, 1, -1)
     return _eager(q, k, v, mask, geometry)
@@ -214,9 +216,9 @@ def decode(
     import torch
 
     if backend == "flex":
-        return _flex(
-            q, keys, values, blocks or decode_blocks(lengths, keys.shape[2], window), geometry
-        )
+        if blocks is None:
+            blocks = decode_blocks(lengths, keys.shape[2], window)
+        return _flex(q, keys, values, blocks, geometry)
     lo, hi = span if span is not None else (0, keys.shape[2])
     index = torch.arange(lo, hi, device=keys.device).view(1, -1)
     now = lengths.view(-1, 1)
