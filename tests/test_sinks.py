@@ -141,7 +141,7 @@ def test_parquet_parts_folder_reads_as_one_dataset(tmp_path: Path) -> None:
 def test_output_folder_writes_files_the_fields_tools_read(tmp_path: Path, corpus: Path) -> None:
     chem = pytest.importorskip("rdkit.Chem")
     music21 = pytest.importorskip("music21")
-    kern = (corpus / "music/kern").glob("*.krn").__next__().read_text()
+    kern = (corpus / "music/kern/polish_holland_erste-menuet.krn").read_text()
     molecule = MoleculeResult.from_output("CC(=O)Oc1ccccc1C(=O)O", FRAME, **_provenance("m", 1))
     score = MusicResult.from_output(kern, FRAME, **_provenance("m", 1))
     table = TableResult.from_output(TABLE, FRAME, **_provenance("m", 1))
