@@ -72,6 +72,7 @@ def test_teds_on_empty_tables_and_ignored_nodes() -> None:
     plain = page("<tr><td>a</td></tr>")
     assert teds(bold, plain) == pytest.approx(1 - (2 / 3) / 3)
     assert teds(bold, plain, ignore_nodes=["b"]) == 1.0
+    assert teds(plain, bold, ignore_nodes=["b"]) == 1.0  # stripped on both sides
 
 
 def test_rebuilt_pubtabnet_html_scores_like_the_original(corpus: Path) -> None:

@@ -342,3 +342,15 @@ def test_no_cells_is_an_error() -> None:
     with pytest.raises(TableParseError):
         parse_table("<table><tr></tr></table>")
     assert isinstance(parse_table("<td>x</td>"), Table)
+
+
+def test_json_round_trip_skips_the_computed_html() -> None:
+    table = parse_table('<thead><tr><th>a</th></tr></thead><tr><td rowspan="1">b<br>c</td></tr>')
+    data = json.loads(table.model_dump_json())
+    assert data["html"] == table.html  # written for readers of the JSON
+    assert Table.model_validate_json(table.model_dump_json()) == table  # and skipped on load
+    assert Table.model_validate(data) == table
+    plain = {key: value for key, value in data.items() if key != "html"}
+    assert Table.model_validate(plain) == table
+    with pytest.raises(ValueError):
+        Table.model_validate({**data, "unknown": 1})
