@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from parsers import KernParseError, kern_to_ekern, parse_kern
+from parsers import KernParseError, kern_to_ekern, normalise_kern, parse_kern
 from parsers.kern import MAX_KERN_NOTES, MAX_MEASURE_RECORDS
 
 music21 = pytest.importorskip("music21")
@@ -141,3 +141,46 @@ def test_write_musicxml_and_mxl(tmp_path: Path, corpus: Path) -> None:
     assert len(score.to_music21().flatten().notes) == score.note_count
     with pytest.raises(ValueError):
         score.write(tmp_path / "a.pdf")
+
+
+@pytest.mark.parametrize(
+    ("text", "notes", "repairs"),
+    [
+        ("**kern\n4c\n*-", 1, ()),  # a last line that ends the spines is whole
+        ("**kern\n4c\n4d", 1, ("dropped a partial last record", "closed 1 open spine(s) with *-")),
+        ("**kern\n4c\n*-\n4d\n", 1, ()),  # nothing is read after the spines end
+        ("**kern\n*^\n4c\t4d\n*v\t*v\n4e\n*-\n", 3, ()),  # a split, then a merge
+        (
+            "**kern\t**kern\n4c\n*\n!x\n4d\t4e\n*-\t*-\n",
+            3,
+            (
+                "record 2 had 1 fields for 2 spines",
+                "record 3 had 1 fields for 2 spines",
+                "record 4 had 1 fields for 2 spines",
+            ),
+        ),
+        (
+            "**kern\t**kern\n*v\t*\n4c\t4d\n*-\t*-\n",
+            2,
+            ("record 2: removed an unpaired *v",),
+        ),
+    ],
+)
+def test_spine_repairs(text: str, notes: int, repairs: tuple[str, ...]) -> None:
+    score = parse_kern(text, musicxml=False)
+    assert (score.note_count, score.repairs) == (notes, repairs)
+    assert score.note_count == _music21_count(score.kern)
+
+
+def test_record_fillers_and_ekern_form(tmp_path: Path) -> None:
+    kern, repairs = normalise_kern("**kern\t**kern\n4c\n*\n!x\n*-\t*-\n")
+    assert len(repairs) == 3
+    assert kern == "**kern\t**kern\n4c\t.\n*\t*\n!x\t!\n*-\t*-\n"
+    assert kern_to_ekern("**kern\n4.c#\t8dd\n=1\t=1\n*-\n") == (
+        "**ekern_1.0\n4.·c#\t8·dd\n=1\t=1\n*-\n"
+    )
+    score = parse_kern("**kern\n4c\n*-\n", musicxml=False)
+    with pytest.raises(ValueError, match="musicxml=False"):
+        score.write(tmp_path / "a.musicxml")
+    full = parse_kern("**kern\n4c\n*-\n")
+    assert full.write(tmp_path / "a.xml").read_text(encoding="utf-8") == full.musicxml

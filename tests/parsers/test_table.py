@@ -354,3 +354,58 @@ def test_json_round_trip_skips_the_computed_html() -> None:
     assert Table.model_validate(plain) == table
     with pytest.raises(ValueError):
         Table.model_validate({**data, "unknown": 1})
+
+
+@pytest.mark.parametrize(
+    ("markup", "cells", "header_rows", "repairs"),
+    [
+        # an abrupt "<!-->" does not end the comment: it runs to the next "-->"
+        ("<tr><td>a</td><!--><td>b</td>--><td>c</td></tr>", ["a", "c"], 0, ()),
+        (
+            "<thead><tr><td>a</thead><tr><td>b</td></tr>",
+            ["a", "b"],
+            1,
+            ("closed a cell left open", "closed a row left open"),
+        ),
+        ("<thead><tr><td>a</td></tr><tbody><tr><td>b</td></tr>", ["a", "b"], 1, ()),
+        ("<thead><tr><td>a</td></tr><tfoot><tr><td>b</td></tr>", ["a", "b"], 1, ()),
+        ('<tr><td colspan="0" rowspan="0">a</td><td>b</td></tr>', ["a", "b"], 0, ()),
+    ],
+)
+def test_sections_and_odd_markup(
+    markup: str, cells: list[str], header_rows: int, repairs: tuple[str, ...]
+) -> None:
+    table = parse_table(markup)
+    assert [c.text for c in table.cells] == cells
+    assert [(c.rowspan, c.colspan) for c in table.cells] == [(1, 1)] * len(cells)
+    assert (table.header_rows, table.repairs) == (header_rows, repairs)
+
+
+def test_spans_at_the_limit_and_boxes_from_coords_first() -> None:
+    assert parse_table('<tr><td colspan="1000">x</td></tr>').repairs == ()
+    text = (
+        '<td coords="<loc0000><loc0000><loc0511><loc0511>">'
+        "<loc0512><loc0512><loc1023><loc1023>x</td>"
+        '<td coords="<loc0000><loc0000><loc0511>">y</td>'
+    )
+    first, second = parse_table(text, 1024, 1024).cells
+    assert first.box == Box(x0=0, y0=0, x1=512, y1=512) and first.text == "x"
+    assert second.box is None  # three coordinates are no box
+
+
+def test_inline_tag_closed_twice_closes_only_itself() -> None:
+    (cell,) = parse_table("<td><i><b>x</b></b>y</i> <br>z </td>").cells
+    assert cell.content == "<i><b>x</b>y</i> <br>z"
+    assert cell.text == "xy z"
+    assert parse_table("<td> a\nb</td>").cells[0].content == " a\nb"  # inner line break kept
+
+
+def test_exports_of_small_tables() -> None:
+    empty = Table(cells=(), shape=(0, 0))
+    assert empty.to_markdown() == "" and empty.to_csv() == "" and empty.grid() == []
+    assert empty.to_pandas().shape == (0, 0)
+    assert empty.html == "<table></table>"
+    plain = parse_table("<tr><td>a|b</td><td>c</td></tr><tr><td>1</td><td>2</td></tr>")
+    assert plain.to_markdown() == "| a\\|b | c |\n|---|---|\n| 1 | 2 |\n"
+    frame = plain.to_pandas()  # no header rows: the first row names the columns
+    assert list(frame.columns) == ["a|b", "c"] and frame.values.tolist() == [["1", "2"]]
