@@ -27,11 +27,13 @@ Run: python benchmarks/cpu.py --tiny              # seconds, what CI runs
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -92,6 +94,16 @@ def child(checkpoint: str, config: str, new_tokens: int) -> None:
         "bf16": Settings(device="cpu"),
         "int8": Settings(device="cpu", quantization="int8"),
     }[config]
+    peak_anonymous = [0]
+
+    def sample() -> None:  # anonymous memory: what must fit in RAM (file pages can go)
+        while True:
+            status = Path("/proc/self/status").read_text().split()
+            anonymous = int(status[status.index("RssAnon:") + 1]) * 1024
+            peak_anonymous[0] = max(peak_anonymous[0], anonymous)
+            time.sleep(0.05)
+
+    threading.Thread(target=sample, daemon=True).start()
     model, processor, device = load_for_inference(checkpoint, settings)
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     engine = TransformersEngine(checkpoint, model, processor, device, repetition_span=None)
@@ -100,7 +112,7 @@ def child(checkpoint: str, config: str, new_tokens: int) -> None:
     resolution = int(processor.image_processor.size["height"])
     engine.generate([Request(page_image(resolution), "ocr", new_tokens)])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"loaded": loaded, "peak": peak, "dtype": str(model.dtype)}))
+    print(json.dumps({"loaded": loaded, "peak": peak, "anonymous": peak_anonymous[0]}))
 
 
 def weight_bytes(checkpoint: Path) -> int:
@@ -206,7 +218,8 @@ def seconds_per_page(prefill: float, rate: float, resolution: int, page_tokens: 
     return tiles * prefill + page_tokens / rate
 
 
-def speed(checkpoint: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+def speed(checkpoint: Path, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    """The rows, fp32 first (the reference), each as soon as it is measured."""
     from docvlm.engines.hf import load_model
 
     model, processor, _ = load_model(str(checkpoint), Settings(device="cpu", dtype="float32"))
@@ -216,16 +229,14 @@ def speed(checkpoint: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     warm = args.tiny  # a 3B step takes seconds: first-call costs are noise there
     if warm:
         run(model, processor, image, 2, keep=False)  # allocator, oneDNN primitives
-    rows = [
-        {
-            "config": "fp32, plain generate (old default)",
-            **run(model, processor, image, args.new_tokens, keep=True),
-        }
-    ]
+    yield {
+        "config": "fp32, plain generate (old default)",
+        **run(model, processor, image, args.new_tokens, keep=True),
+    }
     model.to(torch.bfloat16)  # in place, one tensor at a time
     language = "model.language_model"
     configs: list[tuple[str, dict[str, Callable[[nn.Linear], nn.Module]]]] = [
-        ("bf16, unpacked layers", {}),
+        ("bf16, prepacked (chosen default)", {"": PackedLinear}),
         (
             "int8 weight-only (quantization=int8)",
             {
@@ -235,18 +246,16 @@ def speed(checkpoint: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
                 "model.multi_modal_projector": PackedLinear,
             },
         ),
-        ("bf16, prepacked (chosen default)", {"": PackedLinear}),
+        ("bf16, unpacked layers", {}),
     ]
     for name, plan in configs:
         with swapped(model, plan):
             if warm:
                 run(model, processor, image, 2, keep=False)
-            rows.append(
-                {"config": name, **run(model, processor, image, args.new_tokens, keep=False)}
-            )
+            row = {"config": name, **run(model, processor, image, args.new_tokens, keep=False)}
             if name.endswith("(chosen default)") and args.high_resolution:
-                rows[-1]["prefill_high_s"] = prefill_at(model, resolution * 2)
-    return rows
+                row["prefill_high_s"] = prefill_at(model, resolution * 2)
+            yield row
 
 
 def prefill_at(model: Any, resolution: int) -> float:
@@ -271,29 +280,29 @@ def prefill_at(model: Any, resolution: int) -> float:
         vision.embeddings = original
 
 
-def report(rows: list[dict[str, Any]], resolution: int, page_tokens: int) -> None:
-    base = rows[0]
+def report(row: dict[str, Any], base: dict[str, Any], resolution: int, page_tokens: int) -> None:
     base_page = seconds_per_page(base["prefill_s"], base["decode_tok_s"], resolution, page_tokens)
-    for row in rows:
-        first, gap = divergence(base, row)
-        page = seconds_per_page(row["prefill_s"], row["decode_tok_s"], resolution, page_tokens)
-        tokens = "identical" if first is None else f"first divergence at token {first}"
-        tokens += "" if first is None else f", fp32 logprob gap {gap:.3f}"
+    first, gap = divergence(base, row)
+    page = seconds_per_page(row["prefill_s"], row["decode_tok_s"], resolution, page_tokens)
+    tokens = "identical" if first is None else f"first divergence at token {first}"
+    tokens += "" if first is None else f", fp32 logprob gap {gap:.3f}"
+    print(
+        f"{row['config']:<38} prefill {row['prefill_s']:7.2f} s "
+        f"({base['prefill_s'] / row['prefill_s']:4.1f}x) | decode "
+        f"{row['decode_tok_s']:6.2f} tok/s ({row['decode_tok_s'] / base['decode_tok_s']:4.1f}x)"
+        f" | text page {page:7.1f} s ({base_page / page:4.1f}x) | {tokens}",
+        flush=True,
+    )
+    if "prefill_high_s" in row:
+        high, size = row["prefill_high_s"], resolution * 2
+        tiles = (len(tile_boxes(*PAGE, size)), len(tile_boxes(*PAGE, resolution)))
+        page_high = seconds_per_page(high, row["decode_tok_s"], size, page_tokens)
         print(
-            f"{row['config']:<38} prefill {row['prefill_s']:7.2f} s "
-            f"({base['prefill_s'] / row['prefill_s']:4.1f}x) | decode "
-            f"{row['decode_tok_s']:6.2f} tok/s ({row['decode_tok_s'] / base['decode_tok_s']:4.1f}x)"
-            f" | text page {page:7.1f} s ({base_page / page:4.1f}x) | {tokens}"
+            f"{'  the same at ' + str(size) + ' px':<38} prefill {high:7.2f} s "
+            f"({high / row['prefill_s']:.1f}x the {resolution} px one) | text page "
+            f"{page_high:7.1f} s ({tiles[0]} tiles a page against {tiles[1]})",
+            flush=True,
         )
-        if "prefill_high_s" in row:
-            high, size = row["prefill_high_s"], resolution * 2
-            tiles = (len(tile_boxes(*PAGE, size)), len(tile_boxes(*PAGE, resolution)))
-            page_high = seconds_per_page(high, row["decode_tok_s"], size, page_tokens)
-            print(
-                f"{'  the same at ' + str(size) + ' px':<38} prefill {high:7.2f} s "
-                f"({high / row['prefill_s']:.1f}x the {resolution} px one) | text page "
-                f"{page_high:7.1f} s ({tiles[0]} tiles a page against {tiles[1]})"
-            )
 
 
 def main() -> None:
@@ -307,6 +316,13 @@ def main() -> None:
         action="store_false",
         help="skip the prefill at twice the resolution",
     )
+    parser.add_argument(
+        "--no-memory",
+        dest="memory",
+        action="store_false",
+        help="skip the memory runs (child processes)",
+    )
+    parser.add_argument("--checkpoint", type=Path, help="reuse a checkpoint written before")
     parser.add_argument("--child", nargs=2, metavar=("CONFIG", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -325,18 +341,22 @@ def main() -> None:
     resolution = 224 if args.tiny else 448
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        checkpoint = write_checkpoint(Path(folder), args.tiny, resolution)
+        checkpoint = args.checkpoint or write_checkpoint(Path(folder), args.tiny, resolution)
         size = weight_bytes(checkpoint) / 2**30
-        print(f"checkpoint: {size:.2f} GiB, written in {time.perf_counter() - start:.0f} s")
-        for config, used in memory(checkpoint, 4).items():
+        print(f"checkpoint: {size:.2f} GiB, ready in {time.perf_counter() - start:.0f} s")
+        for config, used in memory(checkpoint, 4).items() if args.memory else ():
             print(
                 f"memory {config}: peak RSS {used['peak'] / 2**30:.2f} GiB loading and "
-                f"reading one image ({used['loaded'] / 2**30:.2f} GiB after loading)",
+                f"reading one image ({used['loaded'] / 2**30:.2f} GiB after loading); peak "
+                f"anonymous {used.get('anonymous', 0) / 2**30:.2f} GiB (without the "
+                "checkpoint's mmap'd file pages)",
                 flush=True,
             )
+        print(f"\n{resolution} px, {args.new_tokens} new tokens, {torch.get_num_threads()} threads")
         rows = speed(checkpoint, args)
-    print(f"\n{resolution} px, {args.new_tokens} new tokens, {torch.get_num_threads()} threads")
-    report(rows, resolution, args.page_tokens)
+        base = next(rows)
+        for row in itertools.chain([base], rows):  # printed as measured
+            report(row, base, resolution, args.page_tokens)
 
 
 if __name__ == "__main__":

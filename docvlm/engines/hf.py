@@ -12,7 +12,9 @@ configuration of ``docvlm.cpu`` (bf16 prepacked or int8 weight-only layers, thre
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docvlm.checkpoints import resolve_checkpoint
@@ -81,6 +83,49 @@ def _with_adapter(model: Any, adapter: str, settings: Settings) -> Any:
     return wrapped.merge_and_unload() if settings.merge_adapter else wrapped
 
 
+def _weight_files(path: Path) -> list[Path]:
+    """The checkpoint's safetensors files (from the shard index when there is one)."""
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        names = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        return [path / name for name in names]
+    single = path / "model.safetensors"
+    return [single] if single.is_file() else []
+
+
+def _load_unmapped(path: Path, dtype: torch.dtype) -> Any:
+    """The model with each tensor read into memory on its own (``pread``), in ``dtype``.
+
+    transformers memory-maps safetensors and, when the dtype matches, keeps the weights
+    as views of the file: every page then counts in the process's memory, and a model
+    whose layers are repacked afterwards holds both. Read tensor by tensor, the peak is
+    the model plus one tensor.
+    """
+    from contextlib import ExitStack
+
+    from safetensors import safe_open
+    from transformers import (
+        GenerationConfig,
+        PaliGemmaConfig,
+        PaliGemmaForConditionalGeneration,
+    )
+
+    config = PaliGemmaConfig.from_pretrained(path, local_files_only=True)
+    with ExitStack() as files:
+        state: dict[str, Any] = {}
+        for file in _weight_files(path):
+            reader = files.enter_context(
+                safe_open(str(file), framework="pt", device="cpu", backend="pread")
+            )
+            state.update({key: reader.get_slice(key) for key in reader.keys()})  # noqa: SIM118
+        model = PaliGemmaForConditionalGeneration.from_pretrained(
+            None, config=config, state_dict=state, dtype=dtype
+        )
+    if (path / "generation_config.json").is_file():
+        model.generation_config = GenerationConfig.from_pretrained(path, local_files_only=True)
+    return model
+
+
 def load_model(checkpoint: str, settings: Settings) -> tuple[Any, Any, str]:
     """(model, processor, device) for a hub id or directory."""
     try:
@@ -97,15 +142,18 @@ def load_model(checkpoint: str, settings: Settings) -> tuple[Any, Any, str]:
     quantization = _quantization(settings.quantization, dtype)
     try:
         processor = PaliGemmaProcessor.from_pretrained(path, local_files_only=True)
-        model = PaliGemmaForConditionalGeneration.from_pretrained(
-            path,
-            dtype=dtype,
-            use_safetensors=True,
-            local_files_only=True,
-            trust_remote_code=False,
-            quantization_config=quantization,
-            device_map=device if quantization is not None else None,
-        )
+        if device == "cpu" and quantization is None and _weight_files(path):
+            model = _load_unmapped(path, dtype)
+        else:
+            model = PaliGemmaForConditionalGeneration.from_pretrained(
+                path,
+                dtype=dtype,
+                use_safetensors=True,
+                local_files_only=True,
+                trust_remote_code=False,
+                quantization_config=quantization,
+                device_map=device if quantization is not None else None,
+            )
     except (OSError, ValueError, KeyError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CheckpointUnavailableError(
@@ -138,7 +186,23 @@ def load_for_inference(checkpoint: str, settings: Settings) -> tuple[Any, Any, s
     from docvlm.engines.linear import apply_plan
 
     apply_plan(model, plan)
+    if plan.packed or plan.quantization != "none":
+        _release_checkpoint_map(model)
     return model, processor, device
+
+
+def _release_checkpoint_map(model: Any) -> None:
+    """Copy the tensors the plan left alone out of the checkpoint's memory map.
+
+    Weights loaded in the checkpoint's own dtype are views of the mmap'd safetensors
+    file; once the linear layers are repacked, these few views (embeddings, norms) would
+    keep the whole file mapped, and its pages counted in the process's memory.
+    """
+    import torch
+
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            tensor.data = tensor.data.clone()
 
 
 class TransformersEngine:

@@ -29,7 +29,7 @@ class PackedLinear(nn.Module):
         super().__init__()
         self.in_features, self.out_features = source.in_features, source.out_features
         self.packed = torch.ops.mkldnn._reorder_linear_weight(source.weight.detach(), None)
-        self.bias = None if source.bias is None else source.bias.detach()
+        self.bias = None if source.bias is None else source.bias.detach().clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(
@@ -53,7 +53,7 @@ class Int8Linear(nn.Module):
             self.weight_int8[start : start + 8192] = torch.round(rows / part[:, None])
             scale[start : start + 8192] = part
         self.scale = scale.to(dtype)
-        self.bias = None if source.bias is None else source.bias.detach().to(dtype)
+        self.bias = None if source.bias is None else source.bias.detach().to(dtype).clone()
         self.dtype = dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
