@@ -30,8 +30,9 @@ __all__ = ["INLINE_TAGS", "MAX_CELLS", "MAX_SPAN", "Cell", "Table", "parse_table
 
 #: Largest rowspan/colspan taken as written; larger spans are clamped (and recorded).
 MAX_SPAN = 1_000
-#: Largest grid (rows x columns) accepted; a bigger one is refused as a hostile input.
-MAX_CELLS = 200_000
+#: Largest grid (rows x columns) accepted; a bigger one is refused as a hostile input. A
+#: 4,096-token output holds at most about 2,000 cells; this bound keeps a call under a second.
+MAX_CELLS = 50_000
 #: Inline tags kept inside cell content (PubTabNet's cells have them), never attributes.
 INLINE_TAGS = frozenset({"b", "i", "sup", "sub", "br"})
 

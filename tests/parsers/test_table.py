@@ -319,20 +319,23 @@ def test_huge_spans_are_bounded() -> None:
     table = parse_table('<tr><td colspan="99999999">x</td></tr>')
     assert table.cells[0].colspan == 1000
     assert table.repairs == ("clamped colspan=99999999 to 1,000",)
-    too_wide = "<tr>" + '<td rowspan="1" colspan="1000">x</td>' * 201 + "</tr>"
+    too_wide = "<tr>" + '<td rowspan="1" colspan="1000">x</td>' * (MAX_CELLS // 1000 + 1)
     with pytest.raises(TableParseError, match=f"larger than {MAX_CELLS:,} positions"):
-        parse_table(too_wide)
-    widest = parse_table("<tr>" + '<td colspan="1000">x</td>' * 200 + "</tr>")
+        parse_table(too_wide + "</tr>")
+    widest = parse_table("<tr>" + '<td colspan="1000">x</td>' * (MAX_CELLS // 1000) + "</tr>")
     assert widest.shape == (1, MAX_CELLS)
 
 
 def test_one_huge_spanning_cell_is_refused() -> None:
-    # 201 rows: the single cell would cover 201 x 1000 positions
-    text = '<tr><td rowspan="1000" colspan="1000">x</td></tr>' + "<tr></tr>" * 200
+    # one row more than fits: the single cell would cover rows x 1000 positions
+    rows = MAX_CELLS // 1000
+    text = '<tr><td rowspan="1000" colspan="1000">x</td></tr>' + "<tr></tr>" * rows
     with pytest.raises(TableParseError, match="larger than"):
         parse_table(text)
-    fits = parse_table('<tr><td rowspan="1000" colspan="1000">x</td></tr>' + "<tr></tr>" * 199)
-    assert fits.shape == (200, 1000) and fits.cells[0].rowspan == 200
+    fits = parse_table(
+        '<tr><td rowspan="1000" colspan="1000">x</td></tr>' + "<tr></tr>" * (rows - 1)
+    )
+    assert fits.shape == (rows, 1000) and fits.cells[0].rowspan == rows
 
 
 def test_no_cells_is_an_error() -> None:
