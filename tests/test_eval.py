@@ -73,6 +73,9 @@ def test_teds_on_empty_tables_and_ignored_nodes() -> None:
     assert teds(bold, plain) == pytest.approx(1 - (2 / 3) / 3)
     assert teds(bold, plain, ignore_nodes=["b"]) == 1.0
     assert teds(plain, bold, ignore_nodes=["b"]) == 1.0  # stripped on both sides
+    # an empty cell renamed into a written one costs 1, whichever side is empty
+    empty_cell = page("<tr><td></td></tr>")
+    assert teds(empty_cell, plain) == teds(plain, empty_cell) == 0.5
 
 
 def test_rebuilt_pubtabnet_html_scores_like_the_original(corpus: Path) -> None:
