@@ -70,7 +70,7 @@ def finetune_command(
     label_smoothing: Annotated[float | None, typer.Option("--label-smoothing")] = None,
     lora_rank: Annotated[
         int | None,
-        typer.Option("--lora-rank", min=0, help="LoRA rank (16); 0 trains all text weights."),
+        typer.Option("--lora-rank", min=0, help="LoRA rank (16); 0 trains all weights."),
     ] = None,
     qlora: Annotated[bool, typer.Option("--qlora", help="4-bit NF4 base (CUDA).")] = False,
     precision: Annotated[str, typer.Option(help="auto, float32 or bfloat16 (CUDA).")] = "auto",

@@ -71,7 +71,7 @@ class FinetuneOptions(BaseModel):
     )
     label_smoothing: float | None = Field(default=None, ge=0, lt=1)
     lora_rank: int | None = Field(
-        default=None, ge=0, description="LoRA rank (default 16); 0 trains all text weights"
+        default=None, ge=0, description="LoRA rank (default 16); 0 trains all weights"
     )
     quantization: Literal["none", "nf4"] = Field(
         default="none", description="nf4: QLoRA, the frozen base in 4-bit NF4 (CUDA)"
@@ -121,8 +121,7 @@ class Plan(BaseModel):
         values = {
             "learning_rate": f"{self.learning_rate:g}",
             "label_smoothing": f"{self.label_smoothing:g}",
-            "lora_rank": f"{self.lora_rank}"
-            + (" (full text weights)" if not self.lora_rank else ""),
+            "lora_rank": f"{self.lora_rank}" + (" (all weights)" if not self.lora_rank else ""),
             "epochs": str(self.epochs),
             "batch_size": str(self.batch_size),
             "grad_accum": str(self.grad_accum),

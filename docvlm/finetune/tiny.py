@@ -1,9 +1,10 @@
-"""A tiny checkpoint that can learn: for trying the whole fine-tuning path on a CPU.
+"""A tiny checkpoint that trains: for trying the whole fine-tuning path on a CPU.
 
 ``docvlm.testing.write_tiny_checkpoint`` writes a model small enough to run every stage
-in a test, but too small to learn a real table in minutes. This one keeps its tokenizer,
-processor and vision tower and widens the decoder (128 wide, 4 heads: about 0.6 M
-parameters), at 112 px so that a step is cheap. It ships ``docvlm_training.json`` with
+in a test, with weights scaled to test the engine, not to train. This one keeps its
+tokenizer, processor and vision tower and has a wider decoder of its own (128 wide, 4
+heads, freshly initialised: about 0.6 M parameters), at 112 px so that a step is cheap;
+it learns a real PubTabNet table in about a hundred steps. It ships ``docvlm_training.json`` with
 the settings a model trained from random weights needs (all weights, a high rate, no
 warm-up); ``docvlm finetune --base DIR`` picks them up, and any option overrides them.
 

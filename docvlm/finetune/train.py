@@ -6,7 +6,7 @@ recipe's label smoothing. ``max_steps`` is exact: the data is cycled epoch after
 (each epoch its own seeded shuffle) until that many optimizer steps are done, each step
 ``grad_accum`` forward passes. The learning rate warms up linearly and decays on a
 cosine. LoRA (peft) by default, optionally over a 4-bit NF4 base (QLoRA, CUDA);
-``lora_rank=0`` trains all text weights. The output is a merged safetensors checkpoint
+``lora_rank=0`` trains all weights. The output is a merged safetensors checkpoint
 (or the adapter alone) that every docvlm entry point loads.
 """
 
@@ -226,16 +226,13 @@ def _loss(logits: Any, labels: Any, smoothing: float) -> Any:
 
 
 def _trainable(model: Any, rank: int, options: FinetuneOptions) -> Any:
-    """LoRA on the language model's attention and MLP, or all text weights (rank 0);
-    the vision tower stays frozen either way."""
+    """LoRA on the language model's attention and MLP (the rest frozen), or, with rank 0,
+    every weight, the vision tower included, as the paper's transfers train."""
     for parameter in model.parameters():
-        parameter.requires_grad = False
+        parameter.requires_grad = rank == 0
     if options.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if rank == 0:
-        for module in (model.model.language_model, model.model.multi_modal_projector):
-            for parameter in module.parameters():
-                parameter.requires_grad = True
         return model
     try:
         from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
