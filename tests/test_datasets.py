@@ -189,8 +189,11 @@ def test_kern_targets_keep_every_note(corpus: Path, tmp_path: Path) -> None:
         assert kern_target(kern_to_ekern(original)) == target  # ekern reads as the same kern
         (tmp_path / path.name).write_text(original)
         Image.new("RGB", (8, 8), "white").save(tmp_path / f"{path.stem}.png")
-    records = list(kern_records(tmp_path))
-    assert len(records) == 4 and all(r["target"].startswith("**kern") for r in records)
+    skipped: list[str] = []
+    records = list(kern_records(tmp_path, skipped=skipped))
+    # the whole Paderewski valse (1,000 lines) is longer than a model answer: left out
+    assert len(records) == 3 and all(r["target"].startswith("**kern") for r in records)
+    assert len(skipped) == 1 and "polish_paderewski_valse-melancolique.krn" in skipped[0]
 
 
 def test_synthetic_molecules_are_seeded_and_exact(tmp_path: Path) -> None:
