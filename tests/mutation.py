@@ -289,12 +289,11 @@ def main() -> None:
 
     outcomes: dict[str, int] = {"killed": 0, "timeout": 0, "survived": 0, "equivalent": 0}
     with ThreadPoolExecutor(args.jobs) as pool:
-        for mutant, outcome in pool.map(one, sample):
+        for done, (mutant, outcome) in enumerate(pool.map(one, sample), start=1):
             if outcome == "survived" and mutant.key in equivalent:
                 outcome = "equivalent"
             outcomes[outcome] += 1
-            if outcome != "killed":
-                print(f"{outcome:<10} {mutant.key}", flush=True)
+            print(f"[{done}/{len(sample)}] {outcome:<10} {mutant.key}", flush=True)
     caught = outcomes["killed"] + outcomes["timeout"]
     scored = len(sample) - outcomes["equivalent"]
     print(
