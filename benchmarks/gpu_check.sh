@@ -12,7 +12,7 @@
 #   OUT=/some/folder bash benchmarks/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-WHEELS=benchmarks/wheels
+WHEELS=${WHEELS:-benchmarks/wheels}
 PYTHON=${PYTHON:-python3}
 
 if [[ "${1:-}" == "download" ]]; then
@@ -37,7 +37,7 @@ stage "install"
 "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target "$SITE" "$WHEELS"/*.whl 2>&1 | tee "$OUT/install.log" || exit 1
 export PYTHONPATH="$SITE"
-"$PYTHON" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir \
+"$PYTHON" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --upgrade \
     --target "$SITE" . 2>&1 | tee -a "$OUT/install.log" || exit 1
 "$PYTHON" - <<'EOF' 2>&1 | tee "$OUT/versions.txt"
 import torch, transformers, docvlm
@@ -49,7 +49,7 @@ EOF
 stage "gpu tests"
 # float32 on the GPU: fused kernels against the reference attention, and the engine
 # (FlexAttention, CUDA graph, with and without torch.compile) against transformers
-timeout 150 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider \
+timeout 120 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider \
     --junitxml="$OUT/gpu_tests.xml" tests/test_attention.py tests/test_engine.py \
     2>&1 | tee "$OUT/gpu_tests.log"
 echo "gpu tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
@@ -61,8 +61,8 @@ for run in 896 448 896-compiled; do
     extra=()
     [[ $run == *compiled ]] && extra=(--compile)
     left=$((460 - (SECONDS - started)))
-    if [[ $run == 896 ]] && ((left > 240)); then
-        left=240
+    if [[ $run == 896 ]] && ((left > 200)); then
+        left=200  # leaves 448 px about two minutes
     fi
     if ((left < 60)); then
         stage "skipped $run: time is up"

@@ -53,8 +53,8 @@ class PaliGemmaEngine:
     ``compile`` runs the whole decode step through ``torch.compile`` (off by default:
     with FlexAttention inside, PyTorch 2.13's CPU compiler gives wrong logits, and the
     CUDA one is still to be checked by ``benchmarks/gpu_check.sh``; the attention kernels
-    are compiled on CUDA either way);
-    ``cuda_graphs`` captures it once per cache shape.
+    are compiled on CUDA either way); ``cuda_graphs`` (CUDA only) captures the decode
+    step once per cache size.
     """
 
     def __init__(
