@@ -21,6 +21,7 @@ Timings on a shared machine are noisy: read the ratios, and rerun when one looks
 
 Requirements: pip install -e . ; about 14 GiB free memory for the fp32 baseline (3B).
 Run: python benchmarks/cpu.py --tiny              # seconds, what CI runs
+     python benchmarks/cpu.py --layer             # one 3B-sized layer, the variants interleaved
      python benchmarks/cpu.py                     # 3B, 448 px, about 15 minutes on 2 cores
 """
 
@@ -305,6 +306,32 @@ def report(row: dict[str, Any], base: dict[str, Any], resolution: int, page_toke
         )
 
 
+def layer(reps: int = 30) -> None:
+    """One 3B-sized layer (2304 -> 9216): fp32, bf16 unpacked, bf16 prepacked, int8, the
+    variants interleaved and the best of ``reps`` kept (robust to a shared machine)."""
+    torch.manual_seed(0)
+    fp32 = nn.Linear(2304, 9216, bias=False)
+    bf16 = nn.Linear(2304, 9216, bias=False).to(torch.bfloat16)
+    bf16.weight.data.copy_(fp32.weight.data)
+    variants = {
+        "fp32": (fp32, torch.float32),
+        "bf16 unpacked": (bf16, torch.bfloat16),
+        "bf16 prepacked": (PackedLinear(bf16), torch.bfloat16),
+        "int8 weight-only": (Int8Linear(bf16, torch.bfloat16), torch.bfloat16),
+    }
+    for rows in (1, 1030):
+        best = dict.fromkeys(variants, float("inf"))
+        inputs = torch.randn(1, rows, 2304)
+        for _ in range(reps if rows == 1 else 3):
+            for name, (module, dtype) in variants.items():
+                x = inputs.to(dtype)
+                start = time.perf_counter()
+                with torch.inference_mode():
+                    module(x)
+                best[name] = min(best[name], time.perf_counter() - start)
+        print(f"{rows:>5} tokens: " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in best.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="the tiny checkpoint, seconds")
@@ -323,10 +350,14 @@ def main() -> None:
         help="skip the memory runs (child processes)",
     )
     parser.add_argument("--checkpoint", type=Path, help="reuse a checkpoint written before")
+    parser.add_argument("--layer", action="store_true", help="one 3B-sized layer, seconds")
     parser.add_argument("--child", nargs=2, metavar=("CONFIG", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child[1], args.child[0], args.new_tokens)
+        return
+    if args.layer:
+        layer()
         return
     meminfo = Path("/proc/meminfo").read_text().split()
     free = int(meminfo[meminfo.index("MemAvailable:") + 1]) / 2**20
