@@ -22,6 +22,15 @@ TARGET = "<tr><td>1</td><td>2</td></tr>"
 CPU = Settings(device="cpu")
 
 
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trainable tiny checkpoint (112 px): docvlm.testing's is scaled to test the
+    engine (soft-capped logits, large scores), which makes training slow and erratic."""
+    from docvlm.finetune.tiny import write_trainable_checkpoint
+
+    return write_trainable_checkpoint(tmp_path_factory.mktemp("tiny") / "trainable")
+
+
 def _images(corpus: Path, n: int = 2) -> list[Path]:
     return sorted((corpus / "tables/pubtabnet/examples").glob("*.png"))[:n]
 
@@ -34,7 +43,7 @@ def _data(tmp_path: Path, corpus: Path, n: int = 2, name: str = "train.jsonl") -
 
 
 def _options(tiny: Path, data: Path, out: Path, **values: object) -> FinetuneOptions:
-    settings = {"learning_rate": 1e-2, "lora_rank": 0, "batch_size": 1, "warmup_fraction": 0.0}
+    settings = {"learning_rate": 3e-3, "lora_rank": 0, "batch_size": 1, "warmup_fraction": 0.0}
     return FinetuneOptions(
         task="table", data=data, output=out, base=str(tiny), **(settings | values)
     )
@@ -115,7 +124,7 @@ def test_adapter_output_loads_and_answers_as_the_merged_one(
 ) -> None:
     pytest.importorskip("peft")
     data = _data(tmp_path, corpus)
-    settings = {"lora_rank": 4, "max_steps": 6, "learning_rate": 5e-2}
+    settings = {"lora_rank": 4, "max_steps": 6, "learning_rate": 2e-2}
     finetune(_options(tiny_checkpoint, data, tmp_path / "merged", **settings), CPU)
     finetune(_options(tiny_checkpoint, data, tmp_path / "lora", save="adapter", **settings), CPU)
     assert (tmp_path / "lora/adapter_config.json").is_file()
@@ -251,6 +260,6 @@ def test_cli_prints_the_settings_and_where_they_come_from(
     )
     assert result.exit_code == 0, result.output
     assert "896 px, white square (paper)" in result.stderr
-    assert "1e-05" in result.stderr  # the paper-range full fine-tuning rate, from the recipe
+    assert "docvlm_training.json" in result.stderr  # the tiny checkpoint's own rate
     assert "2 steps on 2 examples" in result.stderr
     assert (tmp_path / "out/model.safetensors").is_file()

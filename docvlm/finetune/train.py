@@ -260,13 +260,20 @@ def _write(
     model.eval()
     out = options.output
     out.mkdir(parents=True, exist_ok=True)
-    if plan.lora_rank == 0 or options.save == "adapter":
+    if plan.lora_rank == 0:
         model.save_pretrained(out, safe_serialization=True)
+    elif options.save == "adapter":
+        _save_adapter(model, out)
     elif options.quantization == "nf4":
         _merge_unquantized(model, out, options, settings)
     else:
         model.merge_and_unload().save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)
+
+
+def _save_adapter(model: Any, out: Path) -> None:
+    # the embeddings are not trained: without this peft looks the base up on the hub
+    model.save_pretrained(out, safe_serialization=True, save_embedding_layers=False)
 
 
 def _merge_unquantized(model: Any, out: Path, options: FinetuneOptions, settings: Settings) -> None:
@@ -275,7 +282,7 @@ def _merge_unquantized(model: Any, out: Path, options: FinetuneOptions, settings
     from docvlm.engines.hf import load_model
 
     adapter = out / "adapter"
-    model.save_pretrained(adapter, safe_serialization=True)
+    _save_adapter(model, adapter)
     plain = settings.model_copy(
         update={"quantization": "none", "adapter": str(adapter), "merge_adapter": True}
     )
