@@ -154,10 +154,11 @@ def test_held_out_scores_are_the_task_metric_of_the_saved_model(
         max_steps=4,
         eval_data=held,
         eval_every=2,
+        eval_max_new_tokens=30,
     )
     report = finetune(options, CPU)
     assert [e["step"] for e in report.evals] == [2.0, 4.0]
-    (answer,) = DocVLM(CPU, checkpoint=str(tmp_path / "out")).read_table(image)
+    (answer,) = DocVLM(CPU, checkpoint=str(tmp_path / "out")).read_table(image, max_new_tokens=30)
     expected = 100 * teds(
         f"<html><body><table>{answer.raw}</table></body></html>",
         f"<html><body><table>{TARGET}</table></body></html>",

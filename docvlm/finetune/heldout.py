@@ -29,7 +29,13 @@ METRICS: dict[TaskName, tuple[str, str]] = {
 
 
 def generate_answers(
-    model: Any, processor: Any, device: str, task: TaskName, images: Sequence[Path], batch: int
+    model: Any,
+    processor: Any,
+    device: str,
+    task: TaskName,
+    images: Sequence[Path],
+    batch: int,
+    max_new_tokens: int | None = None,
 ) -> list[str]:
     """Greedy answers of the model in training (switched to eval mode and back)."""
     import torch
@@ -50,7 +56,10 @@ def generate_answers(
             inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
             with torch.no_grad():
                 output = model.generate(
-                    **inputs, max_new_tokens=spec.max_new_tokens, do_sample=False, num_beams=1
+                    **inputs,
+                    max_new_tokens=max_new_tokens or spec.max_new_tokens,
+                    do_sample=False,
+                    num_beams=1,
                 )
             answers += processor.tokenizer.batch_decode(
                 output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True

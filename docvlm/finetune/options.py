@@ -95,6 +95,9 @@ class FinetuneOptions(BaseModel):
     eval_every: int | None = Field(
         default=None, ge=1, description="score the held-out set every N steps (and at the end)"
     )
+    eval_max_new_tokens: int | None = Field(
+        default=None, ge=1, description="longest held-out answer (default: the task's)"
+    )
     seed: int = Field(default=0)
 
     def base_checkpoint(self) -> str:

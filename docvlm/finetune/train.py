@@ -156,6 +156,7 @@ def finetune(
                 options.task,
                 [e.image for e in run.held_out],
                 run.plan.batch_size,
+                options.eval_max_new_tokens,
             )
             held_out = score_held_out(options.task, run.held_out, answers)
             evals.append({"step": float(step), METRICS[options.task][1]: held_out})
