@@ -388,3 +388,13 @@ def test_eval_record_errors(tmp_path: Path) -> None:
     nameless = _jsonl(tmp_path / "n.jsonl", [{"smiles": "C"}])
     with pytest.raises(ValueError, match="neither 'id' nor 'source'"):
         evaluate("molecule", nameless, nameless)
+
+
+def test_grits_top_inside_colspans_and_oversized_by_grid_size() -> None:
+    # slots inside a span have boxes left of their own column: (-1, 0, 2, 1) and so on
+    truth = '<tr><td colspan="3">a</td></tr>'
+    pred = '<tr><td colspan="2">a</td><td>b</td></tr>'
+    assert grits_top(pred, truth) == pytest.approx((2 / 3 + 2 / 3 + 1 / 3) / 3)
+    two = "<tr><td>a</td><td>b</td></tr>"  # a 1 x 2 truth allows 2 * 2 + 64 positions
+    at_limit = "<tr>" + "<td>a</td>" * (4 + EXTRA_CELLS) + "</tr>"
+    assert grits(at_limit, two)["con"].recall == 0.5
