@@ -31,6 +31,7 @@ from docvlm.tasks import TASKS, TaskName
 
 __all__ = ["app", "main"]
 
+
 class _Commands(TyperGroup):
     """Typer's group with plain help: ``--pages PAGES`` and ``FILES...``, not ``<str>``.
 

@@ -230,6 +230,7 @@ class Run:
         """Each entry behind ``sources``, hashed and checked against the manifest (this runs
         on the feeding thread, ahead of the readers)."""
         seen: set[str] = set()
+
         def ignored(_path: str, _why: str) -> None:
             self._counts.ignored += 1
 
