@@ -121,6 +121,10 @@ def _load_unmapped(path: Path, dtype: torch.dtype) -> Any:
         model = PaliGemmaForConditionalGeneration.from_pretrained(
             None, config=config, state_dict=state, dtype=dtype
         )
+    # loaded from a state dict, the model would not know its directory: peft (and anything
+    # else reading `name_or_path`) would then look up "None" on the hub
+    model.config._name_or_path = str(path)
+    model.name_or_path = str(path)
     if (path / "generation_config.json").is_file():
         model.generation_config = GenerationConfig.from_pretrained(path, local_files_only=True)
     return model
