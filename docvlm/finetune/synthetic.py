@@ -107,6 +107,8 @@ def engrave_kern(kern: str, rng: random.Random, noise: float = 1.0) -> Image.Ima
         ) from error
     verovio.enableLog(verovio.LOG_OFF)
     toolkit = verovio.toolkit()
+    # the default resource path is per thread (wrong outside the first toolkit's thread)
+    toolkit.setResourcePath(str(Path(verovio.__file__).parent / "data"))
     toolkit.setOptions(
         {
             "inputFrom": "humdrum",

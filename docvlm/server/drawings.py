@@ -8,6 +8,7 @@ forbids scripts, so even text the model wrote into a drawing stays inert.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 from docvlm.errors import MissingDependencyError
@@ -57,6 +58,9 @@ def _verovio() -> Any:
             ) from error
         verovio.enableLog(verovio.LOG_OFF)
         _toolkit = verovio.toolkit()
+        # verovio's default resource path is per thread and wrong outside the thread that
+        # first made a toolkit: without this, fonts are missing and nothing loads
+        _toolkit.setResourcePath(str(Path(verovio.__file__).parent / "data"))
         _toolkit.setOptions(
             {
                 "pageWidth": 1800,
