@@ -532,3 +532,23 @@ def test_concurrent_pdfs_render_in_process_one_at_a_time() -> None:
     assert [a.status_code for a in answers] == [200] * 4
     assert all(a.json() == answers[0].json() for a in answers)
     assert [p["width"] for p in answers[0].json()["pages"]] == [510, 510]
+
+
+def test_scores_engrave_in_a_worker_thread_after_another_toolkit(corpus: Path) -> None:
+    """verovio's default resource path is per thread: a toolkit made first in another
+    thread (as synthetic data does) must not leave the server's thread without fonts."""
+    verovio = pytest.importorskip("verovio")
+    from docvlm.server import drawings
+    from parsers import parse_kern
+
+    kern = (corpus / "music/kern/polish_holland_erste-menuet.krn").read_text(encoding="utf-8")
+    score = parse_kern(kern)
+    verovio.toolkit().loadData(kern)  # another toolkit, made in this thread first
+    drawings._toolkit = None
+    results: list[str] = []
+    worker = threading.Thread(target=lambda: results.append(drawings.music_svg(score)))
+    worker.start()
+    worker.join(60)
+    (svg,) = results
+    heads = sum(len(note.pitches) for note in score.to_music21().recurse().notes)
+    assert svg.startswith("<svg") and svg.count('class="note"') == heads
