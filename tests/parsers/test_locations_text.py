@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from parsers import Box, box_to_tokens, parse_locations, parse_text
+from parsers import (
+    MAX_INPUT_CHARS,
+    Box,
+    InputTooLargeError,
+    box_to_tokens,
+    parse_locations,
+    parse_text,
+)
 
 
 def test_detections_map_to_pixels() -> None:
@@ -79,3 +86,13 @@ def test_box_from_bins_clamps_and_orders() -> None:
     assert box_to_tokens(Box(x0=0, y0=0, x1=1024, y1=1024), 1024, 1024) == (
         "<loc0000><loc0000><loc1023><loc1023>"
     )
+
+
+def test_out_of_range_bins_are_clamped_to_the_last_bin() -> None:
+    (found,) = parse_locations("<loc2000><loc0000><loc9999><loc0512> x", 1024, 1024)
+    assert (found.box.y0, found.box.y1, found.box.x0, found.box.x1) == (1023, 1024, 0, 513)
+
+
+def test_locations_refuse_text_longer_than_any_output() -> None:
+    with pytest.raises(InputTooLargeError):
+        parse_locations("x" * (MAX_INPUT_CHARS + 1), 10, 10)

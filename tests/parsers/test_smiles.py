@@ -207,3 +207,9 @@ def test_ring_limits() -> None:
     # many separate rings count together
     assert parse_smiles("C1CC1." * MAX_RINGS + "C").valid
     assert not parse_smiles("C1CC1." * (MAX_RINGS + 1) + "C").valid
+
+
+def test_a_valence_error_gives_rdkits_own_reason() -> None:
+    molecule = parse_smiles("C(C)(C)(C)(C)C")
+    assert not molecule.valid
+    assert molecule.error == "Explicit valence for atom # 0 C, 5, is greater than permitted"

@@ -412,3 +412,9 @@ def test_exports_of_small_tables() -> None:
     assert plain.to_markdown() == "| a\\|b | c |\n|---|---|\n| 1 | 2 |\n"
     frame = plain.to_pandas()  # no header rows: the first row names the columns
     assert list(frame.columns) == ["a|b", "c"] and frame.values.tolist() == [["1", "2"]]
+
+
+def test_a_less_than_sign_in_a_cell_is_text_not_a_tag() -> None:
+    """p-values are written '<0.05': a '<' that opens no tag name stays in the cell."""
+    table = parse_table("<tr><td>p <0.05, n> 3</td><td>b</td></tr>")
+    assert [cell.text for cell in table.cells] == ["p <0.05, n> 3", "b"]
