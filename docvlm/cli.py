@@ -209,7 +209,14 @@ def _task_command(task: TaskName) -> Callable[..., None]:
             task, file, checkpoint, pages, password, dpi, max_new_tokens, device, as_json, out
         )
 
-    command.__doc__ = f"{TASKS[task].summary.capitalize()} from each page of FILE."
+    budget = TASKS[task].max_new_tokens
+    command.__doc__ = (
+        f"{TASKS[task].summary.capitalize()} from each page of FILE.\n\n"
+        f"On a CPU the 3B model writes about a token a second or less: a page that uses the "
+        f"task's whole budget ({budget} tokens) takes an hour or more. A runaway loop stops after "
+        "DOCVLM_REPETITION_SPAN tokens; --max-new-tokens lowers the budget. See "
+        "docs/engine.md (On the CPU)."
+    )
     return command
 
 
