@@ -74,7 +74,7 @@ def write_checkpoint(folder: Path, tiny: bool, resolution: int) -> Path:
     from generate import random_3b  # the published 3B config, built in bf16
 
     torch.manual_seed(0)
-    model, processor = random_3b(resolution, "cpu")
+    model, processor = random_3b(resolution, torch.bfloat16, device="cpu")
     out = folder / "random-3b"
     model.save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)

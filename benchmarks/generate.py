@@ -73,7 +73,7 @@ VISION_3B = dict(
 )
 
 
-def random_3b(resolution: int, dtype: torch.dtype) -> tuple[Any, Any]:
+def random_3b(resolution: int, dtype: torch.dtype, device: str = "cuda") -> tuple[Any, Any]:
     from transformers import (
         Gemma2Config,
         PaliGemmaConfig,
@@ -91,7 +91,7 @@ def random_3b(resolution: int, dtype: torch.dtype) -> tuple[Any, Any]:
         vocab_size=257216,
     )
     torch.set_default_dtype(dtype)
-    with torch.device("cuda"):
+    with torch.device(device):
         model = PaliGemmaForConditionalGeneration(config).eval()
     torch.set_default_dtype(torch.float32)
     model.generation_config.eos_token_id = None  # random weights: run every budget out
