@@ -35,8 +35,8 @@ DOCUMENT_SUFFIXES = frozenset(
     ).split()
 )
 
-#: Zip-based formats that are documents of their own, not archives of scans: the first
-#: member (or a marker member) says which.
+#: Zip-based formats that are documents of their own, not archives of scans: a marker
+#: member says which.
 _CONTAINERS = {
     "mimetype": "an OpenDocument or EPUB file",
     "[Content_Types].xml": "an Office Open XML file (docx, xlsx, pptx)",
@@ -68,8 +68,10 @@ def _container(path: Path) -> str | None:
             names = archive.namelist()
     except (zipfile.BadZipFile, OSError):
         return None
+    markers = set(names)
     for marker, kind in _CONTAINERS.items():
-        if marker in names[:3]:
+        # ODF and EPUB store `mimetype` first; OOXML and JAR markers may sit anywhere
+        if (names[:1] == [marker]) if marker == "mimetype" else (marker in markers):
             return kind
     return None
 

@@ -323,3 +323,16 @@ def test_cut_off_output_is_visible_and_boxes_stay_on_the_page(tmp_path: Path) ->
         f"# {scan} page 1 (table) ! table output was cut at the token limit "
         "(max_new_tokens): it is incomplete"
     )
+
+
+def test_an_office_open_xml_file_is_not_an_archive_wherever_its_marker_sits(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "report.pdf"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("word/document.xml", "<w:document/>")
+        archive.writestr("docProps/app.xml", "<Properties/>")
+        archive.writestr("_rels/.rels", "<Relationships/>")
+        archive.writestr("[Content_Types].xml", "<Types/>")
+    (item,) = expand_sources([path])
+    assert isinstance(item.error, UnsupportedInputError) and "Office Open XML" in str(item.error)
