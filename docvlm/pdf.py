@@ -189,6 +189,7 @@ class RenderWorker:
         self._process: subprocess.Popen[bytes] | None = None
         self._connection: Connection | None = None
         self._opened: tuple[PdfData, str | None] | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def _start(self) -> Connection:
         if self._process is None or self._process.poll() is not None:
@@ -210,7 +211,7 @@ class RenderWorker:
                 )
             self._connection = Connection(ours.detach())
             # a client dropped without close() must not leave its worker running
-            weakref.finalize(self, _stop, self._process, self._connection)
+            self._finalizer = weakref.finalize(self, _stop, self._process, self._connection)
         assert self._connection is not None
         return self._connection
 
@@ -232,8 +233,9 @@ class RenderWorker:
         return reply
 
     def _kill(self) -> None:
-        if self._process is not None and self._connection is not None:
-            _stop(self._process, self._connection)
+        if self._finalizer is not None:
+            self._finalizer()  # stops this worker once; a restart registers the next one
+            self._finalizer = None
         self._process = None
         self._connection = None
 
