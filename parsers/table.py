@@ -14,7 +14,7 @@ import csv
 import html
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -126,11 +126,22 @@ class Table(Frozen):
         return pandas.DataFrame(rows[n:], columns=columns)
 
 
-def _to_html(table: Table) -> str:
+def span_attributes(cell: Cell) -> str:
+    """`` rowspan="n"`` / `` colspan="n"`` for the spans over 1 (none for a plain cell)."""
+    return "".join(
+        f' {name}="{value}"'
+        for name, value in (("rowspan", cell.rowspan), ("colspan", cell.colspan))
+        if value > 1
+    )
+
+
+def sections_html(table: Table, cell_html: Callable[[Cell], str]) -> str:
+    """``<thead>``/``<tbody>`` with one ``<tr>`` per grid row, each cell written by
+    ``cell_html`` (the rebuilt ``html`` and fine-tuning targets differ only there)."""
     by_row: dict[int, list[Cell]] = {}
     for cell in table.cells:
         by_row.setdefault(cell.row, []).append(cell)
-    parts = ["<table>"]
+    parts: list[str] = []
     for section, rows in (
         ("thead", range(table.header_rows)),
         ("tbody", range(table.header_rows, table.shape[0])),
@@ -139,18 +150,17 @@ def _to_html(table: Table) -> str:
             continue
         parts.append(f"<{section}>")
         for r in rows:
-            parts.append("<tr>")
-            for cell in sorted(by_row.get(r, []), key=lambda c: c.col):
-                attrs = "".join(
-                    f' {name}="{value}"'
-                    for name, value in (("rowspan", cell.rowspan), ("colspan", cell.colspan))
-                    if value > 1
-                )
-                parts.append(f"<{cell.tag}{attrs}>{cell.content}</{cell.tag}>")
-            parts.append("</tr>")
+            cells = sorted(by_row.get(r, []), key=lambda c: c.col)
+            parts.extend(["<tr>", *map(cell_html, cells), "</tr>"])
         parts.append(f"</{section}>")
-    parts.append("</table>")
     return "".join(parts)
+
+
+def _to_html(table: Table) -> str:
+    def cell_html(cell: Cell) -> str:
+        return f"<{cell.tag}{span_attributes(cell)}>{cell.content}</{cell.tag}>"
+
+    return f"<table>{sections_html(table, cell_html)}</table>"
 
 
 # --- reading -------------------------------------------------------------------------

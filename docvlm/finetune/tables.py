@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from docvlm.errors import InputError
 from parsers import Box, Cell, Table, TableParseError, box_to_tokens, parse_table
+from parsers.table import sections_html, span_attributes
 
 __all__ = ["random_table_html", "render_table", "table_target"]
 
@@ -144,33 +145,14 @@ def render_table(
 def table_target(table: Table, boxes: dict[tuple[int, int], Box], side: float) -> str:
     """PubTabNet-style HTML of a grid (``<thead>``/``<tbody>``, spans, escaped text), with
     ``coords`` for the cells in ``boxes`` (pixel boxes in a square of ``side`` px)."""
-    parts: list[str] = []
-    rows = table.shape[0]
-    by_row: dict[int, list[Cell]] = {}
-    for cell in table.cells:
-        by_row.setdefault(cell.row, []).append(cell)
-    for section, numbers in (
-        ("thead", range(table.header_rows)),
-        ("tbody", range(table.header_rows, rows)),
-    ):
-        if not numbers:
-            continue
-        parts.append(f"<{section}>")
-        for r in numbers:
-            parts.append("<tr>")
-            for cell in sorted(by_row.get(r, []), key=lambda c: c.col):
-                attrs = "".join(
-                    f' {name}="{value}"'
-                    for name, value in (("rowspan", cell.rowspan), ("colspan", cell.colspan))
-                    if value > 1
-                )
-                box = boxes.get((cell.row, cell.col))
-                if box is not None:
-                    attrs += f' coords="{box_to_tokens(box, side, side)}"'
-                parts.append(f"<td{attrs}>{html.escape(cell.text, quote=False)}</td>")
-            parts.append("</tr>")
-        parts.append(f"</{section}>")
-    return "".join(parts)
+
+    def cell_html(cell: Cell) -> str:
+        box = boxes.get((cell.row, cell.col))
+        coords = "" if box is None else f' coords="{box_to_tokens(box, side, side)}"'
+        text = html.escape(cell.text, quote=False)
+        return f"<td{span_attributes(cell)}{coords}>{text}</td>"
+
+    return sections_html(table, cell_html)
 
 
 def random_table_html(rng: random.Random) -> str:
