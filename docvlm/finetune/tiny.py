@@ -1,12 +1,23 @@
 """A tiny checkpoint that trains: for trying the whole fine-tuning path on a CPU.
 
 ``docvlm.testing.write_tiny_checkpoint`` writes a model small enough to run every stage
-in a test, with weights scaled to test the engine, not to train. This one keeps its
-tokenizer, processor and vision tower and has a wider decoder of its own (128 wide, 4
-heads, freshly initialised: about 0.6 M parameters), at 112 px so that a step is cheap;
-it learns a real PubTabNet table in about a hundred steps. It ships ``docvlm_training.json`` with
-the settings a model trained from random weights needs (all weights, a high rate, no
-warm-up); ``docvlm finetune --base DIR`` picks them up, and any option overrides them.
+in a test, with weights scaled to test the engine, not to train. This one keeps that
+tokenizer and processor, at 112 px so that a step is cheap, with a decoder (128 wide, 2
+layers, 4 heads) and a vision tower (128 wide, 2 layers) of its own, about 0.9 M parameters.
+
+A random vision tower sees every scanned page as nearly the same picture: pages are mostly
+white paper, so the random features of two different tables are 99% alike (mean cosine
+over the corpus's 20 PubTabNet tables), and the decoder learns to write one memorised
+answer whatever the image. A trained SigLIP answers to ink, not paper; the tiny tower is
+initialised to do the same (a white patch embeds to zero, the patch signal outweighs the
+position embedding), which brings the features of different tables down to 36% alike.
+With that, and every example in each step (a batch of 8), it learns five real PubTabNet
+tables in 400 steps and six drawn molecules in 250, each read back exactly
+(``tests/test_finetune_learns.py``).
+
+It ships ``docvlm_training.json`` with the settings a model trained from random weights
+needs (all weights, a high rate, no warm-up, no label smoothing); ``docvlm finetune
+--base DIR`` picks them up, and any option overrides them.
 
 Run it as ``python -m docvlm.finetune.tiny DIR``.
 """
@@ -16,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from docvlm.finetune.options import BASE_DEFAULTS_FILE
 
@@ -26,7 +38,7 @@ TINY_TRAINING: dict[str, float | int] = {
     "lora_rank": 0,
     "learning_rate": 3e-3,
     "label_smoothing": 0.0,
-    "batch_size": 4,
+    "batch_size": 8,  # a handful of examples, all in every step: see the module docstring
     "grad_accum": 1,
     "warmup_fraction": 0.0,
     "epochs": 100,
@@ -40,6 +52,9 @@ def write_trainable_checkpoint(
     hidden_size: int = 128,
     layers: int = 2,
     heads: int = 4,
+    vision_size: int = 128,
+    patch_gain: float = 10.0,
+    position_scale: float = 0.1,
     seed: int = 0,
 ) -> Path:
     """Write the trainable tiny checkpoint into ``directory`` and return its path."""
@@ -49,6 +64,7 @@ def write_trainable_checkpoint(
         GenerationConfig,
         PaliGemmaConfig,
         PaliGemmaForConditionalGeneration,
+        SiglipVisionConfig,
     )
 
     from docvlm.testing import write_tiny_checkpoint
@@ -71,8 +87,17 @@ def write_trainable_checkpoint(
         eos_token_id=ids.eos_token_id,
         bos_token_id=ids.bos_token_id,
     )
+    vision = SiglipVisionConfig(
+        hidden_size=vision_size,
+        intermediate_size=2 * vision_size,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        patch_size=14,
+        image_size=resolution,
+        vision_use_head=False,
+    )
     config = PaliGemmaConfig(
-        vision_config=small.vision_config.to_dict(),
+        vision_config=vision.to_dict(),
         text_config=text.to_dict(),
         image_token_index=small.image_token_index,
         vocab_size=ids.vocab_size,
@@ -81,12 +106,27 @@ def write_trainable_checkpoint(
     )
     torch.manual_seed(seed)
     model = PaliGemmaForConditionalGeneration(config).eval()
+    _see_ink(model.model.vision_tower.embeddings, patch_gain, position_scale)
     model.generation_config = GenerationConfig.from_pretrained(out)
     for stale in out.glob("*.safetensors"):
         stale.unlink()
     model.save_pretrained(out, safe_serialization=True)
     (out / BASE_DEFAULTS_FILE).write_text(json.dumps(TINY_TRAINING, indent=2) + "\n")
     return out
+
+
+def _see_ink(embeddings: Any, gain: float, position_scale: float) -> None:
+    """Make the random patch embedding answer to ink, not paper: a white patch embeds to
+    zero (the bias cancels the weights' response to it) and the patch signal outweighs the
+    position embedding, which would otherwise make every mostly-white page look alike."""
+    import torch
+
+    with torch.no_grad():
+        weight = embeddings.patch_embedding.weight
+        weight.mul_(gain)
+        white = 1.0  # a white pixel after the processor's (x - 0.5) / 0.5
+        embeddings.patch_embedding.bias.copy_(-white * weight.sum(dim=(1, 2, 3)))
+        embeddings.position_embedding.weight.mul_(position_scale)
 
 
 def main(argv: list[str] | None = None) -> None:
