@@ -264,3 +264,24 @@ def test_cli_prints_the_settings_and_where_they_come_from(
     assert "docvlm_training.json" in result.stderr  # the tiny checkpoint's own rate
     assert "2 steps on 2 examples" in result.stderr
     assert (tmp_path / "out/model.safetensors").is_file()
+
+
+def test_freeze_vision_trains_the_text_weights_only(
+    tiny_checkpoint: Path, corpus: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    out = tmp_path / "out"
+    options = _options(
+        tiny_checkpoint, _data(tmp_path, corpus), out, max_steps=2, freeze_vision=True
+    )
+    report = finetune(options, CPU)
+    assert ("lora_rank", "0 (projector and text weights)", "option") in report.plan.rows()
+    base = load_file(tiny_checkpoint / "model.safetensors")
+    trained = load_file(out / "model.safetensors")
+    assert base.keys() == trained.keys()
+    changed = {name for name in base if not base[name].equal(trained[name])}
+    vision = {name for name in base if "vision_tower." in name}
+    assert vision and not changed & vision
+    assert any("language_model." in name for name in changed)
+    assert any("multi_modal_projector." in name for name in changed)

@@ -72,6 +72,12 @@ def finetune_command(
         int | None,
         typer.Option("--lora-rank", min=0, help="LoRA rank (16); 0 trains all weights."),
     ] = None,
+    freeze_vision: Annotated[
+        bool,
+        typer.Option(
+            "--freeze-vision", help="Keep the vision tower (with --lora-rank 0: text weights)."
+        ),
+    ] = False,
     qlora: Annotated[bool, typer.Option("--qlora", help="4-bit NF4 base (CUDA).")] = False,
     precision: Annotated[str, typer.Option(help="auto, float32 or bfloat16 (CUDA).")] = "auto",
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
@@ -118,6 +124,7 @@ def finetune_command(
                 "learning_rate": learning_rate,
                 "label_smoothing": label_smoothing,
                 "lora_rank": lora_rank,
+                "freeze_vision": freeze_vision,
                 "quantization": "nf4" if qlora else "none",
                 "precision": precision,
                 "gradient_checkpointing": gradient_checkpointing,

@@ -73,6 +73,11 @@ class FinetuneOptions(BaseModel):
     lora_rank: int | None = Field(
         default=None, ge=0, description="LoRA rank (default 16); 0 trains all weights"
     )
+    freeze_vision: bool = Field(
+        default=False,
+        description="keep the vision tower as it is (LoRA always does); with lora_rank 0 this "
+        "is full fine-tuning of the projector and text weights",
+    )
     quantization: Literal["none", "nf4"] = Field(
         default="none", description="nf4: QLoRA, the frozen base in 4-bit NF4 (CUDA)"
     )
@@ -117,6 +122,7 @@ class Plan(BaseModel):
     warmup_fraction: float
     label_smoothing: float
     lora_rank: int
+    freeze_vision: bool = False
     sources: dict[str, str] = Field(description="setting -> option, checkpoint or recipe")
 
     def rows(self) -> list[tuple[str, str, str]]:
@@ -124,7 +130,8 @@ class Plan(BaseModel):
         values = {
             "learning_rate": f"{self.learning_rate:g}",
             "label_smoothing": f"{self.label_smoothing:g}",
-            "lora_rank": f"{self.lora_rank}" + (" (all weights)" if not self.lora_rank else ""),
+            "lora_rank": f"{self.lora_rank}"
+            + (f" ({self._trained()})" if not self.lora_rank else ""),
             "epochs": str(self.epochs),
             "batch_size": str(self.batch_size),
             "grad_accum": str(self.grad_accum),
@@ -136,6 +143,9 @@ class Plan(BaseModel):
         ]
         rows += [(name, values[name], self.sources[name]) for name in _TUNABLE]
         return rows
+
+    def _trained(self) -> str:
+        return "projector and text weights" if self.freeze_vision else "all weights"
 
 
 class FinetuneReport(BaseModel):
@@ -190,6 +200,7 @@ def make_plan(options: FinetuneOptions, base_defaults: dict[str, float | int]) -
     try:
         return Plan(
             recipe=recipe,
+            freeze_vision=options.freeze_vision,
             sources={name: source for name, (_, source) in chosen.items()},
             **{name: value for name, (value, _) in chosen.items()},
         )

@@ -228,9 +228,12 @@ def _loss(logits: Any, labels: Any, smoothing: float) -> Any:
 
 def _trainable(model: Any, rank: int, options: FinetuneOptions) -> Any:
     """LoRA on the language model's attention and MLP (the rest frozen), or, with rank 0,
-    every weight, the vision tower included, as the paper's transfers train."""
+    every weight, the vision tower included, as the paper's transfers train (unless
+    ``freeze_vision``: then the projector and the text weights)."""
     for parameter in model.parameters():
         parameter.requires_grad = rank == 0
+    if options.freeze_vision:
+        model.model.vision_tower.requires_grad_(False)
     if options.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if rank == 0:
