@@ -20,10 +20,14 @@ import argparse
 import itertools
 import json
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # first: benchmarks/parsers.py must not shadow parsers
 
 #: google/paligemma2-3b-pt-* (config.json on the hub): Gemma 2 2B over SigLIP-So400m/14.
 TEXT_3B = {

@@ -1,29 +1,37 @@
 #!/usr/bin/env bash
 # What it does: on a bare CUDA machine (H100/H200 with PyTorch and transformers but no
 # pydantic and no network), installs docvlm from wheels carried in benchmarks/wheels/
-# (git-ignored), runs the engine's GPU tests, then benchmarks/generate.py (random 3B,
-# bf16, 896 then 448 px, batch 1 and 32, plain generate against the engine), and writes
-# JSON and logs under $OUT. Meant to finish in under 8 minutes; each stage has its own
-# time limit, and the benchmark writes its JSON after every measurement.
+# (git-ignored), then runs the stages named in $STAGES (default: engine) and writes JSON
+# and logs under $OUT:
+#   engine    the engine's GPU tests, then benchmarks/generate.py (random 3B, bf16, 896
+#             then 448 px, batch 1 and 32, plain generate against the engine); under 8 min;
+#   finetune  tests/test_finetune_gpu.py (bf16 and QLoRA steps, merged output loads), then
+#             benchmarks/finetune_gpu.py (random 3B, 448 and 896 px, LoRA and QLoRA: step
+#             time and peak memory); under 7 min.
+# Each stage has its own time limit; the benchmarks write their JSON as they go.
 #
-# Requirements: the wheels, fetched on a machine with network (Python 3.12, x86-64):
+# Requirements: the wheels, fetched on a machine with network (Python 3.12, x86-64; about
+# 55 MB, bitsandbytes being most of it):
 #   bash benchmarks/gpu_check.sh download
-# Run (from the repository root, on the GPU machine):
+# Run (from the repository root, on the GPU machine), one call per stage:
 #   OUT=/some/folder bash benchmarks/gpu_check.sh
+#   OUT=/some/folder STAGES=finetune bash benchmarks/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=${WHEELS:-benchmarks/wheels}
+STAGES=${STAGES:-engine}
 PYTHON=${PYTHON:-python3}
 
 if [[ "${1:-}" == "download" ]]; then
     # docvlm's dependencies that the machine's image lacks (it has torch, transformers,
     # safetensors, huggingface_hub, pillow, lxml, typer, rich and pytest)
     exec "$PYTHON" -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 \
+        --platform manylinux_2_17_x86_64 \
         --platform manylinux2014_x86_64 -d "$WHEELS" \
         "pydantic>=2.7,<3" pydantic-core annotated-types typing-inspection \
         "pydantic-settings>=2.3,<3" python-dotenv "pypdfium2>=4.30,<6" "apted>=1.0.3" \
-        "rapidfuzz>=3"
+        "rapidfuzz>=3" "peft>=0.13" "accelerate>=1" "bitsandbytes>=0.45" "psutil>=5"
 fi
 
 OUT=${OUT:-$PWD/out}
@@ -46,32 +54,58 @@ print("torch", torch.__version__, "transformers", transformers.__version__)
 print("device", torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA")
 EOF
 
-stage "gpu tests"
-# float32 on the GPU: fused kernels against the reference attention, and the engine
-# (FlexAttention, CUDA graph, with and without torch.compile) against transformers
-timeout 120 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider \
-    --junitxml="$OUT/gpu_tests.xml" tests/test_attention.py tests/test_engine.py \
-    2>&1 | tee "$OUT/gpu_tests.log"
-echo "gpu tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
+if [[ " $STAGES " == *" engine "* ]]; then
+    stage "gpu tests"
+    # float32 on the GPU: fused kernels against the reference attention, and the engine
+    # (FlexAttention, CUDA graph, with and without torch.compile) against transformers
+    timeout 120 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider \
+        --junitxml="$OUT/gpu_tests.xml" tests/test_attention.py tests/test_engine.py \
+        2>&1 | tee "$OUT/gpu_tests.log"
+    echo "gpu tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
 
-# 896 px first (the targets are there), then 448 px, then 896 px with the whole decode
-# step compiled (opt-in until the GPU tests show it equal to transformers)
-for run in 896 448 896-compiled; do
-    resolution=${run%%-*}
-    extra=()
-    [[ $run == *compiled ]] && extra=(--compile)
-    left=$((460 - (SECONDS - started)))
-    if [[ $run == 896 ]] && ((left > 200)); then
-        left=200  # leaves 448 px about two minutes
-    fi
-    if ((left < 60)); then
-        stage "skipped $run: time is up"
-        continue
-    fi
-    stage "benchmark $run (limit $left s)"
-    timeout "$left" "$PYTHON" benchmarks/generate.py --resolutions "$resolution" \
-        --batches 1,32 --new-tokens 128 "${extra[@]}" --json "$OUT/generate_$run.json" \
-        2>&1 | tee "$OUT/generate_$run.log"
-    echo "benchmark $run exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
-done
+    # 896 px first (the targets are there), then 448 px, then 896 px with the whole decode
+    # step compiled (opt-in until the GPU tests show it equal to transformers)
+    for run in 896 448 896-compiled; do
+        resolution=${run%%-*}
+        extra=()
+        [[ $run == *compiled ]] && extra=(--compile)
+        left=$((460 - (SECONDS - started)))
+        if [[ $run == 896 ]] && ((left > 200)); then
+            left=200  # leaves 448 px about two minutes
+        fi
+        if ((left < 60)); then
+            stage "skipped $run: time is up"
+            continue
+        fi
+        stage "benchmark $run (limit $left s)"
+        timeout "$left" "$PYTHON" benchmarks/generate.py --resolutions "$resolution" \
+            --batches 1,32 --new-tokens 128 "${extra[@]}" --json "$OUT/generate_$run.json" \
+            2>&1 | tee "$OUT/generate_$run.log"
+        echo "benchmark $run exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
+    done
+fi
+
+if [[ " $STAGES " == *" finetune "* ]]; then
+    started=$SECONDS
+    stage "finetune gpu tests"
+    timeout 150 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider \
+        --junitxml="$OUT/finetune_tests.xml" tests/test_finetune_gpu.py \
+        2>&1 | tee "$OUT/finetune_tests.log"
+    echo "finetune tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
+    for resolution in 448 896; do
+        left=$((400 - (SECONDS - started)))
+        if [[ $resolution == 448 ]] && ((left > 180)); then
+            left=180  # leaves 896 px about three minutes
+        fi
+        if ((left < 60)); then
+            stage "skipped finetune $resolution: time is up"
+            continue
+        fi
+        stage "finetune benchmark $resolution (limit $left s)"
+        timeout "$left" "$PYTHON" benchmarks/finetune_gpu.py --resolutions "$resolution" \
+            --steps 6 --json "$OUT/finetune_$resolution.json" \
+            2>&1 | tee "$OUT/finetune_$resolution.log"
+        echo "finetune benchmark $resolution exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
+    done
+fi
 stage "done"
