@@ -180,6 +180,10 @@ def test_plan_takes_options_then_the_checkpoint_then_the_recipe(tmp_path: Path) 
     assert plan.learning_rate == 0.5 and plan.sources["learning_rate"] == BASE_DEFAULTS_FILE
     assert plan.label_smoothing == RECIPES["molecule"].label_smoothing
     assert plan.sources["label_smoothing"] == "recipe"
+    printed = {name: source for name, _, source in plan.rows()}
+    assert printed["resolution"] == "recipe (paper)"
+    assert printed["label_smoothing"] == "recipe (docvlm's choice)"
+    assert printed["learning_rate"] == BASE_DEFAULTS_FILE
     assert plan.recipe.resolution == 448 and plan.recipe.max_target_tokens == 256
     (tmp_path / BASE_DEFAULTS_FILE).write_text('{"learning_rat": 1}')
     with pytest.raises(InputError, match="learning_rat"):
@@ -260,7 +264,7 @@ def test_cli_prints_the_settings_and_where_they_come_from(
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "896 px, white square (paper)" in result.stderr
+    assert "896 px, white square" in result.stderr and "recipe (paper)" in result.stderr
     assert "docvlm_training.json" in result.stderr  # the tiny checkpoint's own rate
     assert "2 steps on 2 examples" in result.stderr
     assert (tmp_path / "out/model.safetensors").is_file()

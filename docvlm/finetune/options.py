@@ -138,10 +138,10 @@ class Plan(BaseModel):
             "warmup_fraction": f"{self.warmup_fraction:g}",
         }
         rows = [
-            ("resolution", f"{self.recipe.resolution} px, white square (paper)", "recipe"),
-            ("max target tokens", str(self.recipe.max_target_tokens), "recipe"),
+            ("resolution", f"{self.recipe.resolution} px, white square", "recipe (paper)"),
+            ("max target tokens", str(self.recipe.max_target_tokens), "recipe (paper)"),
         ]
-        rows += [(name, values[name], self.sources[name]) for name in _TUNABLE]
+        rows += [(name, values[name], _said(self.sources[name])) for name in _TUNABLE]
         return rows
 
     def _trained(self) -> str:
@@ -206,6 +206,11 @@ def make_plan(options: FinetuneOptions, base_defaults: dict[str, float | int]) -
         )
     except ValidationError as error:
         raise SettingsError(f"bad training setting: {error.errors()[0]['msg']}") from error
+
+
+def _said(source: str) -> str:
+    # the paper gives resolution and output length; the rest of a recipe is docvlm's own
+    return "recipe (docvlm's choice)" if source == "recipe" else source
 
 
 def _pick(
