@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -21,7 +21,7 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 from docvlm.archive_cli import status_command
 from docvlm.assemble import STOP_WARNINGS
 from docvlm.client import DocVLM
-from docvlm.errors import DocVLMError
+from docvlm.errors import DocVLMError, InputError
 from docvlm.finetune.commands import data_app, finetune_command
 from docvlm.info import info_command
 from docvlm.results import Document, Result, ResultBase, json_schema
@@ -146,7 +146,7 @@ def _human(result: ResultBase) -> str:
 
 def _run_task(
     task: TaskName,
-    file: Path,
+    files: Sequence[Path],
     checkpoint: str | None,
     pages: str | None,
     password: str | None,
@@ -157,21 +157,31 @@ def _run_task(
     out: Path | None,
     question: str | None = None,
 ) -> None:
+    """Read every file with one client; a file that fails is named on stderr and the
+    others go on (exit status 1 at the end)."""
+    results: list[Any] = []
+    failed = False
     try:
         with DocVLM(_settings(device), checkpoint=checkpoint) as client, _progress() as bar:
-            job = bar.add_task(f"{task} {file.name}", total=None)
-            results: list[Any] = []
-            for page in client.iter_pages(
-                file,
-                (task,),
-                pages=pages,
-                password=password,
-                dpi=dpi,
-                max_new_tokens=max_new_tokens,
-                question=question,
-            ):
-                results.extend(page.results)
-                bar.advance(job)
+            for file in files:
+                job = bar.add_task(f"{task} {file.name}", total=None)
+                try:
+                    for page in client.iter_pages(
+                        file,
+                        (task,),
+                        pages=pages,
+                        password=password,
+                        dpi=dpi,
+                        max_new_tokens=max_new_tokens,
+                        question=question,
+                    ):
+                        results.extend(page.results)
+                        bar.advance(job)
+                except InputError as error:
+                    if len(files) == 1:
+                        raise
+                    _error_line(str(error))
+                    failed = True
     except DocVLMError as error:
         _fail(error)
         return
@@ -179,6 +189,8 @@ def _run_task(
         _emit(_RESULTS.dump_json(results, indent=2).decode(), out)
     else:
         _emit("".join(_human(r) for r in results), out)
+    if failed:
+        raise typer.Exit(1)
 
 
 def _progress() -> Progress:
@@ -195,7 +207,7 @@ def _progress() -> Progress:
 
 def _task_command(task: TaskName) -> Callable[..., None]:
     def command(
-        file: Annotated[Path, typer.Argument(help="PDF or image file.")],
+        files: Annotated[list[Path], typer.Argument(help="PDF or image files.")],
         checkpoint: Checkpoint = None,
         pages: Pages = None,
         password: Password = None,
@@ -206,12 +218,13 @@ def _task_command(task: TaskName) -> Callable[..., None]:
         out: Out = None,
     ) -> None:
         _run_task(
-            task, file, checkpoint, pages, password, dpi, max_new_tokens, device, as_json, out
+            task, files, checkpoint, pages, password, dpi, max_new_tokens, device, as_json, out
         )
 
     budget = TASKS[task].max_new_tokens
     command.__doc__ = (
-        f"{TASKS[task].summary.capitalize()} from each page of FILE.\n\n"
+        f"{TASKS[task].summary.capitalize()} from each page of each of FILES (one model "
+        "load for all; a file that fails is named and the others go on).\n\n"
         f"On a CPU the 3B model writes about a token a second or less: a page that uses the "
         f"task's whole budget ({budget} tokens) takes an hour or more. A runaway loop stops after "
         "DOCVLM_REPETITION_SPAN tokens; --max-new-tokens lowers the budget. See "
@@ -241,7 +254,7 @@ def ask(
     """Answer QUESTION about each page of FILE."""
     _run_task(
         "ask",
-        file,
+        [file],
         checkpoint,
         pages,
         password,

@@ -35,6 +35,18 @@ def test_read_table_json_validates_against_the_schema(tiny_checkpoint: Path, cor
     assert payload[0]["task"] == "table" and payload[0]["source"] == str(image)
 
 
+def test_read_command_takes_several_files_and_goes_on_past_a_bad_one(
+    tiny_checkpoint: Path, corpus: Path, tmp_path: Path
+) -> None:
+    first, second = sorted((corpus / "tables/pubtabnet/examples").glob("*.png"))[:2]
+    missing = tmp_path / "gone.png"
+    args = ["read-table", str(first), str(missing), str(second), "-c", str(tiny_checkpoint)]
+    result = runner.invoke(app, [*args, "--json", "--max-new-tokens", "4", "--device", "cpu"])
+    assert result.exit_code == 1
+    assert [r["source"] for r in json.loads(result.stdout)] == [str(first), str(second)]
+    assert result.stderr.strip() == f"error: {missing}: no such file"
+
+
 def test_convert_writes_jsonl_and_goes_on_past_bad_files(
     tiny_checkpoint: Path, make_pdf: Callable[..., Path], tmp_path: Path
 ) -> None:

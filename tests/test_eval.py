@@ -385,9 +385,36 @@ def test_eval_record_errors(tmp_path: Path) -> None:
     empty.write_text("\n")
     with pytest.raises(InputError, match="no truth records"):
         evaluate("molecule", empty, empty)
-    nameless = _jsonl(tmp_path / "n.jsonl", [{"smiles": "C"}])
-    with pytest.raises(ValueError, match="neither 'id' nor 'source'"):
+    nameless = _jsonl(tmp_path / "n.jsonl", [{"id": "a", "smiles": "C"}, {"smiles": "C"}])
+    with pytest.raises(InputError, match=r"n\.jsonl: record 2 has no 'id', 'source' or 'image'"):
         evaluate("molecule", nameless, nameless)
+    result = CliRunner().invoke(
+        app, ["eval", "-t", "molecule", "-p", str(tmp_path / "nope.json"), "--truth", str(empty)]
+    )
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {tmp_path / 'nope.json'}: no such file\n"
+
+
+def test_eval_takes_training_records_as_truth(corpus: Path, tmp_path: Path) -> None:
+    """A held-out split as ``docvlm data`` writes it ({image, target}) against what
+    ``read-table --json`` prints for the same images, matched by image name and page."""
+    reference = json.loads((corpus / "tables/pubtabnet/teds_reference.json").read_text())
+    pairs = reference["pairs"][:4]
+    truth = _jsonl(
+        tmp_path / "held.jsonl",
+        [{"image": f"crops/{p['id']}.png", "target": p["true"]} for p in pairs],
+    )
+    predictions = _jsonl(
+        tmp_path / "preds.json",
+        [
+            {"source": f"/elsewhere/{p['id']}.png", "page": 1, "table": {"html": p["pred"]}}
+            for p in pairs[:3]
+        ],
+    )
+    report = evaluate("table", predictions, truth)
+    assert report.count == 4 and report.missing == 1
+    expected = sum(p["teds"] for p in pairs[:3]) / 4 * 100
+    assert report.metrics["teds"] == pytest.approx(expected)
 
 
 def test_grits_top_inside_colspans_and_oversized_by_grid_size() -> None:

@@ -2,8 +2,10 @@
 
 Records are matched by ``id``. Predictions may be plain records (``{"id", "html"}``,
 ``{"id", "smiles"}``, ``{"id", "kern"}``, ``{"id", "text", "words"}``) or docvlm results
-as ``read-*  --json`` writes them (then ``id`` defaults to ``<file name>:<page>``). A truth
-without a prediction scores as an empty prediction.
+as ``read-*  --json`` writes them (then ``id`` defaults to ``<file name>:<page>``). Truths
+may also be training records, ``{"image", "target"}`` as ``docvlm data`` writes them (``id``
+``<image name>:1``), so a held-out split scores as it is. A truth without a prediction
+scores as an empty prediction.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class EvalReport(BaseModel):
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
     """JSON objects of a JSONL file (a JSON array is accepted too)."""
+    if not path.is_file():
+        raise InputError("no such file", source=str(path))
     text = path.read_text(encoding="utf-8")
     try:
         if text.lstrip().startswith("["):
@@ -68,17 +72,34 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
         raise InputError(f"not JSON Lines ({error})", source=str(path)) from error
 
 
-def _id(record: dict[str, Any]) -> str:
+def _id(record: dict[str, Any]) -> str | None:
     if "id" in record:
         return str(record["id"])
-    if "source" in record:
-        return f"{Path(str(record['source'])).name}:{record.get('page', 1)}"
-    raise ValueError("record has neither 'id' nor 'source'")
+    for key in ("source", "image"):
+        if key in record:
+            return f"{Path(str(record[key])).name}:{record.get('page', 1)}"
+    return None
+
+
+def _keyed(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(id, record) of every record in ``path``; a record without one is an error."""
+    keyed = []
+    for number, record in enumerate(read_records(path), start=1):
+        key = _id(record)
+        if key is None:
+            raise InputError(
+                f"record {number} has no 'id', 'source' or 'image' to match it by",
+                source=str(path),
+            )
+        keyed.append((key, record))
+    return keyed
 
 
 def _nested(record: dict[str, Any], key: str, inner: str, nested: str) -> str:
     if key in record:
         return str(record[key] or "")
+    if "target" in record:  # a training record
+        return str(record["target"] or "")
     value = record.get(nested) or {}
     return str(value.get(inner) or record.get("raw") or "")
 
@@ -107,6 +128,8 @@ def _words(record: dict[str, Any]) -> list[ocr.Word]:
 def _plain_text(record: dict[str, Any]) -> str:
     if "text" in record:
         return str(record["text"])
+    if "target" in record:  # a training record
+        return str(record["target"])
     return "\n".join(str(ln.get("text", "")) for ln in record.get("lines", []))
 
 
@@ -179,19 +202,20 @@ _METRICS: dict[str, Callable[[list[tuple[dict[str, Any], dict[str, Any]]]], dict
 
 def evaluate(task: EvalTask, predictions: Path, truth: Path) -> EvalReport:
     """Score ``predictions`` against ``truth`` (both JSONL) for ``task``."""
-    by_id = {_id(record): record for record in read_records(predictions)}
-    truths = list(read_records(truth))
+    by_id = dict(_keyed(predictions))
+    truths = _keyed(truth)
     if not truths:
         raise InputError("no truth records", source=str(truth))
-    pairs = [(by_id.get(_id(g), {}), g) for g in truths]
+    pairs = [(by_id.get(key, {}), g) for key, g in truths]
+    ids = [key for key, _ in truths]
     missing = sum(1 for p, _ in pairs if not p)
     metrics = _METRICS[task](pairs)
     scored_zero: dict[str, str] = {}
     if task == "table":
-        for pred, true in pairs:
+        for key, (pred, true) in zip(ids, pairs, strict=True):
             reason = tables.html_oversized(_html(pred), _html(true))
             if reason:
-                scored_zero[_id(true)] = reason
+                scored_zero[key] = reason
     return EvalReport(
         task=task,
         count=len(pairs),
