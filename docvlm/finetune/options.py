@@ -125,8 +125,8 @@ class Plan(BaseModel):
     freeze_vision: bool = False
     sources: dict[str, str] = Field(description="setting -> option, checkpoint or recipe")
 
-    def rows(self) -> list[tuple[str, str, str]]:
-        """(setting, value, source) for printing."""
+    def rows(self, resolution: int | None = None) -> list[tuple[str, str, str]]:
+        """(setting, value, source) for printing; ``resolution``: the base checkpoint's."""
         values = {
             "learning_rate": f"{self.learning_rate:g}",
             "label_smoothing": f"{self.label_smoothing:g}",
@@ -137,8 +137,11 @@ class Plan(BaseModel):
             "grad_accum": str(self.grad_accum),
             "warmup_fraction": f"{self.warmup_fraction:g}",
         }
+        size = resolution or self.recipe.resolution
+        paper = "paper" if size == self.recipe.resolution else f"paper: {self.recipe.resolution}"
+        origin = f"base checkpoint ({paper})" if resolution else "recipe (paper)"
         rows = [
-            ("resolution", f"{self.recipe.resolution} px, white square", "recipe (paper)"),
+            ("resolution", f"{size} px, white square", origin),
             ("max target tokens", str(self.recipe.max_target_tokens), "recipe (paper)"),
         ]
         rows += [(name, values[name], _said(self.sources[name])) for name in _TUNABLE]

@@ -58,6 +58,8 @@ class Prepared:
     held_out: list[Example]
     skipped: list[str]
     steps: int
+    resolution: int | None = None  # the base checkpoint's input size, in px
+    resume_from: Path | None = None  # the checkpoint a --resume run continues from
 
 
 def prepare(options: FinetuneOptions, plan: Plan, tokenizer: Any) -> Prepared:
@@ -77,6 +79,10 @@ def prepare(options: FinetuneOptions, plan: Plan, tokenizer: Any) -> Prepared:
     if not train:
         reasons = "; ".join(skipped[:3])
         raise InputError(f"no usable training examples: {reasons}", source=str(options.data))
+    if options.eval_every and not held_out:
+        raise SettingsError(
+            "--eval-every needs held-out data: give --eval-data or --eval-fraction"
+        )
     if options.max_steps is not None:
         steps = options.max_steps
     else:
@@ -102,6 +108,10 @@ def finetune(
     torch.manual_seed(options.seed)
     model, processor, device = load_model(options.base_checkpoint(), settings)
     run = prepare(options, plan, processor.tokenizer)
+    run.resolution = _resolution(processor)
+    checkpoints = options.output / "checkpoints"
+    if options.resume:
+        run.resume_from = latest_checkpoint(checkpoints)
     if announce:
         announce(plan, run)
     model = _trainable(model, plan.lora_rank, options)
@@ -110,9 +120,10 @@ def finetune(
     schedule = _schedule(run.steps, run.plan.warmup_fraction)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     step, losses, evals = 0, [], []
-    checkpoints = options.output / "checkpoints"
-    if options.resume and (latest := latest_checkpoint(checkpoints)) is not None:
-        state = load_state(latest, model, optimizer)
+    run_key = _run_key(options, run)
+    if run.resume_from is not None:
+        state = load_state(run.resume_from, model, optimizer)
+        _check_same_run(state.get("run"), run_key, run.resume_from)
         step, losses, evals = int(state["step"]), list(state["losses"]), list(state["evals"])
         scheduler.last_epoch = step
         for group in optimizer.param_groups:
@@ -161,7 +172,7 @@ def finetune(
             held_out = score_held_out(options.task, run.held_out, answers)
             evals.append({"step": float(step), METRICS[options.task][1]: held_out})
         if options.save_every and step % options.save_every == 0 and step < run.steps:
-            record = {"losses": losses, "evals": evals}
+            record = {"losses": losses, "evals": evals, "run": run_key}
             save_state(checkpoints, step, model, optimizer, record, options.keep_checkpoints)
         if progress:
             rate = float(scheduler.get_last_lr()[0])
@@ -182,6 +193,42 @@ def finetune(
     return report
 
 
+def _resolution(processor: Any) -> int | None:
+    size = getattr(processor.image_processor, "size", None)  # a dict or transformers' SizeDict
+    height = size.get("height") if isinstance(size, dict) else getattr(size, "height", None)
+    return int(height) if height else None
+
+
+#: Options that may differ between an interrupted run and its --resume.
+_RESUME_FREE = {"resume", "save_every", "keep_checkpoints", "eval_every"}
+
+
+def _run_key(options: FinetuneOptions, run: Prepared) -> dict[str, Any]:
+    """What a resumed run must share with the one it continues."""
+    chosen = options.model_dump(mode="json", exclude=_RESUME_FREE)
+    for name in ("data", "eval_data"):  # the same files, however they are spelled
+        value = getattr(options, name)
+        chosen[name] = str(value.resolve()) if value is not None else None
+    return chosen | {"steps": run.steps, "plan": run.plan.model_dump(mode="json")}
+
+
+def _check_same_run(saved: dict[str, Any] | None, now: dict[str, Any], path: Path) -> None:
+    if saved is None:  # written before runs were recorded
+        return
+    changed = sorted(
+        name
+        for name in set(saved) | set(now)
+        if name != "plan" and saved.get(name) != now.get(name)
+    )
+    if not changed and saved.get("plan") != now.get("plan"):
+        changed = ["the resolved training settings"]
+    if changed:
+        raise SettingsError(
+            f"--resume continues {path} with the options it started with; these differ: "
+            f"{', '.join(changed)} (rerun with the same options, or use a new --out)"
+        )
+
+
 def _training_settings(options: FinetuneOptions, plan: Plan, settings: Settings) -> Settings:
     """Settings for loading the base: precision and QLoRA checked against the device."""
     import torch
@@ -192,6 +239,10 @@ def _training_settings(options: FinetuneOptions, plan: Plan, settings: Settings)
             raise SettingsError("QLoRA (quantization nf4) needs a CUDA device")
         if plan.lora_rank == 0:
             raise SettingsError("QLoRA trains LoRA adapters: use a lora rank above 0")
+    if options.save == "adapter" and plan.lora_rank == 0:
+        raise SettingsError(
+            "--save adapter needs LoRA (a --lora-rank above 0); this run trains all weights"
+        )
     if options.precision == "bfloat16" and not cuda:
         raise SettingsError("bfloat16 training needs a CUDA device; use float32 on the CPU")
     dtype = options.precision if options.precision != "auto" else "auto"
