@@ -106,10 +106,11 @@ def test_pubtabnet_bad_lines_are_named(tmp_path: Path, corpus: Path) -> None:
     good = (corpus / PUBTABNET).read_text().splitlines()[0]
     path = tmp_path / "a.jsonl"
     path.write_text(good + '\n{"filename": "x.png", "html": {"cells": []}}\n')
+    images = corpus / "tables/pubtabnet/examples"
     with pytest.raises(InputError, match=r"a.jsonl:2: no 'structure' field"):
-        list(pubtabnet_records(path))
+        list(pubtabnet_records(path, images=images))
     skipped: list[str] = []
-    assert len(list(pubtabnet_records(path, skipped=skipped))) == 1
+    assert len(list(pubtabnet_records(path, images=images, skipped=skipped))) == 1
     assert skipped == [f"{path}:2: no 'structure' field"]
 
 

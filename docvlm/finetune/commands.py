@@ -6,7 +6,7 @@ Registered in ``docvlm.cli``; everything heavy is imported inside the commands.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from docvlm.errors import DocVLMError
+from docvlm.errors import DocVLMError, InputError
 from docvlm.finetune.recipes import TRAINABLE_TASKS
 
 __all__ = ["data_app", "finetune_command"]
@@ -197,15 +197,26 @@ def finetune_command(
     )
 
 
-def _write(records: Iterable[dict[str, str]], out: Path, skipped: list[str]) -> None:
+def _write(
+    convert: Callable[[list[str]], Iterable[dict[str, str]]], out: Path, source: Path
+) -> None:
+    """Write what ``convert`` (given the list to add left-out reasons to) yields; exit 1
+    saying why when nothing usable is written."""
     from docvlm.finetune.data import write_records
 
-    count = write_records(records, out)
+    skipped: list[str] = []
+    try:
+        records = list(convert(skipped))
+    except DocVLMError as error:
+        _fail(error)
+        return
     for reason in skipped:
-        err.print(f"left out: {reason}", markup=False)
-    err.print(f"wrote {count} records to {out} ({len(skipped)} left out)", markup=False)
-    if count == 0:
-        raise typer.Exit(1)
+        err.print(f"left out: {reason}", markup=False, soft_wrap=True)
+    if not records:
+        _fail(InputError(f"no usable record ({len(skipped)} left out)", source=str(source)))
+    count = write_records(records, out)
+    message = f"wrote {count} records to {out} ({len(skipped)} left out)"
+    err.print(message, markup=False, soft_wrap=True)
 
 
 @data_app.command("pubtabnet")
@@ -221,17 +232,13 @@ def data_pubtabnet(
     """Tables: HTML with each cell's text (and box) from PubTabNet-style annotations."""
     from docvlm.finetune.datasets import pubtabnet_records
 
-    skipped: list[str] = []
-    try:
-        records = list(
-            pubtabnet_records(
-                annotations, images=images, split=split, coords=coords, skipped=skipped
-            )
-        )
-    except DocVLMError as error:
-        _fail(error)
-        return
-    _write(records, out, skipped)
+    _write(
+        lambda skipped: pubtabnet_records(
+            annotations, images=images, split=split, coords=coords, skipped=skipped
+        ),
+        out,
+        annotations,
+    )
 
 
 @data_app.command("molecules")
@@ -245,8 +252,11 @@ def data_molecules(
     """Molecules: canonical SMILES for each image, from MOL files or a SMILES table."""
     from docvlm.finetune.datasets import molecule_records
 
-    skipped: list[str] = []
-    _write(list(molecule_records(folder, labels=labels, skipped=skipped)), out, skipped)
+    _write(
+        lambda skipped: molecule_records(folder, labels=labels, skipped=skipped),
+        out,
+        labels or folder,
+    )
 
 
 @data_app.command("kern")
@@ -257,8 +267,7 @@ def data_kern(
     """Music: normalised **kern for each image, from the kern file of the same name."""
     from docvlm.finetune.datasets import kern_records
 
-    skipped: list[str] = []
-    _write(list(kern_records(folder, skipped=skipped)), out, skipped)
+    _write(lambda skipped: kern_records(folder, skipped=skipped), out, folder)
 
 
 Count = Annotated[int, typer.Option("--count", "-n", min=1, help="Images to make.")]
@@ -270,18 +279,35 @@ OutDir = Annotated[Path, typer.Option("--out", "-o", help="Folder for images/ an
 
 
 def _synthesize(
-    kind: str, sources: list[str], out: Path, count: int, seed: int, noise: float, **extra: Any
+    kind: str,
+    read: Callable[[list[str]], tuple[list[str], list[str]]],
+    origin: str,
+    out: Path,
+    count: int,
+    seed: int,
+    noise: float,
+    **extra: Any,
 ) -> None:
+    """Draw the sources ``read`` gives as (sources, their names), given the list to add
+    left-out inputs to; exit 1 naming ``origin`` when no image is written."""
     from docvlm.finetune.synthetic import synthesize
 
+    skipped: list[str] = []
     try:
-        written, skipped = synthesize(kind, sources, out, count, seed, noise, **extra)  # type: ignore[arg-type]
+        sources, names = read(skipped)
+        if sources:
+            written, more = synthesize(kind, sources, out, count, seed, noise, names=names, **extra)  # type: ignore[arg-type]
+            skipped += more
     except DocVLMError as error:
         _fail(error)
         return
     for reason in skipped[:20]:
-        err.print(f"left out: {reason}", markup=False)
-    err.print(f"wrote {written} images and {out / 'train.jsonl'}", markup=False)
+        err.print(f"left out: {reason}", markup=False, soft_wrap=True)
+    if len(skipped) > 20:
+        err.print(f"... and {len(skipped) - 20} more left out", markup=False)
+    if not sources or not written:
+        _fail(InputError(f"nothing drawn ({len(skipped)} left out)", source=origin))
+    err.print(f"wrote {written} images and {out / 'train.jsonl'}", markup=False, soft_wrap=True)
 
 
 @data_app.command("synth-molecules")
@@ -295,7 +321,11 @@ def synth_molecules(
     """Molecules drawn by RDKit in varied styles, each with its canonical SMILES."""
     from docvlm.finetune.synthetic import read_smiles
 
-    _synthesize("molecules", read_smiles(smiles), out, count, seed, noise)
+    def read(_: list[str]) -> tuple[list[str], list[str]]:
+        sources = read_smiles(smiles)
+        return sources, [str(smiles)] * len(sources)
+
+    _synthesize("molecules", read, str(smiles), out, count, seed, noise)
 
 
 @data_app.command("synth-music")
@@ -308,10 +338,24 @@ def synth_music(
     noise: Noise = 1.0,
 ) -> None:
     """Kern excerpts engraved by verovio, each with its normalised **kern."""
-    from docvlm.finetune.synthetic import kern_excerpts
+    from docvlm.finetune.synthetic import kern_file_excerpts
 
-    excerpts = [e for path in kern for e in kern_excerpts(path.read_text("utf-8"), measures)]
-    _synthesize("music", excerpts, out, count, seed, noise)
+    def read(skipped: list[str]) -> tuple[list[str], list[str]]:
+        if len(kern) == 1:  # a lone file's error is the command's error
+            excerpts = kern_file_excerpts(kern[0], measures)
+            return excerpts, [f"{kern[0]} excerpt {i + 1}" for i in range(len(excerpts))]
+        sources, names = [], []
+        for path in kern:
+            try:
+                excerpts = kern_file_excerpts(path, measures)
+            except DocVLMError as error:
+                skipped.append(str(error))
+                continue
+            sources += excerpts
+            names += [f"{path} excerpt {i + 1}" for i in range(len(excerpts))]
+        return sources, names
+
+    _synthesize("music", read, ", ".join(map(str, kern)), out, count, seed, noise)
 
 
 @data_app.command("synth-tables")
@@ -332,14 +376,14 @@ def synth_tables(
     """Tables drawn from HTML with PIL, each with its HTML target."""
     import random
 
-    from docvlm.finetune.datasets import pubtabnet_target
+    from docvlm.finetune.datasets import pubtabnet_tables
     from docvlm.finetune.tables import random_table_html
 
-    if source is not None:
-        import json
-
-        lines = source.read_text("utf-8").splitlines()
-        tables = [pubtabnet_target(json.loads(line)) for line in lines if line.strip()]
-    else:
+    def read(skipped: list[str]) -> tuple[list[str], list[str]]:
+        if source is not None:
+            return pubtabnet_tables(source, skipped)
         tables = [random_table_html(random.Random(f"{seed}:table:{i}")) for i in range(count)]
-    _synthesize("tables", tables, out, count, seed, noise, coords=coords)
+        return tables, [f"random table {i + 1}" for i in range(count)]
+
+    origin = str(source) if source is not None else "random tables"
+    _synthesize("tables", read, origin, out, count, seed, noise, coords=coords)

@@ -56,10 +56,13 @@ def read_examples(path: Path) -> list[tuple[Path, str]]:
             continue
         try:
             record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(f"line {number}: not JSON ({error})", source=str(path)) from error
+        try:
             image, target = Path(record["image"]), record["target"]
             if not isinstance(target, str):
                 raise TypeError("target is not a string")
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
+        except (KeyError, TypeError) as error:
             raise InputError(
                 f"line {number}: needs {{'image', 'target'}} ({error})", source=str(path)
             ) from error
@@ -102,18 +105,22 @@ def check_examples(
     kept: list[Example] = []
     skipped: list[str] = []
     for image, target in pairs:
+        where = image.resolve()  # a path relative to the JSONL means little on its own
         if not target.strip():
-            skipped.append(f"{image}: empty target")
+            skipped.append(f"{where}: empty target")
+            continue
+        if not image.is_file():
+            skipped.append(f"{where}: no such file")
             continue
         try:
             with Image.open(image) as opened:
                 opened.verify()
         except (OSError, UnidentifiedImageError, ValueError) as error:
-            skipped.append(f"{image}: cannot read the image ({error})")
+            skipped.append(f"{where}: cannot read the image ({error})")
             continue
         tokens = int(count_tokens(target))
         if tokens > max_tokens:
-            skipped.append(f"{image}: target is {tokens} tokens, the task allows {max_tokens}")
+            skipped.append(f"{where}: target is {tokens} tokens, the task allows {max_tokens}")
             continue
         kept.append(Example(image, target))
     return kept, skipped

@@ -32,6 +32,7 @@ __all__ = [
     "kern_target",
     "molecule_records",
     "pubtabnet_records",
+    "pubtabnet_tables",
     "pubtabnet_target",
 ]
 
@@ -79,27 +80,76 @@ def pubtabnet_records(
     Images are looked up in ``images`` (default: the annotations' folder) by ``filename``.
     """
     folder = images or annotations.parent
+    if images is not None and not images.is_dir():
+        raise InputError("no such folder (--images)", source=str(images.resolve()))
+    found: set[str] = set()
+    matched = 0
+    for where, item in _annotation_items(annotations, skipped):
+        found.add(str(item.get("split", "(none)")))
+        if split is not None and item.get("split") != split:
+            continue
+        matched += 1
+        try:
+            image = folder / item["filename"]
+            target = pubtabnet_target(item)  # a broken structure is named before the image
+            if not image.is_file():
+                _skip(skipped, f"{where}: no such image {image.resolve()}", annotations)
+                continue
+            if coords:
+                target = pubtabnet_target(item, _image_size(image))
+        except (KeyError, TypeError, StopIteration, ValueError) as error:
+            _skip(skipped, f"{where}: {_reason(error)}", annotations)
+            continue
+        except OSError as error:
+            _skip(skipped, f"{where}: cannot read the image ({error})", annotations)
+            continue
+        yield {"image": str(image), "target": target}
+    if split is not None and not matched:
+        splits = ", ".join(sorted(found)) or "none"
+        raise InputError(
+            f"no record has split {split!r} (splits found: {splits})", source=str(annotations)
+        )
+
+
+def pubtabnet_tables(
+    annotations: Path, skipped: list[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """(HTML of each table, its name ``file:line``) of a PubTabNet/FinTabNet JSON Lines
+    file, for drawing: no image is needed."""
+    tables, names = [], []
+    for where, item in _annotation_items(annotations, skipped):
+        try:
+            tables.append(pubtabnet_target(item))
+        except (KeyError, TypeError, StopIteration, ValueError) as error:
+            _skip(skipped, f"{where}: {_reason(error)}", annotations)
+            continue
+        names.append(where)
+    return tables, names
+
+
+def _annotation_items(
+    annotations: Path, skipped: list[str] | None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(``file:line``, annotation) of each JSON object line; other lines are left out."""
     try:
         lines = annotations.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise InputError(f"cannot read ({error.strerror})", source=str(annotations)) from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read ({error})", source=str(annotations)) from error
+    if not any(line.strip() for line in lines):
+        raise InputError("no annotations", source=str(annotations))
     for number, line in enumerate(lines, start=1):
+        where = f"{annotations}:{number}"
         if not line.strip():
             continue
         try:
             item = json.loads(line)
-            if split is not None and item.get("split") != split:
-                continue
-            image = folder / item["filename"]
-            size = _image_size(image) if coords else None
-            target = pubtabnet_target(item, size)
-        except (json.JSONDecodeError, KeyError, TypeError, StopIteration, ValueError) as error:
-            _skip(skipped, f"{annotations}:{number}: {_reason(error)}", annotations)
+        except json.JSONDecodeError as error:
+            _skip(skipped, f"{where}: not JSON ({error})", annotations)
             continue
-        except OSError as error:
-            _skip(skipped, f"{annotations}:{number}: cannot read the image ({error})", annotations)
+        if not isinstance(item, dict):
+            _skip(skipped, f"{where}: not a JSON object", annotations)
             continue
-        yield {"image": str(image), "target": target}
+        yield where, item
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -131,17 +181,20 @@ def molecule_records(
     same name in ``folder``.
     """
     if labels is not None:
-        for name, smiles in _label_rows(labels):
+        rows = _label_rows(labels)
+        if not rows:
+            raise InputError("no rows of image name and SMILES", source=str(labels))
+        for name, smiles in rows:
             image = folder / name
             target = _canonical(smiles)
             if not image.is_file():
-                _skip(skipped, f"{image}: no such image", labels)
+                _skip(skipped, f"{labels}: no such image {image.resolve()}", labels)
             elif target is None:
                 _skip(skipped, f"{image}: RDKit rejects the SMILES {smiles!r}", labels)
             else:
                 yield {"image": str(image), "target": target}
         return
-    for image in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+    for image in _images(folder):
         label = _sibling(image, (".mol", ".sdf", ".smi"))
         if label is None:
             _skip(skipped, f"{image}: no MOL, SDF or .smi file beside it", folder)
@@ -153,19 +206,32 @@ def molecule_records(
         yield {"image": str(image), "target": target}
 
 
-def _label_rows(path: Path) -> Iterator[tuple[str, str]]:
-    text = path.read_text(encoding="utf-8")
+def _images(folder: Path) -> list[Path]:
+    """The images in ``folder`` (``InputError`` when there is none or no folder)."""
+    if not folder.is_dir():
+        raise InputError("no such folder", source=str(folder))
+    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise InputError(f"no images (looked for {', '.join(IMAGE_SUFFIXES)})", source=str(folder))
+    return found
+
+
+def _label_rows(path: Path) -> list[tuple[str, str]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read ({error})", source=str(path)) from error
     dialect = "excel-tab" if "\t" in text else "excel"
+    rows = []
     for row in csv.reader(text.splitlines(), dialect):
         if not row or row[0].startswith("#") or len(row) < 2:
             continue
         if row[0].strip().lower() in ("image", "file", "filename"):
             continue  # a header line
         # USPTO labels.tsv: image, molfile, smiles; otherwise image, smiles
-        yield (
-            row[0].strip(),
-            (row[2] if len(row) > 2 and row[1].lower().endswith(".mol") else row[1]).strip(),
-        )
+        smiles = row[2] if len(row) > 2 and row[1].lower().endswith(".mol") else row[1]
+        rows.append((row[0].strip(), smiles.strip()))
+    return rows
 
 
 def _sibling(image: Path, suffixes: tuple[str, ...]) -> Path | None:
@@ -179,12 +245,9 @@ def _canonical(smiles: str) -> str | None:
     """RDKit's canonical SMILES (stereo kept), or None when RDKit rejects it."""
     from rdkit import Chem, rdBase
 
-    rdBase.DisableLog("rdApp.*")
-    try:
+    with rdBase.BlockLogs():  # RDKit logs each rejection; the caller says it once
         mol = Chem.MolFromSmiles(smiles)
-        return Chem.MolToSmiles(mol) if mol is not None and mol.GetNumAtoms() else None
-    finally:
-        rdBase.EnableLog("rdApp.*")
+    return Chem.MolToSmiles(mol) if mol is not None and mol.GetNumAtoms() else None
 
 
 def _from_file(path: Path) -> str | None:
@@ -193,11 +256,8 @@ def _from_file(path: Path) -> str | None:
     if path.suffix.lower() == ".smi":
         first = path.read_text(encoding="utf-8").split()
         return _canonical(first[0]) if first else None
-    rdBase.DisableLog("rdApp.*")
-    try:
+    with rdBase.BlockLogs():
         mol = Chem.MolFromMolFile(str(path))  # stereo from the wedges and the 2-D layout
-    finally:
-        rdBase.EnableLog("rdApp.*")
     return Chem.MolToSmiles(mol) if mol is not None and mol.GetNumAtoms() else None
 
 
@@ -217,7 +277,7 @@ def kern_records(folder: Path, *, skipped: list[str] | None = None) -> Iterator[
     """Records of score images each with the kern file of the same name in ``folder``."""
     from parsers import KernParseError, parse_kern
 
-    for image in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+    for image in _images(folder):
         label = _sibling(image, _KERN_SUFFIXES)
         if label is None:
             _skip(skipped, f"{image}: no kern file beside it", folder)

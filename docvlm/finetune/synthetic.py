@@ -65,15 +65,24 @@ def draw_molecule(
 ) -> tuple[Image.Image, str]:
     """A drawing of the molecule and its canonical SMILES (``InputError`` if RDKit rejects it)."""
     try:
-        from rdkit import Chem
-        from rdkit.Chem.Draw import rdMolDraw2D
+        from rdkit import Chem, rdBase
     except ImportError as error:
         raise MissingDependencyError(
             "molecule drawing needs RDKit: pip install 'docvlm[chem]'"
         ) from error
-    mol = Chem.MolFromSmiles(smiles)
+    with rdBase.BlockLogs():  # RDKit logs each rejection; the InputError says it once
+        return _draw(Chem.MolFromSmiles(smiles), smiles, rng, size, noise)
+
+
+def _draw(
+    mol: Any, smiles: str, rng: random.Random, size: int, noise: float
+) -> tuple[Image.Image, str]:
+    from rdkit import Chem
+    from rdkit.Chem.Draw import rdMolDraw2D
+
     if mol is None:
-        raise InputError(f"RDKit rejects the SMILES {smiles!r}", source=smiles)
+        shown = smiles if len(smiles) <= 60 else smiles[:60] + "..."
+        raise InputError(f"RDKit rejects the SMILES {shown!r}", source=smiles)
     target = Chem.MolToSmiles(mol)
     drawer = rdMolDraw2D.MolDraw2DCairo(size, size)
     options: Any = drawer.drawOptions()  # RDKit's stubs type its fields as the class
@@ -140,25 +149,32 @@ def synthesize(
     seed: int = 0,
     noise: float = 1.0,
     coords: bool = False,
+    names: Sequence[str] | None = None,
 ) -> tuple[int, list[str]]:
     """Write ``count`` images (cycling ``sources``: SMILES, kern texts or table HTML) under
     ``out/images`` and their records to ``out/train.jsonl``. Returns (written, skipped).
-    ``coords`` (tables): each cell's box as location tokens in the target."""
+    ``coords`` (tables): each cell's box as location tokens in the target. A source that
+    cannot be drawn is left out once, named by ``names`` (default: its number from 1)."""
     from docvlm.finetune.data import write_records
 
     if not sources:
-        raise InputError("nothing to draw", source=str(out))
+        raise InputError(f"no {kind} sources to draw", source="synthesize")
     make = _MAKERS[kind]
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)
     records, skipped = [], []
+    failed: set[int] = set()
     for index in range(count):
         rng = random.Random(f"{seed}:{index}")
-        source = sources[index % len(sources)]
+        which = index % len(sources)
+        if which in failed:
+            continue
         try:
-            image, target = make(source, rng, noise, coords)
+            image, target = make(sources[which], rng, noise, coords)
         except InputError as error:
-            skipped.append(f"#{index}: {error}")
+            failed.add(which)
+            name = names[which] if names is not None else f"source {which + 1}"
+            skipped.append(f"{name}: {error.reason}")
             continue
         path = images / f"{kind}-{index:06d}.png"
         image.save(path)
@@ -194,9 +210,16 @@ _MAKERS: dict[SyntheticKind, Maker] = {
 
 
 def read_smiles(path: Path) -> list[str]:
-    """The first column of a ``.smi`` file (blank and ``#`` lines skipped)."""
-    rows = path.read_text(encoding="utf-8").splitlines()
-    return [row.split()[0] for row in rows if row.strip() and not row.startswith("#")]
+    """The first column of a ``.smi`` file (blank and ``#`` lines skipped); ``InputError``
+    when it cannot be read or holds no SMILES."""
+    try:
+        rows = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read ({error})", source=str(path)) from error
+    smiles = [row.split()[0] for row in rows if row.strip() and not row.startswith("#")]
+    if not smiles:
+        raise InputError("no SMILES in it", source=str(path))
+    return smiles
 
 
 #: Interpretations carried into each excerpt, in the order they are written.
@@ -209,10 +232,34 @@ def _category(token: str) -> str | None:
     return next((c for c in _CARRIED if token.startswith(c)), None)
 
 
-def kern_excerpts(kern: str, measures: int = 4) -> list[str]:
+def kern_file_excerpts(path: Path, measures: int = 4) -> list[str]:
+    """``kern_excerpts`` of a file; ``InputError`` naming it and the cause when it cannot
+    be read or no excerpt can be cut (music21's parse error of the first one tried)."""
+    from docvlm.finetune.datasets import kern_target
+    from parsers import KernParseError
+
+    try:
+        kern = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read ({error})", source=str(path)) from error
+    if not any(line.startswith("**") for line in kern.splitlines()):
+        raise InputError("not kern: no **kern header line", source=str(path))
+    try:
+        kern_target(kern)
+    except KernParseError as error:
+        raise InputError(f"not kern ({error.reason})", source=str(path)) from error
+    errors: list[str] = []
+    excerpts = kern_excerpts(kern, measures, errors)
+    if not excerpts:
+        cause = errors[0] if errors else "no bars with notes"
+        raise InputError(f"no excerpt could be cut ({cause})", source=str(path))
+    return excerpts
+
+
+def kern_excerpts(kern: str, measures: int = 4, errors: list[str] | None = None) -> list[str]:
     """Excerpts of ``measures`` bars each, every one a complete kern score with the clefs,
     key and meter in force at its start. Cuts fall only on barlines where no spine is
-    split; excerpts music21 cannot read are left out."""
+    split; excerpts music21 cannot read are left out (their errors added to ``errors``)."""
     from docvlm.finetune.datasets import kern_target
     from parsers import KernParseError, parse_kern
 
@@ -246,7 +293,9 @@ def kern_excerpts(kern: str, measures: int = 4) -> list[str]:
     for excerpt in excerpts:
         try:
             parse_kern(excerpt, musicxml=False)
-        except KernParseError:
+        except KernParseError as error:
+            if errors is not None:
+                errors.append(str(error))
             continue
         valid.append(excerpt)
     return valid

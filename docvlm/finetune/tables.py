@@ -4,14 +4,19 @@ No browser is needed (none is at hand offline, and a browser would make the pixe
 on its version): the HTML is read into a grid by ``parsers.parse_table`` and drawn cell
 by cell with PIL, in a system TrueType font when one is installed (DejaVu, Liberation) or
 Pillow's own, with varied font size, padding, alignment and rules (full grid, booktabs
-rules, none). Because the drawing places every cell, the target can carry each cell's
-text box as ``coords`` location tokens, exact rather than estimated.
+rules, none). Each cell's inline markup is drawn as it says (bold, italic, raised and
+lowered small text, line breaks) and kept in the target, so a synthetic table teaches the
+same target as the PubTabNet annotation it came from. Because the drawing places every
+cell, the target can carry each cell's text box as ``coords`` location tokens, exact
+rather than estimated.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import random
+import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +33,35 @@ _FONT_DIRS = (
     Path("/usr/share/fonts/truetype/dejavu"),
     Path("/usr/share/fonts/truetype/liberation"),
 )
-_FONT_PAIRS = (
-    ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"),
-    ("DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf"),
-    ("LiberationSans-Regular.ttf", "LiberationSans-Bold.ttf"),
-    ("LiberationSerif-Regular.ttf", "LiberationSerif-Bold.ttf"),
+#: Regular, bold, italic, bold italic of one family.
+_FONT_FAMILIES = (
+    (
+        "DejaVuSans.ttf",
+        "DejaVuSans-Bold.ttf",
+        "DejaVuSans-Oblique.ttf",
+        "DejaVuSans-BoldOblique.ttf",
+    ),
+    (
+        "DejaVuSerif.ttf",
+        "DejaVuSerif-Bold.ttf",
+        "DejaVuSerif-Italic.ttf",
+        "DejaVuSerif-BoldItalic.ttf",
+    ),
+    (
+        "LiberationSans-Regular.ttf",
+        "LiberationSans-Bold.ttf",
+        "LiberationSans-Italic.ttf",
+        "LiberationSans-BoldItalic.ttf",
+    ),
+    (
+        "LiberationSerif-Regular.ttf",
+        "LiberationSerif-Bold.ttf",
+        "LiberationSerif-Italic.ttf",
+        "LiberationSerif-BoldItalic.ttf",
+    ),
 )
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+_TAG = re.compile(r"<(/?)(b|i|sup|sub|br)\s*/?>")
 
 
 @dataclass(frozen=True)
@@ -44,58 +71,137 @@ class _Style:
     pad_y: int
     rules: str  # grid, booktabs or none
     align: str  # left or center
-    regular: Font
-    bold: Font
+    family: tuple[Path, ...]  # regular, bold, italic, bold italic; empty: Pillow's font
+
+    @property
+    def line_height(self) -> int:
+        return round(self.size * 1.5)  # room for raised and lowered text
+
+    def font(self, run: _Run) -> Font:
+        size = round(self.size * 0.7) if run.shift else self.size
+        if not self.family:
+            return ImageFont.load_default(size)
+        return _truetype(self.family[run.bold + 2 * run.italic], size)
 
 
-def _fonts(rng: random.Random, size: int) -> tuple[Font, Font]:
-    pairs = [
-        (folder / regular, folder / bold)
+@dataclass(frozen=True)
+class _Run:
+    """Text in one style: bold, italic, raised (shift 1, sup) or lowered (-1, sub)."""
+
+    text: str
+    bold: bool = False
+    italic: bool = False
+    shift: int = 0
+
+
+@functools.lru_cache(maxsize=256)
+def _truetype(path: Path, size: int) -> Font:
+    return ImageFont.truetype(str(path), size)
+
+
+def _families() -> list[tuple[Path, ...]]:
+    return [
+        tuple(folder / name for name in family)
         for folder in _FONT_DIRS
-        for regular, bold in _FONT_PAIRS
-        if (folder / regular).is_file() and (folder / bold).is_file()
+        for family in _FONT_FAMILIES
+        if all((folder / name).is_file() for name in family)
     ]
-    if not pairs:
-        default = ImageFont.load_default(size)
-        return default, default
-    regular, bold = rng.choice(pairs)
-    return ImageFont.truetype(str(regular), size), ImageFont.truetype(str(bold), size)
 
 
 def _style(rng: random.Random) -> _Style:
     size = rng.randint(12, 22)
-    regular, bold = _fonts(rng, size)
+    families = _families()
     return _Style(
         size=size,
         pad_x=rng.randint(4, 14),
         pad_y=rng.randint(2, 8),
         rules=rng.choice(["grid", "booktabs", "none"]),
         align=rng.choice(["left", "center"]),
-        regular=regular,
-        bold=bold,
+        family=rng.choice(families) if families else (),
     )
 
 
-def _extent(font: Font, text: str) -> tuple[int, int]:
-    left, top, right, bottom = font.getbbox(text or " ")
-    return int(right - left), int(bottom - top)
+def _lines(content: str) -> list[list[_Run]]:
+    """A cell's content (escaped text with b, i, sup, sub, br) as lines of styled runs."""
+    lines: list[list[_Run]] = [[]]
+    open_tags: list[str] = []
+    closing = ""
+    for index, piece in enumerate(_TAG.split(content)):
+        if index % 3 == 1:
+            closing = piece
+            continue
+        if index % 3 == 2:
+            if piece == "br":
+                lines.append([])
+            elif closing:
+                if piece in open_tags:
+                    del open_tags[len(open_tags) - 1 - open_tags[::-1].index(piece)]
+            else:
+                open_tags.append(piece)
+            continue
+        text = re.sub(r"\s+", " ", html.unescape(piece))
+        if text:
+            shift = 1 if "sup" in open_tags else -1 if "sub" in open_tags else 0
+            lines[-1].append(_Run(text, "b" in open_tags, "i" in open_tags, shift))
+    for line in lines:  # no ink from the whitespace at either end of a line
+        while line and not line[0].text.strip():
+            line.pop(0)
+        while line and not line[-1].text.strip():
+            line.pop()
+        if line:
+            line[0] = _Run(line[0].text.lstrip(), line[0].bold, line[0].italic, line[0].shift)
+            last = line[-1]
+            line[-1] = _Run(last.text.rstrip(), last.bold, last.italic, last.shift)
+    return lines
+
+
+def _width(line: list[_Run], style: _Style) -> int:
+    return round(sum(style.font(run).getlength(run.text) for run in line))
 
 
 def _sizes(table: Table, style: _Style) -> tuple[list[int], list[int]]:
     rows, cols = table.shape
     widths, heights = [1] * cols, [1] * rows
     for cell in table.cells:
-        font = style.bold if cell.is_header else style.regular
-        w, h = _extent(font, cell.text)
-        need_w = w + 2 * style.pad_x
+        lines = _lines(cell.content)
+        need_w = max(_width(line, style) for line in lines) + 2 * style.pad_x
         have = sum(widths[cell.col : cell.col + cell.colspan])
         if need_w > have:
             widths[cell.col + cell.colspan - 1] += need_w - have
-        need_h = max(h, style.size) + 2 * style.pad_y
+        need_h = len(lines) * style.line_height + 2 * style.pad_y
         have_h = sum(heights[cell.row : cell.row + cell.rowspan])
         if need_h > have_h:
             heights[cell.row + cell.rowspan - 1] += need_h - have_h
     return widths, heights
+
+
+def _draw_cell(
+    draw: ImageDraw.ImageDraw, cell: Cell, area: tuple[int, int, int, int], style: _Style
+) -> Box | None:
+    """Draw the cell's runs in ``area`` (x0, y0, x1, y1); the box of the ink, if any."""
+    x0, y0, x1, y1 = area
+    lines = _lines(cell.content)
+    top = (y0 + y1 - len(lines) * style.line_height) // 2
+    ink: list[tuple[float, float, float, float]] = []
+    for number, line in enumerate(lines):
+        width = _width(line, style)
+        x = float(x0 + style.pad_x if style.align == "left" else (x0 + x1 - width) // 2)
+        baseline = top + number * style.line_height + round(style.size * 1.1)
+        for run in line:
+            font = style.font(run)
+            y = baseline - round(run.shift * style.size * (0.4 if run.shift > 0 else 0.25))
+            if run.text.strip():
+                draw.text((x, y), run.text, font=font, fill="black", anchor="ls")
+                ink.append(draw.textbbox((x, y), run.text, font=font, anchor="ls"))
+            x += font.getlength(run.text)
+    if not ink:
+        return None
+    return Box(
+        x0=min(b[0] for b in ink),
+        y0=min(b[1] for b in ink),
+        x1=max(b[2] for b in ink),
+        y1=max(b[3] for b in ink),
+    )
 
 
 def render_table(
@@ -121,15 +227,9 @@ def render_table(
         y0, y1 = ys[cell.row], ys[cell.row + cell.rowspan]
         if style.rules == "grid":
             draw.rectangle((x0, y0, x1, y1), outline="black")
-        if not cell.text:
-            continue
-        font = style.bold if cell.is_header else style.regular
-        w, h = _extent(font, cell.text)
-        left = x0 + style.pad_x if style.align == "left" else (x0 + x1 - w) // 2
-        top = (y0 + y1 - h) // 2
-        offset_x, offset_y = font.getbbox(cell.text)[:2]
-        draw.text((left - offset_x, top - offset_y), cell.text, font=font, fill="black")
-        boxes[(cell.row, cell.col)] = Box(x0=left, y0=top, x1=left + w, y1=top + h)
+        box = _draw_cell(draw, cell, (x0, y0, x1, y1), style)
+        if box is not None:
+            boxes[(cell.row, cell.col)] = box
     if style.rules == "booktabs":
         for y in (ys[0], ys[table.header_rows] if table.header_rows else None, ys[-1]):
             if y is not None:
@@ -143,20 +243,21 @@ def render_table(
 
 
 def table_target(table: Table, boxes: dict[tuple[int, int], Box], side: float) -> str:
-    """PubTabNet-style HTML of a grid (``<thead>``/``<tbody>``, spans, escaped text), with
-    ``coords`` for the cells in ``boxes`` (pixel boxes in a square of ``side`` px)."""
+    """PubTabNet-style HTML of a grid (``<thead>``/``<tbody>``, spans, each cell's escaped
+    text with its inline markup), with ``coords`` for the cells in ``boxes`` (pixel boxes
+    in a square of ``side`` px)."""
 
     def cell_html(cell: Cell) -> str:
         box = boxes.get((cell.row, cell.col))
         coords = "" if box is None else f' coords="{box_to_tokens(box, side, side)}"'
-        text = html.escape(cell.text, quote=False)
-        return f"<td{span_attributes(cell)}{coords}>{text}</td>"
+        return f"<td{span_attributes(cell)}{coords}>{cell.content}</td>"
 
     return sections_html(table, cell_html)
 
 
 def random_table_html(rng: random.Random) -> str:
-    """A random table: a header row (sometimes a spanning group header) and numeric rows."""
+    """A random table: a bold header row (sometimes a spanning group header) and numeric
+    rows."""
     cols, rows = rng.randint(2, 6), rng.randint(2, 8)
     words = ["Total", "Mean", "Group", "Age", "Dose", "Value", "Ratio", "Case", "n", "SD", "P"]
     head = [
@@ -165,8 +266,8 @@ def random_table_html(rng: random.Random) -> str:
     ]
     lines = ["<thead>"]
     if cols >= 3 and rng.random() < 0.3:
-        lines.append(f'<tr><td></td><td colspan="{cols - 1}">{rng.choice(words)}</td></tr>')
-    lines.append("<tr>" + "".join(f"<td>{h}</td>" for h in head) + "</tr></thead><tbody>")
+        lines.append(f'<tr><td></td><td colspan="{cols - 1}"><b>{rng.choice(words)}</b></td></tr>')
+    lines.append("<tr>" + "".join(f"<td><b>{h}</b></td>" for h in head) + "</tr></thead><tbody>")
     for _ in range(rows):
         label = "".join(rng.choice(string.ascii_letters) for _ in range(rng.randint(2, 8)))
         values = [
