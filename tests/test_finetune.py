@@ -110,7 +110,19 @@ def test_resume_after_a_crash_gives_the_uninterrupted_weights(
     with pytest.raises(KeyboardInterrupt):
         finetune(crashed, CPU, crash)
     assert [p.name for p in (tmp_path / "b/checkpoints").iterdir()] == ["step-000002"]
-    resumed = finetune(crashed.model_copy(update={"resume": True}), CPU)
+    for changed, named in (
+        ({"learning_rate": 1e-2}, "learning_rate"),
+        ({"max_steps": 6}, "max_steps"),
+    ):
+        with pytest.raises(SettingsError, match=f"these differ: {named}"):
+            finetune(crashed.model_copy(update={"resume": True, **changed}), CPU)
+    starts: list[Path | None] = []
+    resumed = finetune(
+        crashed.model_copy(update={"resume": True}),
+        CPU,
+        announce=lambda plan, run: starts.append(run.resume_from),
+    )
+    assert starts == [tmp_path / "b/checkpoints/step-000002"]
     assert resumed.losses == pytest.approx(straight.losses, rel=1e-5)
     a = load_file(str(tmp_path / "a/model.safetensors"))
     b = load_file(str(tmp_path / "b/model.safetensors"))
@@ -231,6 +243,38 @@ def test_cuda_only_options_are_refused_on_the_cpu(
         finetune(options, CPU)
 
 
+def test_settings_that_cannot_work_are_refused(
+    tiny_checkpoint: Path, corpus: Path, tmp_path: Path
+) -> None:
+    data = _data(tmp_path, corpus)
+    adapter = _options(tiny_checkpoint, data, tmp_path / "a", save="adapter", max_steps=1)
+    with pytest.raises(SettingsError, match="--save adapter needs LoRA"):
+        finetune(adapter, CPU)  # the tiny trains all weights: there is no adapter to save
+    blind = _options(tiny_checkpoint, data, tmp_path / "b", eval_every=1, max_steps=1)
+    with pytest.raises(SettingsError, match="--eval-every needs held-out data"):
+        finetune(blind, CPU)
+
+
+def test_interrupt_says_what_resume_would_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer
+
+    from docvlm.finetune.commands import _interrupted
+
+    options = FinetuneOptions(task="table", data=tmp_path / "d", output=tmp_path, save_every=5)
+    with pytest.raises(typer.Exit) as stopped:
+        _interrupted(options)
+    assert stopped.value.exit_code == 130
+    assert "no checkpoint was written yet" in capsys.readouterr().err
+    (tmp_path / "checkpoints/step-000005").mkdir(parents=True)
+    (tmp_path / "checkpoints/step-000005/state.json").write_text("{}")
+    with pytest.raises(typer.Exit):
+        _interrupted(options)
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'checkpoints/step-000005'}: rerun the same command with --resume" in err
+
+
 def test_split_held_out_keeps_both_sides() -> None:
     from docvlm.finetune.data import Example
 
@@ -264,7 +308,8 @@ def test_cli_prints_the_settings_and_where_they_come_from(
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "896 px, white square" in result.stderr and "recipe (paper)" in result.stderr
+    assert "112 px, white square" in result.stderr  # the base's size, not the recipe's
+    assert "base checkpoint (paper: 896)" in result.stderr
     assert "docvlm_training.json" in result.stderr  # the tiny checkpoint's own rate
     assert "2 steps on 2 examples" in result.stderr
     assert (tmp_path / "out/model.safetensors").is_file()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -67,7 +67,10 @@ def finetune_command(
     learning_rate: Annotated[
         float | None, typer.Option("--learning-rate", help="Peak rate.")
     ] = None,
-    label_smoothing: Annotated[float | None, typer.Option("--label-smoothing")] = None,
+    label_smoothing: Annotated[
+        float | None,
+        typer.Option("--label-smoothing", help="Cross-entropy label smoothing (0 to <1)."),
+    ] = None,
     lora_rank: Annotated[
         int | None,
         typer.Option("--lora-rank", min=0, help="LoRA rank (16); 0 trains all weights."),
@@ -140,7 +143,8 @@ def finetune_command(
         settings = Settings(device=device) if device else Settings()
     except ValidationError as error:
         first = error.errors()[0]
-        raise typer.BadParameter(first["msg"], param_hint=str(first["loc"][0])) from None
+        option = "--" + str(first["loc"][0]).replace("_", "-")
+        raise typer.BadParameter(first["msg"], param_hint=option) from None
     except DocVLMError as error:
         _fail(error)
         return
@@ -162,7 +166,7 @@ def finetune_command(
         )
         for column in ("setting", "value", "from"):
             view.add_column(column)
-        for row in plan.rows():
+        for row in plan.rows(run.resolution):
             view.add_row(*row)
         err.print(view)
         err.print(
@@ -171,6 +175,13 @@ def finetune_command(
         )
         for reason in run.skipped[:10]:
             err.print(f"  left out: {reason}", markup=False)
+        if options.resume:
+            where = run.resume_from
+            err.print(
+                f"resuming from {where}" if where else f"nothing to resume in "
+                f"{options.output / 'checkpoints'}: starting at step 0",
+                markup=False,
+            )
         state["job"] = bar.add_task("training", total=run.steps)
         bar.start()
 
@@ -187,14 +198,38 @@ def finetune_command(
     except DocVLMError as error:
         _fail(error)
         return
+    except KeyboardInterrupt:
+        bar.stop()
+        _interrupted(options)
     finally:
         bar.stop()
-    evals = f"; held-out {report.evals[-1]}" if report.evals else ""
+    evals = ""
+    if report.evals:
+        last = report.evals[-1]
+        evals = "; held-out " + ", ".join(
+            f"{name} {value:.2f}" for name, value in last.items() if name != "step"
+        )
+    steps = f"{report.steps} step" + ("" if report.steps == 1 else "s")
     err.print(
-        f"{report.steps} steps on {report.examples} examples; loss "
+        f"{steps} on {report.examples} examples; loss "
         f"{report.losses[0]:.3f} -> {report.losses[-1]:.3f}{evals}; wrote {report.output}",
         markup=False,
     )
+
+
+def _interrupted(options: Any) -> NoReturn:
+    """Ctrl-C: say what a rerun with --resume would start from, and exit 130."""
+    from docvlm.finetune.state import latest_checkpoint
+
+    latest = latest_checkpoint(options.output / "checkpoints")
+    if latest is not None:
+        hint = f"the newest checkpoint is {latest}: rerun the same command with --resume"
+    elif options.save_every:
+        hint = "no checkpoint was written yet (--save-every steps); a rerun starts over"
+    else:
+        hint = "nothing was saved: --save-every N writes checkpoints that --resume continues"
+    sys.stderr.write(f"interrupted; {hint}\n")
+    raise typer.Exit(130)
 
 
 def _write(
