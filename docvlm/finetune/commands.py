@@ -178,8 +178,9 @@ def finetune_command(
         if options.resume:
             where = run.resume_from
             err.print(
-                f"resuming from {where}" if where else f"nothing to resume in "
-                f"{options.output / 'checkpoints'}: starting at step 0",
+                f"resuming from {where}"
+                if where
+                else f"nothing to resume in {options.output / 'checkpoints'}: starting at step 0",
                 markup=False,
             )
         state["job"] = bar.add_task("training", total=run.steps)

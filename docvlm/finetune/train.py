@@ -80,9 +80,7 @@ def prepare(options: FinetuneOptions, plan: Plan, tokenizer: Any) -> Prepared:
         reasons = "; ".join(skipped[:3])
         raise InputError(f"no usable training examples: {reasons}", source=str(options.data))
     if options.eval_every and not held_out:
-        raise SettingsError(
-            "--eval-every needs held-out data: give --eval-data or --eval-fraction"
-        )
+        raise SettingsError("--eval-every needs held-out data: give --eval-data or --eval-fraction")
     if options.max_steps is not None:
         steps = options.max_steps
     else:
