@@ -395,6 +395,25 @@ def test_eval_record_errors(tmp_path: Path) -> None:
     assert result.stderr == f"error: {tmp_path / 'nope.json'}: no such file\n"
 
 
+def test_eval_names_unreadable_and_ambiguous_files(tmp_path: Path) -> None:
+    from docvlm.errors import InputError
+
+    binary = tmp_path / "b.jsonl"
+    binary.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(InputError, match=r"b\.jsonl: cannot read \(not UTF-8 text"):
+        evaluate("molecule", binary, binary)
+    numbers = tmp_path / "a.json"
+    numbers.write_text("[1, 2]")
+    with pytest.raises(InputError, match=r"a\.json: item 1 is not a JSON object"):
+        evaluate("molecule", numbers, numbers)
+    twins = _jsonl(
+        tmp_path / "p.jsonl",
+        [{"source": "x/a.png", "smiles": "C"}, {"source": "y/a.png", "smiles": "CC"}],
+    )
+    with pytest.raises(InputError, match=r"record 2 has the id 'a\.png:1' of an earlier record"):
+        evaluate("molecule", twins, twins)
+
+
 def test_eval_takes_training_records_as_truth(corpus: Path, tmp_path: Path) -> None:
     """A held-out split as ``docvlm data`` writes it ({image, target}) against what
     ``read-table --json`` prints for the same images, matched by image name and page."""

@@ -125,6 +125,11 @@ def test_synth_molecules_names_bad_smiles_quietly(
     code, lines = _run("synth-molecules", bad, "--out", tmp_path / "t", "-n", "4")
     assert code == 0 and lines[0] == f"left out: {bad}: RDKit rejects the SMILES 'C1CC'"
     assert [r["target"] for r in _records(tmp_path / "t/train.jsonl")] == ["CCO", "CCO"]
+    # a run that draws nothing leaves the earlier run's records in place
+    only_bad = tmp_path / "only_bad.smi"
+    only_bad.write_text("C1CC\n")
+    code, _ = _run("synth-molecules", only_bad, "--out", tmp_path / "t", "-n", "2")
+    assert code == 1 and len(_records(tmp_path / "t/train.jsonl")) == 2
     # RDKit's log is on again afterwards
     from rdkit import Chem
 

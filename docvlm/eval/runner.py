@@ -57,10 +57,18 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
     """JSON objects of a JSONL file (a JSON array is accepted too)."""
     if not path.is_file():
         raise InputError("no such file", source=str(path))
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else f"not UTF-8 text ({error})"
+        raise InputError(f"cannot read ({reason})", source=str(path)) from error
     try:
         if text.lstrip().startswith("["):
-            yield from json.loads(text)
+            items = json.loads(text)
+            for number, item in enumerate(items, start=1):
+                if not isinstance(item, dict):
+                    raise InputError(f"item {number} is not a JSON object", source=str(path))
+                yield item
             return
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
@@ -82,8 +90,10 @@ def _id(record: dict[str, Any]) -> str | None:
 
 
 def _keyed(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    """(id, record) of every record in ``path``; a record without one is an error."""
-    keyed = []
+    """(id, record) of every record in ``path``; a record without an id, or with one an
+    earlier record has, is an error (two images of one name in two folders would
+    otherwise be scored against each other silently)."""
+    keyed: dict[str, dict[str, Any]] = {}
     for number, record in enumerate(read_records(path), start=1):
         key = _id(record)
         if key is None:
@@ -91,8 +101,13 @@ def _keyed(path: Path) -> list[tuple[str, dict[str, Any]]]:
                 f"record {number} has no 'id', 'source' or 'image' to match it by",
                 source=str(path),
             )
-        keyed.append((key, record))
-    return keyed
+        if key in keyed:
+            raise InputError(
+                f"record {number} has the id {key!r} of an earlier record (give each an 'id')",
+                source=str(path),
+            )
+        keyed[key] = record
+    return list(keyed.items())
 
 
 def _nested(record: dict[str, Any], key: str, inner: str, nested: str) -> str:

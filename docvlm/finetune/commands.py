@@ -143,7 +143,8 @@ def finetune_command(
         settings = Settings(device=device) if device else Settings()
     except ValidationError as error:
         first = error.errors()[0]
-        option = "--" + str(first["loc"][0]).replace("_", "-")
+        field = str(first["loc"][0])
+        option = {"output": "--out"}.get(field, "--" + field.replace("_", "-"))
         raise typer.BadParameter(first["msg"], param_hint=option) from None
     except DocVLMError as error:
         _fail(error)

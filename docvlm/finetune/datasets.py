@@ -134,7 +134,7 @@ def _annotation_items(
     try:
         lines = annotations.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read ({error})", source=str(annotations)) from error
+        raise InputError(f"cannot read ({read_cause(error)})", source=str(annotations)) from error
     if not any(line.strip() for line in lines):
         raise InputError("no annotations", source=str(annotations))
     for number, line in enumerate(lines, start=1):
@@ -220,7 +220,7 @@ def _label_rows(path: Path) -> list[tuple[str, str]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read ({error})", source=str(path)) from error
+        raise InputError(f"cannot read ({read_cause(error)})", source=str(path)) from error
     dialect = "excel-tab" if "\t" in text else "excel"
     rows = []
     for row in csv.reader(text.splitlines(), dialect):
@@ -289,3 +289,8 @@ def kern_records(folder: Path, *, skipped: list[str] | None = None) -> Iterator[
             _skip(skipped, f"{label}: {error}", folder)
             continue
         yield {"image": str(image), "target": target}
+
+
+def read_cause(error: Exception) -> str:
+    """The cause alone (an ``OSError``'s message repeats the path the error names)."""
+    return (error.strerror or str(error)) if isinstance(error, OSError) else str(error)

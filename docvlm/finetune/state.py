@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-__all__ = ["latest_checkpoint", "load_state", "save_state"]
+__all__ = ["latest_checkpoint", "load_state", "save_state", "saved_state"]
 
 _PREFIX = "step-"
 
@@ -70,5 +70,10 @@ def load_state(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
         for name, parameter in params.items():
             parameter.copy_(tensors[name].to(parameter.device, parameter.dtype))
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    return saved_state(path)
+
+
+def saved_state(path: Path) -> dict[str, Any]:
+    """The ``state.json`` of a checkpoint: step, losses, held-out scores, the run's options."""
     state: dict[str, Any] = json.loads((path / "state.json").read_text(encoding="utf-8"))
     return state

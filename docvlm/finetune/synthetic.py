@@ -25,6 +25,7 @@ from typing import Any, Literal
 from PIL import Image, ImageFilter
 
 from docvlm.errors import InputError, MissingDependencyError
+from docvlm.finetune.datasets import read_cause as _why
 
 __all__ = ["SyntheticKind", "add_scan_noise", "draw_molecule", "engrave_kern", "synthesize"]
 
@@ -179,6 +180,8 @@ def synthesize(
         path = images / f"{kind}-{index:06d}.png"
         image.save(path)
         records.append({"image": str(path), "target": target})
+    if not records:  # leave any train.jsonl of an earlier run as it is
+        return 0, skipped
     written = write_records(records, out / "train.jsonl")
     return written, skipped
 
@@ -215,7 +218,7 @@ def read_smiles(path: Path) -> list[str]:
     try:
         rows = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read ({error})", source=str(path)) from error
+        raise InputError(f"cannot read ({_why(error)})", source=str(path)) from error
     smiles = [row.split()[0] for row in rows if row.strip() and not row.startswith("#")]
     if not smiles:
         raise InputError("no SMILES in it", source=str(path))
@@ -241,7 +244,7 @@ def kern_file_excerpts(path: Path, measures: int = 4) -> list[str]:
     try:
         kern = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read ({error})", source=str(path)) from error
+        raise InputError(f"cannot read ({_why(error)})", source=str(path)) from error
     if not any(line.startswith("**") for line in kern.splitlines()):
         raise InputError("not kern: no **kern header line", source=str(path))
     try:

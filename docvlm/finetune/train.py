@@ -31,7 +31,7 @@ from docvlm.finetune.data import (
 )
 from docvlm.finetune.heldout import METRICS, generate_answers, score_held_out
 from docvlm.finetune.options import FinetuneOptions, FinetuneReport, Plan, plan_for
-from docvlm.finetune.state import latest_checkpoint, load_state, save_state
+from docvlm.finetune.state import latest_checkpoint, load_state, save_state, saved_state
 from docvlm.settings import Settings
 from docvlm.tasks import TASKS
 
@@ -108,8 +108,11 @@ def finetune(
     run = prepare(options, plan, processor.tokenizer)
     run.resolution = _resolution(processor)
     checkpoints = options.output / "checkpoints"
+    run_key = _run_key(options, run)
     if options.resume:
         run.resume_from = latest_checkpoint(checkpoints)
+        if run.resume_from is not None:  # checked before any weight is loaded
+            _check_same_run(saved_state(run.resume_from).get("run"), run_key, run.resume_from)
     if announce:
         announce(plan, run)
     model = _trainable(model, plan.lora_rank, options)
@@ -118,10 +121,8 @@ def finetune(
     schedule = _schedule(run.steps, run.plan.warmup_fraction)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     step, losses, evals = 0, [], []
-    run_key = _run_key(options, run)
     if run.resume_from is not None:
         state = load_state(run.resume_from, model, optimizer)
-        _check_same_run(state.get("run"), run_key, run.resume_from)
         step, losses, evals = int(state["step"]), list(state["losses"]), list(state["evals"])
         scheduler.last_epoch = step
         for group in optimizer.param_groups:
@@ -197,8 +198,16 @@ def _resolution(processor: Any) -> int | None:
     return int(height) if height else None
 
 
-#: Options that may differ between an interrupted run and its --resume.
-_RESUME_FREE = {"resume", "save_every", "keep_checkpoints", "eval_every"}
+#: Options that may differ between an interrupted run and its --resume (``output`` is
+#: where the checkpoint was found, however it is spelled).
+_RESUME_FREE = {
+    "resume",
+    "output",
+    "save_every",
+    "keep_checkpoints",
+    "eval_every",
+    "eval_max_new_tokens",
+}
 
 
 def _run_key(options: FinetuneOptions, run: Prepared) -> dict[str, Any]:
@@ -207,16 +216,16 @@ def _run_key(options: FinetuneOptions, run: Prepared) -> dict[str, Any]:
     for name in ("data", "eval_data"):  # the same files, however they are spelled
         value = getattr(options, name)
         chosen[name] = str(value.resolve()) if value is not None else None
+    base = options.base_checkpoint()
+    chosen["base"] = str(Path(base).resolve()) if Path(base).exists() else base
     return chosen | {"steps": run.steps, "plan": run.plan.model_dump(mode="json")}
 
 
 def _check_same_run(saved: dict[str, Any] | None, now: dict[str, Any], path: Path) -> None:
     if saved is None:  # written before runs were recorded
         return
-    changed = sorted(
-        name
-        for name in set(saved) | set(now)
-        if name != "plan" and saved.get(name) != now.get(name)
+    changed = sorted(  # only what the checkpoint recorded: options added later do not count
+        name for name in saved if name != "plan" and saved[name] != now.get(name)
     )
     if not changed and saved.get("plan") != now.get("plan"):
         changed = ["the resolved training settings"]
