@@ -219,10 +219,12 @@ def test_bad_data_is_named_and_left_out(
     with data.open("a") as handle:
         handle.write("\n" + json.dumps({"image": "broken.png", "target": TARGET}))
         handle.write("\n" + json.dumps({"image": str(_images(corpus)[0]), "target": "x" * 5000}))
+        handle.write("\n{truncated")
     report = finetune(_options(tiny_checkpoint, data, tmp_path / "out", max_steps=1), CPU)
-    assert report.examples == 1 and len(report.skipped) == 2
-    assert "broken.png: cannot read the image" in report.skipped[0]
-    assert "5000 tokens, the task allows 4096" in report.skipped[1]
+    assert report.examples == 1 and len(report.skipped) == 3
+    assert report.skipped[0].startswith(f"{data}: line 4: not JSON")
+    assert "broken.png: cannot read the image" in report.skipped[1]
+    assert "5000 tokens, the task allows 4096" in report.skipped[2]
     only_bad = tmp_path / "only_bad.jsonl"
     only_bad.write_text(json.dumps({"image": "broken.png", "target": TARGET}))
     with pytest.raises(InputError, match="no usable training examples"):

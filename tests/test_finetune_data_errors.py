@@ -227,3 +227,15 @@ def test_finetune_data_names_missing_images_and_non_json(tmp_path: Path) -> None
     data.write_text('{"image": "a.png"}\n')
     with pytest.raises(InputError, match=r"line 1: needs \{'image', 'target'\}"):
         read_examples(data)
+
+
+def test_a_run_goes_on_past_bad_lines_and_names_them(tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"image": "a.png", "target": "x"}\nnot json\n{"image": "b.png"}\n')
+    skipped: list[str] = []
+    assert read_examples(data, skipped) == [(tmp_path / "a.png", "x")]
+    assert skipped[0] == f"{data}: line 2: not JSON (Expecting value: line 1 column 1 (char 0))"
+    assert skipped[1].startswith(f"{data}: line 3: needs {{'image', 'target'}}")
+    data.write_text("not json\n{}\n")  # nothing usable: an error, whatever skipped is
+    with pytest.raises(InputError, match=r"line 1: not JSON .* \(and 1 more\)"):
+        read_examples(data, [])

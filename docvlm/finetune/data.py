@@ -42,8 +42,13 @@ class Example:
     target: str
 
 
-def read_examples(path: Path) -> list[tuple[Path, str]]:
-    """(image path, target) pairs of a JSON Lines file; image paths relative to it."""
+def read_examples(path: Path, skipped: list[str] | None = None) -> list[tuple[Path, str]]:
+    """(image path, target) pairs of a JSON Lines file; image paths relative to it.
+
+    A bad line raises ``InputError``; with ``skipped``, it is left out instead and its
+    reason (file, line and cause) appended there, so one broken line in a large file
+    does not stop a run.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -51,24 +56,31 @@ def read_examples(path: Path) -> list[tuple[Path, str]]:
             f"cannot read the data file ({error.strerror})", source=str(path)
         ) from error
     examples = []
+    bad: list[str] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise InputError(f"line {number}: not JSON ({error})", source=str(path)) from error
+            bad.append(f"line {number}: not JSON ({error})")
+            continue
         try:
             image, target = Path(record["image"]), record["target"]
             if not isinstance(target, str):
                 raise TypeError("target is not a string")
         except (KeyError, TypeError) as error:
-            raise InputError(
-                f"line {number}: needs {{'image', 'target'}} ({error})", source=str(path)
-            ) from error
+            bad.append(f"line {number}: needs {{'image', 'target'}} ({error})")
+            continue
         examples.append((image if image.is_absolute() else path.parent / image, target))
+    if bad and (skipped is None or not examples):
+        raise InputError(
+            bad[0] + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""), source=str(path)
+        )
     if not examples:
         raise InputError("no examples", source=str(path))
+    if skipped is not None:
+        skipped.extend(f"{path}: {reason}" for reason in bad)
     return examples
 
 

@@ -69,10 +69,13 @@ def prepare(options: FinetuneOptions, plan: Plan, tokenizer: Any) -> Prepared:
     def count(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    examples, skipped = check_examples(read_examples(options.data), count, limit)
+    unread: list[str] = []
+    examples, skipped = check_examples(read_examples(options.data, unread), count, limit)
+    skipped = unread + skipped
     if options.eval_data is not None:
-        held_out, more = check_examples(read_examples(options.eval_data), count, limit)
-        skipped += more
+        unread = []
+        held_out, more = check_examples(read_examples(options.eval_data, unread), count, limit)
+        skipped += unread + more
         train = examples
     else:
         train, held_out = split_held_out(examples, options.eval_fraction, options.seed)
