@@ -23,6 +23,7 @@ __all__ = [
     "ScriptedEngine",
     "teacher_forced_logits",
     "tiny_processor",
+    "tiny_vision_config",
     "write_tiny_checkpoint",
 ]
 
@@ -145,6 +146,21 @@ def tiny_processor(resolution: int) -> Any:
     )
 
 
+def tiny_vision_config(resolution: int, width: int = 32) -> Any:
+    """A two-layer SigLIP of ``width`` with PaliGemma's 14 px patches, no pooling head."""
+    from transformers import SiglipVisionConfig
+
+    return SiglipVisionConfig(
+        hidden_size=width,
+        intermediate_size=2 * width,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        patch_size=14,
+        image_size=resolution,
+        vision_use_head=False,
+    )
+
+
 def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed: int = 0) -> Path:
     """Write a tiny random PaliGemma 2 checkpoint into ``directory`` and return its path.
 
@@ -160,7 +176,6 @@ def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed:
         Gemma2Config,
         PaliGemmaConfig,
         PaliGemmaForConditionalGeneration,
-        SiglipVisionConfig,
     )
     from transformers.utils import logging as hf_logging
 
@@ -189,17 +204,8 @@ def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed:
         eos_token_id=1,
         bos_token_id=2,
     )
-    vision = SiglipVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        patch_size=14,
-        image_size=resolution,
-        vision_use_head=False,
-    )
     config = PaliGemmaConfig(
-        vision_config=vision.to_dict(),
+        vision_config=tiny_vision_config(resolution).to_dict(),
         text_config=text.to_dict(),
         image_token_index=image_token_id,
         vocab_size=vocab_size,

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from PIL import Image, ImageFilter
 
+from docvlm.engraving import verovio_toolkit
 from docvlm.errors import InputError, MissingDependencyError
 from docvlm.finetune.datasets import read_cause as _why
 
@@ -110,15 +111,11 @@ def engrave_kern(kern: str, rng: random.Random, noise: float = 1.0) -> Image.Ima
     """The kern engraved by verovio on one system and rasterised by resvg."""
     try:
         import resvg_py
-        import verovio
     except ImportError as error:
         raise MissingDependencyError(
             "music engraving needs verovio and resvg-py: pip install 'docvlm[synthetic]'"
         ) from error
-    verovio.enableLog(verovio.LOG_OFF)
-    toolkit = verovio.toolkit()
-    # the default resource path is per thread (wrong outside the first toolkit's thread)
-    toolkit.setResourcePath(str(Path(verovio.__file__).parent / "data"))
+    toolkit = verovio_toolkit("synthetic")
     toolkit.setOptions(
         {
             "inputFrom": "humdrum",

@@ -1,7 +1,7 @@
 """A tiny checkpoint that trains: for trying the whole fine-tuning path on a CPU.
 
 ``docvlm.testing.write_tiny_checkpoint`` writes a model small enough to run every stage
-in a test, with weights scaled to test the engine, not to train. This one keeps that
+in a test, with weights scaled to test the engine, not to train. This one shares its
 tokenizer and processor, at 112 px so that a step is cheap, with a decoder (128 wide, 2
 layers, 4 heads) and a vision tower (128 wide, 2 layers) of its own, about 0.9 M parameters.
 
@@ -59,21 +59,19 @@ def write_trainable_checkpoint(
 ) -> Path:
     """Write the trainable tiny checkpoint into ``directory`` and return its path."""
     import torch
-    from transformers import (
-        Gemma2Config,
-        GenerationConfig,
-        PaliGemmaConfig,
-        PaliGemmaForConditionalGeneration,
-        SiglipVisionConfig,
-    )
+    from transformers import Gemma2Config, PaliGemmaConfig, PaliGemmaForConditionalGeneration
 
-    from docvlm.testing import write_tiny_checkpoint
+    from docvlm.testing import TINY_VOCABULARY, tiny_processor, tiny_vision_config
 
-    out = write_tiny_checkpoint(directory, resolution=resolution, seed=seed)
-    small = PaliGemmaConfig.from_pretrained(out)  # its vocabulary and vision tower
-    ids = small.text_config
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    special = {
+        "pad_token_id": TINY_VOCABULARY.index("<pad>"),
+        "eos_token_id": TINY_VOCABULARY.index("<eos>"),
+        "bos_token_id": TINY_VOCABULARY.index("<bos>"),
+    }
     text = Gemma2Config(
-        vocab_size=ids.vocab_size,
+        vocab_size=len(TINY_VOCABULARY),
         hidden_size=hidden_size,
         intermediate_size=2 * hidden_size,
         num_hidden_layers=layers,
@@ -83,34 +81,23 @@ def write_trainable_checkpoint(
         query_pre_attn_scalar=hidden_size // heads,
         sliding_window=4096,  # the whole prompt and answer: learning needs no window here
         max_position_embeddings=8192,
-        pad_token_id=ids.pad_token_id,
-        eos_token_id=ids.eos_token_id,
-        bos_token_id=ids.bos_token_id,
-    )
-    vision = SiglipVisionConfig(
-        hidden_size=vision_size,
-        intermediate_size=2 * vision_size,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        patch_size=14,
-        image_size=resolution,
-        vision_use_head=False,
+        **special,
     )
     config = PaliGemmaConfig(
-        vision_config=vision.to_dict(),
+        vision_config=tiny_vision_config(resolution, vision_size).to_dict(),
         text_config=text.to_dict(),
-        image_token_index=small.image_token_index,
-        vocab_size=ids.vocab_size,
+        image_token_index=TINY_VOCABULARY.index("<image>"),
+        vocab_size=len(TINY_VOCABULARY),
         projection_dim=hidden_size,
         hidden_size=hidden_size,
     )
     torch.manual_seed(seed)
     model = PaliGemmaForConditionalGeneration(config).eval()
     _see_ink(model.model.vision_tower.embeddings, patch_gain, position_scale)
-    model.generation_config = GenerationConfig.from_pretrained(out)
-    for stale in out.glob("*.safetensors"):
-        stale.unlink()
+    for name, value in special.items():
+        setattr(model.generation_config, name, value)
     model.save_pretrained(out, safe_serialization=True)
+    tiny_processor(resolution).save_pretrained(out)
     (out / BASE_DEFAULTS_FILE).write_text(json.dumps(TINY_TRAINING, indent=2) + "\n")
     return out
 

@@ -109,7 +109,7 @@ def finetune(
     torch.manual_seed(options.seed)
     model, processor, device = load_model(options.base_checkpoint(), settings)
     run = prepare(options, plan, processor.tokenizer)
-    run.resolution = _resolution(processor)
+    run.resolution = int(processor.image_processor.size["height"])  # as the engines read it
     checkpoints = options.output / "checkpoints"
     run_key = _run_key(options, run)
     if options.resume:
@@ -193,12 +193,6 @@ def finetune(
     (options.output / "training.json").write_text(report.model_dump_json(indent=2))
     shutil.rmtree(checkpoints, ignore_errors=True)  # the run finished: nothing to resume
     return report
-
-
-def _resolution(processor: Any) -> int | None:
-    size = getattr(processor.image_processor, "size", None)  # a dict or transformers' SizeDict
-    height = size.get("height") if isinstance(size, dict) else getattr(size, "height", None)
-    return int(height) if height else None
 
 
 #: Options that may differ between an interrupted run and its --resume (``output`` is

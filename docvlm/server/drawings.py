@@ -8,9 +8,9 @@ forbids scripts, so even text the model wrote into a drawing stays inert.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
+from docvlm.engraving import verovio_toolkit
 from docvlm.errors import MissingDependencyError
 from parsers import Molecule, Score
 
@@ -50,17 +50,7 @@ def molecule_svg(molecule: Molecule, size: int = 360) -> str:
 def _verovio() -> Any:
     global _toolkit
     if _toolkit is None:
-        try:
-            import verovio
-        except ImportError as error:
-            raise MissingDependencyError(
-                "engraving scores needs verovio: pip install 'docvlm[server]'"
-            ) from error
-        verovio.enableLog(verovio.LOG_OFF)
-        _toolkit = verovio.toolkit()
-        # verovio's default resource path is per thread and wrong outside the thread that
-        # first made a toolkit: without this, fonts are missing and nothing loads
-        _toolkit.setResourcePath(str(Path(verovio.__file__).parent / "data"))
+        _toolkit = verovio_toolkit("server")
         _toolkit.setOptions(
             {
                 "pageWidth": 1800,
