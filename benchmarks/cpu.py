@@ -50,9 +50,9 @@ from PIL import Image, ImageDraw  # noqa: E402
 from torch import nn  # noqa: E402
 
 from docvlm import Settings  # noqa: E402
-from docvlm.cpu import cpu_features, cpu_plan  # noqa: E402
+from docvlm.engines.cpu import cpu_features, cpu_plan  # noqa: E402
 from docvlm.engines.linear import Int8Linear, PackedLinear  # noqa: E402
-from docvlm.regions import tile_boxes  # noqa: E402
+from docvlm.reading.regions import tile_boxes  # noqa: E402
 
 PAGE = (1275, 1650)  # US letter at 150 dpi, docvlm's default rendering
 

@@ -5,7 +5,7 @@ output to JSON Lines) twice in this process with the same engine stand-in: a
 ``ScriptedEngine`` that sleeps a fixed time per batch of ``--slots`` requests, like a GPU
 would, and answers real OCR text that is parsed. First the sequential loop docvlm had
 (``convert`` one document after another: render, generate, parse, write, in turn), then
-``docvlm.runner`` (rendering ahead in worker processes, one request stream into the
+``docvlm.archive.runner`` (rendering ahead in worker processes, one request stream into the
 engine, parsing and writing on another thread). The stand-in's time per page defaults to
 the CPU's own render + parse + write time per page, measured first with an instant engine.
 It prints pages/s, the fraction of the wall time the engine was busy, and the ratio.
@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from docvlm import DocVLM, Settings  # noqa: E402
 from docvlm.engines import Generation, Request  # noqa: E402
-from docvlm.pipeline import Options  # noqa: E402
-from docvlm.runner import Run  # noqa: E402
-from docvlm.sinks import open_sink  # noqa: E402
+from docvlm.archive.pipeline import Options  # noqa: E402
+from docvlm.archive.runner import Run  # noqa: E402
+from docvlm.archive.sinks import open_sink  # noqa: E402
 from docvlm.testing import ScriptedEngine  # noqa: E402
 
 DPI = 40  # a 8.5 x 11 in page is 340 x 440 px: one 448 px tile, one request per page

@@ -1,7 +1,7 @@
 """Pages per second: the local archive runner against the same job on a local Ray.
 
 What it does: writes a folder of scan-like PDFs, converts it with the local runner
-(``docvlm.runner``, the baseline) and with ``docvlm.distributed.convert_dataset`` on a
+(``docvlm.archive.runner``, the baseline) and with ``docvlm.distributed.convert_dataset`` on a
 local Ray started with ``num_cpus=2`` (one actor, then two actors of half a CPU each), all
 with an engine stand-in of fixed latency per crop (no model: the engine's time is known,
 so the numbers show what each runner adds around it). Prints pages/s for each and the
@@ -30,10 +30,10 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from docvlm import DocVLM, Settings  # noqa: E402
 from docvlm.engines import Engine, Generation, Request  # noqa: E402
-from docvlm.pipeline import Options  # noqa: E402
-from docvlm.reads import TILE_OVERLAP  # noqa: E402
-from docvlm.regions import tile_boxes  # noqa: E402
-from docvlm.runner import run_job  # noqa: E402
+from docvlm.archive.pipeline import Options  # noqa: E402
+from docvlm.reading.reads import TILE_OVERLAP  # noqa: E402
+from docvlm.reading.regions import tile_boxes  # noqa: E402
+from docvlm.archive.runner import run_job  # noqa: E402
 
 LINE = "a line of text<loc0100><loc0100><loc0200><loc0900>"
 

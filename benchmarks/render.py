@@ -2,7 +2,7 @@
 
 What it does: renders the same PDFs (a generated 20-page scan and the corpus multi-page
 PDFs) with pdf2image.convert_from_path at its defaults (200 dpi, poppler's pdftoppm) and
-with docvlm.render.load_pages at 200 dpi, in-process and through the render worker (the
+with docvlm.reading.render.load_pages at 200 dpi, in-process and through the render worker (the
 default, with a per-page timeout), in the same process, and prints pages per second,
 peak memory and the ratios.
 Requirements: pip install -e ".[pdf2image]"; poppler-utils (pdftoppm) installed.
@@ -24,8 +24,8 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from docvlm.pdf import RenderWorker  # noqa: E402
-from docvlm.render import PageImage, load_pages  # noqa: E402
+from docvlm.reading.pdf import RenderWorker  # noqa: E402
+from docvlm.reading.render import PageImage, load_pages  # noqa: E402
 
 
 def scan_pdf(path: Path, pages: int) -> Path:

@@ -9,6 +9,7 @@ none of torch, transformers, RDKit, music21 or Ray; they load when first used.
 """
 
 from docvlm.api import convert, read_molecule, read_music, read_table, read_text
+from docvlm.archive.sinks import Sink, open_sink
 from docvlm.client import DocVLM
 from docvlm.errors import (
     CheckpointError,
@@ -38,7 +39,6 @@ from docvlm.results import (
     json_schema,
 )
 from docvlm.settings import Settings
-from docvlm.sinks import Sink, open_sink
 from docvlm.tasks import TASKS, TaskName, TaskSpec
 
 __version__ = "0.1.0"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from docvlm.client import DocVLM
-from docvlm.render import PageSelection, Source
+from docvlm.reading.render import PageSelection, Source
 from docvlm.results import Document, MoleculeResult, MusicResult, TableResult, TextResult
 from docvlm.settings import Settings
 from docvlm.tasks import TaskName

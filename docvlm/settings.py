@@ -12,14 +12,27 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from docvlm.errors import SettingsError
-from docvlm.limits import Limits
 from docvlm.tasks import TASKS, TaskName
 
-__all__ = ["Device", "Dtype", "Settings"]
+__all__ = ["Device", "Dtype", "Limits", "Settings"]
+
+
+class Limits(BaseModel):
+    """Limits that keep a batch over an untrusted archive bounded in memory and time
+    (``Settings`` says what each one does)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_page_pixels: int = Field(default=60_000_000, ge=1)
+    max_pages: int = Field(default=20_000, ge=1)
+    render_timeout: float | None = Field(default=120.0, gt=0)
+    archive_max_members: int = Field(default=10_000, ge=1)
+    archive_max_bytes: int = Field(default=2 * 1024**3, ge=1)
+
 
 _LIMITS = Limits()  # the defaults live in Limits only
 

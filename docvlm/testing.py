@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from docvlm.engines import Generation, Request
+from docvlm.reading.requests import Generation, Request
 
 __all__ = [
     "TINY_VOCABULARY",

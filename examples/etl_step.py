@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from docvlm import DocVLM, Settings
-from docvlm.pipeline import Options
-from docvlm.runner import run_job
+from docvlm.archive.pipeline import Options
+from docvlm.archive.runner import run_job
 
 HERE = Path(__file__).parent
 

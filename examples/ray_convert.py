@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from docvlm import Settings
 from docvlm.distributed import ScaleOptions, convert_dataset
-from docvlm.pipeline import Options
+from docvlm.archive.pipeline import Options
 
 HERE = Path(__file__).resolve().parent
 

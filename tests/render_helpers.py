@@ -6,7 +6,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from docvlm.pdf import serve
+from docvlm.reading.pdf import serve
 
 
 class _SlowOnSecondPage:

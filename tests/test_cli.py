@@ -127,3 +127,36 @@ def test_help_explains_every_option() -> None:
 def test_schema_command() -> None:
     result = runner.invoke(app, ["schema", "document"])
     assert json.loads(result.stdout)["title"] == "Document"
+
+
+def test_a_bad_setting_is_one_line_in_every_command(tmp_path: Path) -> None:
+    """``DOCVLM_DPI=abc`` used to print a traceback from commands that read settings
+    themselves (inspect); the script turns it into one line and exit status 2."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DOCVLM_DPI": "abc"}
+    sample = Path(__file__).parent.parent / "examples" / "sample.pdf"
+    for command in (["inspect", str(sample)], ["status", str(tmp_path / "x.jsonl")]):
+        out = subprocess.run(
+            [sys.executable, "-m", "docvlm", *command], capture_output=True, text=True, env=env
+        )
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode in (1, 2), out.stderr
+        assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+        if command[0] == "inspect":
+            assert out.returncode == 2 and "DOCVLM_DPI='abc'" in lines[0]
+
+
+def test_version_and_client_repr(tiny_checkpoint: Path) -> None:
+    import docvlm
+    from docvlm import DocVLM, Settings
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"docvlm {docvlm.__version__}"
+    with DocVLM(Settings(device="cpu"), checkpoint=str(tiny_checkpoint)) as client:
+        assert "models loaded: none yet" in repr(client)
+        client.engine("text")
+        assert repr(client).endswith(f"models loaded: {tiny_checkpoint})")
+        assert "device='cpu'" in repr(client)

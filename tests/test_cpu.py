@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from docvlm import Settings
-from docvlm.cpu import CpuFeatures, cpu_features, cpu_plan
+from docvlm.engines.cpu import CpuFeatures, cpu_features, cpu_plan
 
 torch = pytest.importorskip("torch")
 

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from docvlm import DocVLM, Settings
 from docvlm.cli import app
 from docvlm.engines import Engine, Generation, Request
-from docvlm.pipeline import Options
-from docvlm.runner import EXIT_FAILED, run_job
+from docvlm.archive.pipeline import Options
+from docvlm.archive.runner import EXIT_FAILED, run_job
 from docvlm.testing import ScriptedEngine
 
 # Ray's own notices (deprecations inside ray.data) are not ours to act on
@@ -225,7 +225,7 @@ def test_uri_sources_are_listed_and_read_as_the_local_runner_names_them(
 
     from docvlm.distributed.stages import Doc, read
     from docvlm.distributed.store import list_uri
-    from docvlm.records import content_hash
+    from docvlm.archive.records import content_hash
 
     remote = tmp_path / "bucket"
     shutil.copytree(folder, remote)

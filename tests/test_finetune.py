@@ -266,7 +266,7 @@ def test_interrupt_says_what_resume_would_do(
 ) -> None:
     import typer
 
-    from docvlm.finetune.commands import _interrupted
+    from docvlm.cli.finetune import _interrupted
 
     options = FinetuneOptions(task="table", data=tmp_path / "d", output=tmp_path, save_every=5)
     with pytest.raises(typer.Exit) as stopped:

@@ -26,14 +26,14 @@ from docvlm import (
     TableResult,
     UnsupportedInputError,
 )
-from docvlm.checkpoints import resolve_checkpoint
-from docvlm.cli import _human
+from docvlm.engines.checkpoints import resolve_checkpoint
+from docvlm.cli.common import human as _human
 from docvlm.engines import Generation, Request
-from docvlm.inspection import inspect_sources
-from docvlm.limits import Limits
-from docvlm.render import PageImage, load_pages
+from docvlm.reading.inspection import inspect_sources
+from docvlm.settings import Limits
+from docvlm.reading.render import PageImage, load_pages
 from docvlm.results import _RESULTS, json_schema
-from docvlm.sources import expand_sources
+from docvlm.reading.sources import expand_sources
 from docvlm.testing import ScriptedEngine, write_tiny_checkpoint
 
 

@@ -37,3 +37,17 @@ def test_all_is_honest() -> None:
 def test_one_call_functions_exported() -> None:
     for name in ("read_text", "read_table", "read_molecule", "read_music", "convert", "DocVLM"):
         assert name in docvlm.__all__
+
+
+def test_no_two_files_import_each_other() -> None:
+    """However indirectly, and counting function-level and TYPE_CHECKING imports."""
+    import grimp
+
+    graph = grimp.build_graph("docvlm", "parsers")
+    cycles = set()
+    for importer in graph.modules:
+        for imported in graph.find_modules_directly_imported_by(importer):
+            back = graph.find_shortest_chain(importer=imported, imported=importer)
+            if back is not None:
+                cycles.add(tuple(sorted((importer, imported))))
+    assert not cycles, sorted(cycles)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from docvlm import DocVLM, Settings, TableResult, TextResult
 from docvlm.engines import Request
-from docvlm.regions import reading_order
+from docvlm.reading.regions import reading_order
 from docvlm.testing import ScriptedEngine
 from parsers import Box, Detection, box_to_tokens
 
@@ -113,7 +113,7 @@ def test_table_continued_on_the_next_page_is_joined(tmp_path: Path) -> None:
 
 
 def test_table_cut_by_a_region_boundary_is_joined_and_other_headers_are_not() -> None:
-    from docvlm.stitch import stitch_tables
+    from docvlm.reading.stitch import stitch_tables
     from parsers import parse_table
 
     def result(page: int, box: Box, html: str) -> TableResult:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from docvlm.manifest import Manifest, manifest_path
-from docvlm.records import JobKey, ReadKey, build_document, content_hash
+from docvlm.archive.manifest import Manifest, manifest_path
+from docvlm.archive.records import JobKey, ReadKey, build_document, content_hash
 from docvlm.results import Page, TextResult
 from parsers import Box
 

@@ -5,7 +5,7 @@ import itertools
 import pytest
 from PIL import Image
 
-from docvlm.regions import crop_square, merge_tile_lines, tile_boxes
+from docvlm.reading.regions import crop_square, merge_tile_lines, tile_boxes
 from parsers import Box, TextLine
 
 
@@ -63,7 +63,7 @@ def test_generated_page_read_through_tiles_gives_each_line_once_and_whole() -> N
 
     from docvlm import DocVLM, Settings
     from docvlm.engines import Request
-    from docvlm.reads import TILE_OVERLAP
+    from docvlm.reading.reads import TILE_OVERLAP
     from docvlm.testing import ScriptedEngine
     from parsers import box_to_tokens
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from docvlm import CorruptInputError, PageRangeError, PasswordRequiredError, UnsupportedInputError
-from docvlm.render import load_pages, parse_pages, sniff, to_rgb
+from docvlm.reading.render import load_pages, parse_pages, sniff, to_rgb
 
 
 def test_parse_pages() -> None:

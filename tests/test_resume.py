@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 
 from docvlm import json_schema
-from docvlm.manifest import manifest_path
+from docvlm.archive.manifest import manifest_path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = {"a.pdf": 3, "b.pdf": 2, "c.pdf": 4}

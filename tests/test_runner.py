@@ -16,10 +16,10 @@ import pytest
 
 from docvlm import DocVLM, Settings, json_schema
 from docvlm.engines import Generation, Request
-from docvlm.manifest import manifest_path
-from docvlm.pipeline import Options
-from docvlm.progress import JsonLog
-from docvlm.runner import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, Run
+from docvlm.archive.manifest import manifest_path
+from docvlm.archive.pipeline import Options
+from docvlm.archive.progress import JsonLog
+from docvlm.archive.runner import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, Run
 from docvlm.testing import ScriptedEngine
 
 LINE = "a line<loc0000><loc0000><loc0100><loc0900>"
@@ -238,7 +238,7 @@ def test_cli_stops_with_exit_3_and_reports(tiny_checkpoint: Path, tmp_path: Path
 
 
 class _CrashOnce:
-    """A connection for ``docvlm.pdf.serve`` that kills the worker at its first render."""
+    """A connection for ``docvlm.reading.pdf.serve`` that kills the worker at its first render."""
 
     def __init__(self, connection: Any, marker: Path) -> None:
         self._connection, self._marker = connection, marker
@@ -256,7 +256,7 @@ class _CrashOnce:
 
 def crash_once(connection: Any) -> None:
     """A render worker loop (``module:function`` target) that crashes once per marker."""
-    from docvlm.pdf import serve
+    from docvlm.reading.pdf import serve
 
     serve(_CrashOnce(connection, Path(os.environ["DOCVLM_TEST_CRASH_MARKER"])))  # type: ignore[arg-type]
 
@@ -264,15 +264,15 @@ def crash_once(connection: Any) -> None:
 def test_a_crashed_render_worker_is_retried(
     tmp_path: Path, make_pdf: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import docvlm.pipeline
-    from docvlm.pdf import RenderWorker
+    import docvlm.archive.pipeline
+    from docvlm.reading.pdf import RenderWorker
 
     class Crashing(RenderWorker):
         def __init__(self, timeout: float) -> None:
             super().__init__(timeout, target="test_runner:crash_once")
 
     monkeypatch.setenv("DOCVLM_TEST_CRASH_MARKER", str(tmp_path / "crashed"))
-    monkeypatch.setattr(docvlm.pipeline, "RenderWorker", Crashing)
+    monkeypatch.setattr(docvlm.archive.pipeline, "RenderWorker", Crashing)
     folder = _folder(tmp_path, make_pdf, [3])
     with _client(Counting()) as client:
         run = Run(client, Options(tasks=("text",), dpi=36, render_workers=1))

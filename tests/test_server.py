@@ -408,7 +408,7 @@ def test_view_reads_every_output_form_of_the_sinks(
 ) -> None:
     """The viewer reads back, through each sink's own files, the Documents written."""
     pytest.importorskip("pyarrow")
-    from docvlm.sinks import open_sink
+    from docvlm.archive.sinks import open_sink
 
     def respond(request: Request) -> str:
         if request.prompt == "ocr":
@@ -504,7 +504,7 @@ def test_serve_and_view_commands_listen_on_localhost(tmp_path: Path) -> None:
 def test_concurrent_pdfs_render_in_process_one_at_a_time() -> None:
     """pdfium is not thread-safe: the service's clients render under one lock, and
     concurrent PDF uploads all read the same."""
-    from docvlm.pdf import InProcessPdf
+    from docvlm.reading.pdf import InProcessPdf
     from docvlm.server.archive import LockedPdf
 
     app, _ = scripted(lambda request: "a page", workers=4)

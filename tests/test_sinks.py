@@ -8,16 +8,16 @@ import jsonschema
 import pytest
 
 from docvlm import json_schema
-from docvlm.parquet import (
+from docvlm.archive.parquet import (
     COLUMNS,
     ParquetFileSink,
     ParquetPartsSink,
     arrow_schema,
     row_json_schema,
 )
-from docvlm.records import build_document
+from docvlm.archive.records import build_document
 from docvlm.results import Document, MoleculeResult, MusicResult, Page, TableResult, TextResult
-from docvlm.sinks import FolderSink, JsonlSink, open_sink
+from docvlm.archive.sinks import FolderSink, JsonlSink, open_sink
 from parsers import Box
 
 FRAME = Box(x0=0, y0=0, x1=448, y1=448)

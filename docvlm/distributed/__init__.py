@@ -19,6 +19,8 @@ actor loses no record written before. A bad file is a failed record, never a fai
 the engine's own failures are retried (``Options.retries``) and then recorded per page.
 
 ``ray`` is the optional extra ``docvlm[ray]``; it is imported here only when a job runs.
+May import: the archive machinery, the reading path, engines and parsers; never the
+client. Only its entry point (``docvlm convert --ray``) imports it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from docvlm.client import DocVLM
+from docvlm.archive.pipeline import Options
+from docvlm.archive.records import JobKey
+from docvlm.archive.runner import EXIT_FAILED, EXIT_OK, Run, Summary
 from docvlm.distributed.stages import (
     Doc,
     Generate,
@@ -46,12 +50,10 @@ from docvlm.distributed.stages import (
 )
 from docvlm.distributed.store import Destination, Format, format_of, is_uri, list_uri
 from docvlm.engines import Engine, EngineFactory, load_engine
+from docvlm.engines.pool import ModelPool
 from docvlm.errors import CheckpointUnavailableError, MissingDependencyError
-from docvlm.pipeline import Options
-from docvlm.records import JobKey
-from docvlm.runner import EXIT_FAILED, EXIT_OK, Run, Summary
+from docvlm.reading.sources import expand_sources
 from docvlm.settings import Settings
-from docvlm.sources import expand_sources
 
 __all__ = ["ScaleOptions", "convert_dataset", "import_ray"]
 
@@ -94,7 +96,7 @@ def import_ray() -> Any:
 
 def _described(checkpoint: str, settings: Settings) -> Engine:
     """The shape of a checkpoint from its config (no weights loaded on the driver)."""
-    from docvlm.checkpoints import is_hub_id
+    from docvlm.engines.checkpoints import is_hub_id
 
     if is_hub_id(checkpoint):
         from huggingface_hub import hf_hub_download
@@ -151,7 +153,7 @@ def _job(
     options: Options, settings: Settings, checkpoint: str | None, factory: EngineFactory
 ) -> tuple[JobKey, Shapes]:
     """The job key (as the local runner computes it) and each checkpoint's shape."""
-    probe = DocVLM(
+    probe = ModelPool(
         settings,
         checkpoint=checkpoint,
         engine_factory=_described if factory is load_engine else factory,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import typer
 
+from docvlm.archive.pipeline import Options
+from docvlm.archive.runner import Observer
 from docvlm.errors import DocVLMError
-from docvlm.pipeline import Options
-from docvlm.runner import Observer
 from docvlm.settings import Settings
 
 __all__ = ["convert_on_ray"]

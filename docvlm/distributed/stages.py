@@ -2,8 +2,8 @@
 
 Each row of the dataset is one document in flight (``Doc``, pickled in the ``doc``
 column): its bytes, then its rendered pages and requests, then the engine's outputs, then
-its ``Document``. The stages reuse the local runner's functions (``docvlm.pipeline``:
-``render_work``, ``generate_plans``, ``finish_plan``; ``docvlm.records``) so both runners
+its ``Document``. The stages reuse the local runner's functions (``docvlm.archive.pipeline``:
+``render_work``, ``generate_plans``, ``finish_plan``; ``docvlm.archive.records``) so both runners
 write the same records. A document that cannot be read becomes a failed Document; nothing
 here raises for bad input.
 """
@@ -20,11 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from docvlm.client import DocVLM
-from docvlm.distributed.store import Destination, Format, is_uri, read_uri
-from docvlm.engines import Engine, EngineFactory, Generation, Request
-from docvlm.pdf import InProcessPdf, PdfReader, RenderWorker
-from docvlm.pipeline import (
+from docvlm.archive.pipeline import (
     Finished,
     Options,
     Plan,
@@ -34,10 +30,14 @@ from docvlm.pipeline import (
     read_layout,
     render_work,
 )
-from docvlm.records import build_document, content_hash
+from docvlm.archive.records import build_document, content_hash
+from docvlm.distributed.store import Destination, Format, is_uri, read_uri
+from docvlm.engines import Engine, EngineFactory, Generation, Request
+from docvlm.engines.pool import ModelPool
+from docvlm.reading.pdf import InProcessPdf, PdfReader, RenderWorker
+from docvlm.reading.sources import expand_sources
 from docvlm.results import Document, Page
 from docvlm.settings import Settings
-from docvlm.sources import expand_sources
 
 __all__ = ["Doc", "Generate", "Shape", "Shapes", "on_batches", "parse", "read", "render", "write"]
 
@@ -175,7 +175,7 @@ def render(
     """Each document's pages rendered and planned; a document that cannot be rendered
     keeps the error that stopped it (its pages so far are kept). No model is loaded: the
     crops are cut at the sizes in ``shapes``."""
-    client = DocVLM(settings, checkpoint=checkpoint, engine_factory=shapes)
+    models = ModelPool(settings, checkpoint=checkpoint, engine_factory=shapes)
     reader = _reader(settings.render_timeout)
     for doc in docs:
         if doc.kind != "read":
@@ -184,7 +184,7 @@ def render(
         source.name = doc.name
         work = Work(doc.name, source, doc.sha256)
         try:
-            for item in render_work(work, reader, options, client):
+            for item in render_work(work, reader, options, models):
                 _keep(doc, item)
         except Exception as error:  # a renderer bug must not fail the job
             doc.error = f"rendering failed ({type(error).__name__}: {error})"
@@ -218,7 +218,7 @@ class Generate:
         options: Options,
         retries: int,
     ) -> None:
-        self.client = DocVLM(settings, checkpoint=checkpoint, engine_factory=factory)
+        self.models = ModelPool(settings, checkpoint=checkpoint, engine_factory=factory)
         self.options = options
         self.retries = retries  # models load on the first batch: a rerun may need none
 
@@ -228,7 +228,7 @@ class Generate:
         if self.options.layout or self.options.regions is not None:
             self._layout(docs)
             return pack(docs)
-        outputs, seconds = generate_plans(plans, self.client.engine, self.retries)
+        outputs, seconds = generate_plans(plans, self.models.engine, self.retries)
         found = iter(outputs)
         for doc in docs:
             doc.outputs = [next(found) for _ in doc.plans]
@@ -244,7 +244,7 @@ class Generate:
         for doc in docs:
             pages = [plan.page for plan in doc.plans if plan.page is not None]
             started = time.perf_counter()
-            doc.pages += read_layout(self.client, pages, self.options)
+            doc.pages += read_layout(self.models, pages, self.options)
             doc.engine_seconds = time.perf_counter() - started
             doc.plans = []
 

@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from docvlm.archive.disk import fsync_dir
+from docvlm.archive.parquet import arrow_schema, document_rows
 from docvlm.errors import MissingDependencyError
-from docvlm.parquet import arrow_schema, document_rows
+from docvlm.reading.sources import DOCUMENT_SUFFIXES
 from docvlm.results import Document
-from docvlm.sinks import fsync_dir
-from docvlm.sources import DOCUMENT_SUFFIXES
 
 __all__ = ["Destination", "Format", "format_of", "is_uri", "list_uri", "read_uri"]
 

@@ -2,19 +2,21 @@
 
 ``Engine.generate`` takes square crops with prompts and returns the model's text. The
 transformers engine (``docvlm.engines.hf``) runs anywhere; ``docvlm.testing.ScriptedEngine``
-is a fake for tests. Engines are built by a factory the ``DocVLM`` client is given, so
-tests and other backends plug in without touching the pipeline.
+is a fake for tests. Engines are built by a factory the model pool (``pool.ModelPool``)
+is given; the ``DocVLM`` client and the archive runner both read through a pool, so tests
+and other backends plug in without touching either.
+
+Owns: the engines, the model pool, checkpoint resolution (``checkpoints``) and the CPU
+plan (``cpu``). May import: the port types in ``docvlm.reading.requests``, settings,
+errors, tasks, parsers. Never imports the rest of the reading path, the archive machinery,
+the client, the server or the CLI.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from collections.abc import Callable
 
-from PIL import Image
-
+from docvlm.reading.requests import Engine, Generation, Request, Stop, repeats
 from docvlm.settings import Settings
 
 __all__ = [
@@ -28,78 +30,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Request:
-    """One crop to read: a square RGB image, the prompt prefix, and the answer budget."""
-
-    image: Image.Image
-    prompt: str
-    max_new_tokens: int
-
-
-Stop = Literal["eos", "length", "repetition"]
-
-
-@dataclass(frozen=True)
-class Generation:
-    """What the model wrote for one request.
-
-    ``stop`` says why it ended: the end-of-sequence token, the token budget, or the
-    repetition guard (a runaway loop). ``logprobs`` has one entry per token of
-    ``token_ids`` when the engine reports them.
-    """
-
-    text: str
-    token_ids: tuple[int, ...] = ()
-    logprobs: tuple[float, ...] = ()
-    stop: Stop = "eos"
-
-    @property
-    def tokens(self) -> int:
-        return len(self.token_ids)
-
-    @property
-    def finished(self) -> bool:
-        return self.stop == "eos"
-
-    @property
-    def confidence(self) -> float | None:
-        """Geometric mean of the token probabilities (None without logprobs)."""
-        if not self.logprobs:
-            return None
-        return math.exp(sum(self.logprobs) / len(self.logprobs))
-
-
-class Engine(Protocol):
-    """A loaded model that reads crops."""
-
-    @property
-    def checkpoint(self) -> str:
-        """Hub id or directory the model came from."""
-        ...
-
-    @property
-    def resolution(self) -> int:
-        """Side of the square input in pixels."""
-        ...
-
-    def generate(self, requests: Sequence[Request]) -> list[Generation]:
-        """Greedy answers, one per request, in request order."""
-        ...
-
-
-def repeats(tokens: Sequence[int], min_span: int, max_period: int = 8) -> bool:
-    """True when the last ``min_span`` tokens are one short cycle (period <= max_period),
-    repeated at least twice."""
-    if len(tokens) < min_span:
-        return False
-    tail = tokens[-min_span:]
-    for period in range(1, min(max_period, min_span // 2) + 1):
-        if all(tail[i] == tail[i - period] for i in range(period, min_span)):
-            return True
-    return False
-
-
 EngineFactory = Callable[[str, Settings], Engine]
 
 
@@ -111,7 +41,7 @@ def load_engine(checkpoint: str, settings: Settings) -> Engine:
     choice = settings.engine
     if choice == "auto":
         choice = "docvlm" if pick_device(settings.device) == "cuda" else "transformers"
-    model, processor, device = load_for_inference(checkpoint, settings)  # CPU: docvlm.cpu
+    model, processor, device = load_for_inference(checkpoint, settings)  # CPU: docvlm.engines.cpu
     if choice == "docvlm":
         from docvlm.engines.fast import PaliGemmaEngine
 

@@ -31,9 +31,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from docvlm.engines import Generation, Request, repeats
-from docvlm.engines import attention as attn
+import docvlm.engines.attention as attn
 from docvlm.engines.slots import Running, State, advance, allocate, collect
+from docvlm.reading.requests import Generation, Request, repeats
 
 if TYPE_CHECKING:
     import torch

@@ -2,7 +2,7 @@
 
 ``load_model`` resolves the checkpoint (safetensors only, never remote code), applies
 optional 4/8-bit quantization and a LoRA adapter; ``load_for_inference`` adds the CPU
-configuration of ``docvlm.cpu`` (bf16 prepacked or int8 weight-only layers, threads).
+configuration of ``docvlm.engines.cpu`` (bf16 prepacked or int8 weight-only layers, threads).
 ``TransformersEngine`` runs batched greedy ``generate`` with left padding and
 ``token_type_ids`` (prefix tokens attend bidirectionally), each row stopping on its own
 (EOS, its budget, a runaway loop). Answers are decoded with special tokens dropped but
@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from docvlm.checkpoints import resolve_checkpoint
-from docvlm.engines import Generation, Request
+from docvlm.engines.checkpoints import resolve_checkpoint
 from docvlm.errors import CheckpointUnavailableError, MissingDependencyError
+from docvlm.reading.requests import Generation, Request
 from docvlm.settings import Settings
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ def load_model(checkpoint: str, settings: Settings) -> tuple[Any, Any, str]:
 
 
 def load_for_inference(checkpoint: str, settings: Settings) -> tuple[Any, Any, str]:
-    """``load_model`` for reading: on the CPU, in the configuration ``docvlm.cpu`` picks.
+    """``load_model`` for reading: on the CPU, in the configuration ``docvlm.engines.cpu`` picks.
 
     The weights load directly in the plan's dtype (no transient fp32 copy); then the
     linear layers are prepacked (bf16) or quantized (int8) in place, one at a time. An
@@ -180,7 +180,7 @@ def load_for_inference(checkpoint: str, settings: Settings) -> tuple[Any, Any, s
     """
     if pick_device(settings.device) != "cpu":
         return load_model(checkpoint, settings)
-    from docvlm.cpu import cpu_plan
+    from docvlm.engines.cpu import cpu_plan
 
     plan = cpu_plan(settings)
     if settings.adapter and not settings.merge_adapter:

@@ -3,7 +3,7 @@
 Prepacking a bf16 weight once for oneDNN gives the same numbers (bit for bit) 7 to 15%
 faster than a plain bf16 ``nn.Linear`` (``benchmarks/cpu.py --layer``). int8
 weight-only (per output channel, a symmetric scale) halves the bytes a decode step reads
-once more. See ``docvlm.cpu``.
+once more. See ``docvlm.engines.cpu``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from docvlm.cpu import CpuPlan
+from docvlm.engines.cpu import CpuPlan
 
 __all__ = ["INT8_KERNEL_ROWS", "Int8Linear", "PackedLinear", "apply_plan"]
 

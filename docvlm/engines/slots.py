@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from docvlm.engines import Generation, Stop, repeats
+from docvlm.reading.requests import Generation, Stop, repeats
 
 if TYPE_CHECKING:
     import torch

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from transformers import LogitsProcessor, StoppingCriteria
 
-from docvlm.engines import Stop
+from docvlm.reading.requests import Stop
 
 __all__ = ["ChosenLogprobs", "RowStops", "cycles"]
 

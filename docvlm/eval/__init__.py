@@ -5,6 +5,8 @@ Tables: ``teds``, ``s_teds`` (PubTabNet's official definition), ``grits_top``,
 ``tanimoto``. Music: ``cer``, ``ser``, ``ler`` (Sheet Music Transformer). OCR:
 ``word_f1`` (HierText protocol), ``text_cer``, ``text_wer``. ``evaluate`` scores JSONL
 files and backs ``docvlm eval``.
+
+May import: docvlm.errors and parsers only (no model, no reading path).
 """
 
 from docvlm.eval.molecules import inchikey_match, smiles_exact_match, tanimoto

@@ -18,8 +18,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+import docvlm.eval.molecules as molecules
+import docvlm.eval.music as music
+import docvlm.eval.ocr as ocr
+import docvlm.eval.tables as tables
 from docvlm.errors import InputError
-from docvlm.eval import molecules, music, ocr, tables
 from parsers import Box
 
 __all__ = ["PAPER", "EvalReport", "EvalTask", "evaluate", "read_records"]

@@ -10,6 +10,8 @@ No public checkpoint reads tables, molecules or music, so making one is part of 
     tiny       a small checkpoint that learns on a CPU, to try all of it offline
 
 Importing this package is light; torch, transformers, peft and RDKit load when used.
+May import: engines (checkpoints, loading), the reading path, formats (engraving),
+parsers and eval; never the client, the archive machinery, the server or the CLI.
 """
 
 from docvlm.finetune.data import read_examples, write_records

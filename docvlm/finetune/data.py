@@ -19,8 +19,8 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from docvlm.errors import InputError
-from docvlm.regions import crop_square
-from docvlm.render import to_rgb
+from docvlm.reading.regions import crop_square
+from docvlm.reading.render import to_rgb
 from parsers import Box
 
 __all__ = [

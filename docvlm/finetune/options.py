@@ -229,7 +229,7 @@ def _pick(
 
 def plan_for(options: FinetuneOptions) -> Plan:
     """The plan of ``options``, with the defaults of a local base checkpoint."""
-    from docvlm.checkpoints import is_hub_id
+    from docvlm.engines.checkpoints import is_hub_id
 
     base = options.base_checkpoint()
     return make_plan(options, read_base_defaults(None if is_hub_id(base) else Path(base)))

@@ -22,36 +22,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from PIL import Image, ImageFilter
+from PIL import Image
 
-from docvlm.engraving import verovio_toolkit
 from docvlm.errors import InputError, MissingDependencyError
 from docvlm.finetune.datasets import read_cause as _why
+from docvlm.finetune.noise import add_scan_noise
+from docvlm.formats.engraving import verovio_toolkit
 
 __all__ = ["SyntheticKind", "add_scan_noise", "draw_molecule", "engrave_kern", "synthesize"]
 
 SyntheticKind = Literal["molecules", "music", "tables"]
 _FONTS = ("Leipzig", "Bravura", "Gootville", "Leland", "Petaluma")
 _TTF_DIRS = (Path("/usr/share/fonts/truetype"), Path("/usr/share/fonts"))
-
-
-def add_scan_noise(image: Image.Image, rng: random.Random, strength: float = 1.0) -> Image.Image:
-    """What a scan or a copy does to a drawing: blur, speckles, a 1-bit threshold."""
-    import numpy as np
-
-    out = image.convert("L")
-    if rng.random() < 0.5 * strength:
-        out = out.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
-    pixels: Any = np.asarray(out, dtype=np.float32)
-    noise = np.random.default_rng(rng.getrandbits(32))
-    if rng.random() < 0.5 * strength:
-        pixels = pixels + noise.normal(0.0, rng.uniform(2.0, 18.0), pixels.shape)
-    if rng.random() < 0.4 * strength:
-        specks = noise.random(pixels.shape) < rng.uniform(0.0005, 0.004)
-        pixels[specks] = 255.0 - pixels[specks]
-    if rng.random() < 0.3 * strength:
-        pixels = np.where(pixels > rng.uniform(110, 200), 255.0, 0.0)  # a 1-bit scan
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).convert("RGB")
 
 
 def _font_files() -> list[Path]:

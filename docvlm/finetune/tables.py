@@ -208,7 +208,7 @@ def render_table(
     markup: str, rng: random.Random, noise: float = 1.0, coords: bool = False
 ) -> tuple[Image.Image, str]:
     """The table drawn, and its target (with each cell's text box when ``coords``)."""
-    from docvlm.finetune.synthetic import add_scan_noise
+    from docvlm.finetune.noise import add_scan_noise
 
     try:
         table = parse_table(markup)

@@ -8,6 +8,9 @@ package imports FastAPI only when one of its names is first used::
     from docvlm.server import service_app, viewer_app
     app = service_app(Settings(), workers=2)   # POST /v1/convert, the viewer at /
     app = viewer_app(Path("out.jsonl"))        # the viewer over a conversion output
+
+May import: the client, the archive machinery, the reading path, engines, formats and
+parsers. Only its entry point (``docvlm.cli.serve``) imports it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``UploadArchive`` keeps the last documents converted by the service with the uploaded
 bytes (bounded), so their pages can be drawn. ``FileArchive`` is a conversion output read
-from disk (a JSONL of Documents written by ``docvlm convert``, or what ``docvlm.sinks``
+from disk (a JSONL of Documents written by ``docvlm convert``, or what ``docvlm.archive.sinks``
 reads back); its pages are re-rendered on demand from each Document's source path.
 """
 
@@ -19,8 +19,8 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from docvlm.errors import InputError
-from docvlm.pdf import InProcessPdf, PdfData, PdfReader
-from docvlm.render import PageFailure, Source, load_pages
+from docvlm.reading.pdf import InProcessPdf, PdfData, PdfReader
+from docvlm.reading.render import PageFailure, Source, load_pages
 from docvlm.results import Document, Page
 from docvlm.settings import Settings
 

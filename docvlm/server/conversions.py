@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from docvlm.client import DocVLM
 from docvlm.engines import EngineFactory, load_engine
-from docvlm.pdf import InProcessPdf, PdfReader
+from docvlm.reading.pdf import InProcessPdf, PdfReader
 from docvlm.results import Document
 from docvlm.server.archive import LockedPdf
 from docvlm.server.batching import SharedEngines

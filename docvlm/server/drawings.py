@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from docvlm.engraving import verovio_toolkit
 from docvlm.errors import MissingDependencyError
+from docvlm.formats.engraving import verovio_toolkit
 from parsers import Molecule, Score
 
 __all__ = ["DrawingError", "molecule_svg", "music_svg"]

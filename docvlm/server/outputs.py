@@ -1,6 +1,6 @@
 """A conversion output on disk as an archive for the viewer (``docvlm view OUT``).
 
-It reads each form ``docvlm convert --out`` writes (``docvlm.sinks``):
+It reads each form ``docvlm convert --out`` writes (``docvlm.archive.sinks``):
 
 - a JSONL of Documents: indexed once (each line's byte offset and what the list and the
   suspect filter need); a document is read again from its line when it is opened, so
@@ -24,7 +24,8 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from docvlm.errors import MissingDependencyError
-from docvlm.render import Source
+from docvlm.reading.render import Source
+from docvlm.reading.sources import expand_sources
 from docvlm.results import Document, Page, Result
 from docvlm.server.archive import (
     DocumentSummary,
@@ -38,7 +39,6 @@ from docvlm.server.archive import (
     render_page,
 )
 from docvlm.settings import Settings
-from docvlm.sources import expand_sources
 
 __all__ = ["FileArchive", "OutputError", "read_parquet"]
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from docvlm.errors import InputError, InputLimitError, UnsupportedInputError
-from docvlm.limits import Limits
-from docvlm.render import Source, head_bytes, sniff, source_name
+from docvlm.reading.render import Source, head_bytes, sniff, source_name
+from docvlm.settings import Limits
 
 __all__ = ["DOCUMENT_SUFFIXES", "Item", "expand_sources"]
 

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from docvlm.archive.disk import fsync_dir
 from docvlm.errors import MissingDependencyError
 from docvlm.results import SCHEMA_VERSION, Document
-from docvlm.sinks import fsync_dir
 
 __all__ = [
     "COLUMNS",

@@ -1,7 +1,8 @@
-"""The render worker's program: ``python -m docvlm.render_worker FD [module:function]``.
+"""The render worker's program: ``python -m docvlm.reading.render_worker FD [module:function]``.
 
 It serves PDF rendering requests over the socket ``FD`` that its parent passed down (see
-``docvlm.pdf.RenderWorker``), running ``docvlm.pdf:serve`` unless another loop is named.
+``docvlm.reading.pdf.RenderWorker``), running ``docvlm.reading.pdf:serve`` unless another
+loop is named.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from multiprocessing.connection import Connection
 
 def main(argv: list[str]) -> int:
     descriptor = int(argv[0])
-    module_name, _, function_name = (argv[1] if len(argv) > 1 else "docvlm.pdf:serve").partition(
-        ":"
-    )
+    module_name, _, function_name = (
+        argv[1] if len(argv) > 1 else "docvlm.reading.pdf:serve"
+    ).partition(":")
     loop = getattr(importlib.import_module(module_name), function_name)
     connection = Connection(descriptor)
     try:

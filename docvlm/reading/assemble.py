@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from docvlm.regions import merge_tile_lines
-from docvlm.render import PageImage
+from docvlm.reading.regions import merge_tile_lines
+from docvlm.reading.render import PageImage
+from docvlm.reading.stitch import stitch_tables
 from docvlm.results import (
     LayoutResult,
     Page,
@@ -15,7 +16,6 @@ from docvlm.results import (
     TableResult,
     TextResult,
 )
-from docvlm.stitch import stitch_tables
 from parsers import Box
 
 __all__ = ["clip", "document_tables", "make_page", "merge_tiles", "page_status"]

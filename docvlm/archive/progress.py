@@ -24,8 +24,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from docvlm.archive.runner import Summary
 from docvlm.results import Document
-from docvlm.runner import Summary
 
 __all__ = ["JsonLog", "LogFormat", "RichProgress", "observer_for", "summary_line"]
 

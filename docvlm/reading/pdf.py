@@ -4,7 +4,7 @@ A malformed page can make a renderer spin; with a timeout set, rendering happens
 child process that is killed and restarted when one page takes too long, so the page is
 abandoned (and reported) and the job goes on.
 
-The child is its own program (``python -m docvlm.render_worker``) talking over a socket
+The child is its own program (``python -m docvlm.reading.render_worker``) talking over a socket
 pair, not a ``multiprocessing`` child: the caller's ``__main__`` is never re-imported, so
 a plain script without an ``if __name__ == "__main__":`` guard, a notebook and an ETL task
 all work the same.
@@ -183,7 +183,7 @@ class RenderWorker:
     (tests pass a slow one); the child imports it with this process's ``sys.path``.
     """
 
-    def __init__(self, timeout: float, target: str = "docvlm.pdf:serve") -> None:
+    def __init__(self, timeout: float, target: str = "docvlm.reading.pdf:serve") -> None:
         self.timeout = timeout
         self._target = target
         self._process: subprocess.Popen[bytes] | None = None
@@ -201,7 +201,7 @@ class RenderWorker:
                     [
                         sys.executable,
                         "-m",
-                        "docvlm.render_worker",
+                        "docvlm.reading.render_worker",
                         str(theirs.fileno()),
                         self._target,
                     ],

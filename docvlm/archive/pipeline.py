@@ -22,20 +22,27 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from docvlm.assemble import make_page
-from docvlm.engines import Engine, Generation, Request
+from docvlm.engines.pool import ModelPool
 from docvlm.errors import InputError
-from docvlm.pdf import InProcessPdf, PdfReader, RenderWorker
-from docvlm.reads import Read, finish_reads, plan_reads
-from docvlm.render import PageFailure, PageImage, PageSelection, Source, load_pages
+from docvlm.reading.assemble import make_page
+from docvlm.reading.pages import Regions, read_pages
+from docvlm.reading.pdf import InProcessPdf, PdfReader, RenderWorker
+from docvlm.reading.reads import Read, finish_reads, plan_reads
+from docvlm.reading.render import (
+    Backend,
+    PageFailure,
+    PageImage,
+    PageSelection,
+    Source,
+    load_pages,
+)
+from docvlm.reading.requests import Engine, Generation, Request
 from docvlm.results import Page
 from docvlm.tasks import TaskName
 from parsers import Box
 
 if TYPE_CHECKING:
     from PIL import Image
-
-    from docvlm.client import DocVLM, Regions
 
 __all__ = [
     "Finished",
@@ -146,15 +153,16 @@ class Options:
     exclude: Sequence[str] = ()
     render_workers: int = 2
     retries: int = 2
+    backend: Backend = "pypdfium2"
 
 
 class Stages:
     """Runs works through the overlapped stages; iterate ``run(works)`` for ``Finished``."""
 
-    def __init__(self, client: DocVLM, options: Options) -> None:
-        self.client = client
+    def __init__(self, models: ModelPool, options: Options) -> None:
+        self.models = models
         self.options = options
-        self.settings = client.settings
+        self.settings = models.settings
         lanes = options.render_workers if self.settings.render_timeout is not None else 1
         self.lanes = max(1, lanes)  # in-process pypdfium2 is not thread-safe: one lane
         self._abort = threading.Event()
@@ -245,7 +253,7 @@ class Stages:
             self._put(self._plans, _DONE)
 
     def _render_work(self, work: Work, reader: PdfReader) -> None:
-        for item in render_work(work, reader, self.options, self.client):
+        for item in render_work(work, reader, self.options, self.models):
             self._put(self._plans if isinstance(item, Plan) else self._done, item)
 
     def _generate(self) -> None:
@@ -279,7 +287,7 @@ class Stages:
         if self.options.layout or self.options.regions is not None:
             self._read_layout(plans)
             return
-        slots, seconds = generate_plans(plans, self.client.engine, self.options.retries)
+        slots, seconds = generate_plans(plans, self.models.engine, self.options.retries)
         with self._lock:
             self.engine_seconds += seconds
         for plan, outputs in zip(plans, slots, strict=True):
@@ -288,7 +296,7 @@ class Stages:
     def _read_layout(self, plans: list[Plan]) -> None:
         pages = [plan.page for plan in plans if plan.page is not None]
         started = time.perf_counter()
-        done = read_layout(self.client, pages, self.options)
+        done = read_layout(self.models, pages, self.options)
         with self._lock:
             self.engine_seconds += time.perf_counter() - started
         for plan, page in zip(plans, done, strict=True):
@@ -296,7 +304,7 @@ class Stages:
 
 
 def _pages(
-    work: Work, reader: PdfReader, options: Options, client: DocVLM, pages: PageSelection
+    work: Work, reader: PdfReader, options: Options, models: ModelPool, pages: PageSelection
 ) -> Generator[PageImage | PageFailure, None, None]:
     assert work.source is not None
     pages_of = load_pages(
@@ -304,39 +312,39 @@ def _pages(
         pages=pages,
         password=options.password,
         dpi=options.dpi,
-        backend=client._backend,
-        limits=client.settings.limits(),
+        backend=options.backend,
+        limits=models.settings.limits(),
         reader=_Skipping(reader, work.finished),
     )
     return cast(Generator[PageImage | PageFailure, None, None], pages_of)  # closable
 
 
 def render_work(
-    work: Work, reader: PdfReader, options: Options, client: DocVLM
+    work: Work, reader: PdfReader, options: Options, models: ModelPool
 ) -> Iterator[Plan | Finished]:
     """A work's pages rendered and planned (``Plan``s, for the engine), its failed pages
-    (``Finished`` with a page), then its end (``Finished`` with ``end``). The client is
-    asked only for each task's checkpoint and resolution; a page whose renderer crashed
+    (``Finished`` with a page), then its end (``Finished`` with ``end``). The model pool
+    is asked only for each task's checkpoint and resolution; a page whose renderer crashed
     is tried again ``options.retries`` times."""
     if work.kind != "read":
         yield Finished(work, error=work.error, end=True)
         return
     count, retry, error = 0, [], None
     try:
-        for item in _pages(work, reader, options, client, options.pages):
+        for item in _pages(work, reader, options, models, options.pages):
             if item.number in work.finished:
                 continue
             if isinstance(item, PageFailure) and _retryable(item.error):
                 retry.append(item)
                 continue
-            yield _planned(work, item, options, client)
+            yield _planned(work, item, options, models)
             count += 1
     except InputError as failure:
         error = failure.reason
     for failed in retry:
         item = failed
         for _ in range(options.retries):
-            again = _pages(work, reader, options, client, [failed.number])
+            again = _pages(work, reader, options, models, [failed.number])
             try:
                 item = next(again)
             except InputError as failure:
@@ -345,13 +353,13 @@ def render_work(
                 again.close()
             if not isinstance(item, PageFailure):
                 break
-        yield _planned(work, item, options, client)
+        yield _planned(work, item, options, models)
         count += 1
     yield Finished(work, count=count, error=error, end=True)
 
 
 def _planned(
-    work: Work, item: PageImage | PageFailure, options: Options, client: DocVLM
+    work: Work, item: PageImage | PageFailure, options: Options, models: ModelPool
 ) -> Plan | Finished:
     if isinstance(item, PageFailure):
         page = Page(number=item.number, status="error", error=item.error.reason)
@@ -363,7 +371,7 @@ def _planned(
     reads, requests = plan_reads(
         item,
         [(task, whole) for task in options.tasks],
-        client.engine,
+        models.engine,
         options.max_new_tokens,
         options.question,
     )
@@ -418,13 +426,14 @@ def generate_safely(
     raise AssertionError("unreachable")
 
 
-def read_layout(client: DocVLM, pages: list[PageImage], options: Options) -> list[Page]:
+def read_layout(models: ModelPool, pages: list[PageImage], options: Options) -> list[Page]:
     """Layout mode, where the model sits between the stages: regions found (or the
     caller's), cut and read, the pages parsed. If the whole batch fails, each page says why."""
     try:
-        return client._read_pages(
+        return read_pages(
             pages,
             options.tasks,
+            models.engine,
             options.max_new_tokens,
             options.question,
             options.regions if options.regions is not None else "model",

@@ -30,8 +30,8 @@ from docvlm.errors import (
     PasswordRequiredError,
     UnsupportedInputError,
 )
-from docvlm.limits import Limits
-from docvlm.pdf import ENCRYPTED, InProcessPdf, PdfReader
+from docvlm.reading.pdf import ENCRYPTED, InProcessPdf, PdfReader
+from docvlm.settings import Limits
 
 __all__ = [
     "Backend",

@@ -15,9 +15,8 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from docvlm.errors import InputError
-from docvlm.limits import Limits
-from docvlm.pdf import InProcessPdf
-from docvlm.render import (
+from docvlm.reading.pdf import InProcessPdf
+from docvlm.reading.render import (
     Source,
     head_bytes,
     image_error,
@@ -26,7 +25,8 @@ from docvlm.render import (
     rendered_size,
     sniff,
 )
-from docvlm.sources import expand_sources
+from docvlm.reading.sources import expand_sources
+from docvlm.settings import Limits
 
 __all__ = ["PageInfo", "SourceInfo", "inspect_sources"]
 

@@ -1,8 +1,8 @@
 """Archive conversion: sources in, Documents out to a sink, resumable, with a summary.
 
-``Run(client, options, destination).documents(sources)`` drives the overlapped stages
-(``docvlm.pipeline``) and, with a destination, its sink (``docvlm.sinks``) and manifest
-(``docvlm.manifest``):
+``Run(models, options, destination).documents(sources)`` drives the overlapped stages
+(``docvlm.archive.pipeline``) and, with a destination, its sink (``docvlm.archive.sinks``)
+and manifest (``docvlm.archive.manifest``):
 
 1. each source is hashed (SHA-256; unchanged files by size and time from the manifest);
    a name already written under the same job is skipped, the same bytes met under a
@@ -26,14 +26,14 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from docvlm.client import DocVLM
-from docvlm.manifest import Manifest, manifest_path
-from docvlm.pipeline import Finished, Options, Stages, Work
-from docvlm.records import JobKey, ReadKey, build_document, content_hash, renamed
-from docvlm.render import Source
+from docvlm.archive.manifest import Manifest, manifest_path
+from docvlm.archive.pipeline import Finished, Options, Stages, Work
+from docvlm.archive.records import JobKey, ReadKey, build_document, content_hash, renamed
+from docvlm.archive.sinks import open_sink
+from docvlm.engines.pool import ModelPool
+from docvlm.reading.render import Source
+from docvlm.reading.sources import expand_sources
 from docvlm.results import Document, Page
-from docvlm.sinks import open_sink
-from docvlm.sources import expand_sources
 from docvlm.tasks import TASKS
 
 __all__ = [
@@ -124,12 +124,25 @@ class _Counts:
     pages_reused: int = 0
 
 
+class HasModels(Protocol):
+    """Anything that owns a model pool (``DocVLM`` does: ``client.models``)."""
+
+    @property
+    def models(self) -> ModelPool: ...
+
+
+def pool_of(models: ModelPool | HasModels) -> ModelPool:
+    """The pool itself, or the pool of a client passed in its place."""
+    return models if isinstance(models, ModelPool) else models.models
+
+
 class Run:
-    """One conversion job; see the module docstring."""
+    """One conversion job; see the module docstring. ``models`` is the model pool the
+    stages read with (a ``DocVLM`` client may be passed for its pool)."""
 
     def __init__(
         self,
-        client: DocVLM,
+        models: ModelPool | HasModels,
         options: Options,
         destination: str | Path | None = None,
         *,
@@ -137,7 +150,7 @@ class Run:
         max_error_rate: float | None = None,
         observer: Observer | None = None,
     ) -> None:
-        self.client = client
+        self.models = pool_of(models)
         self.options = options
         self.destination = destination
         self.redo = redo
@@ -156,7 +169,7 @@ class Run:
             tasks.append("layout")
         reads = []
         for task in dict.fromkeys(tasks):
-            engine = self.client.engine(task)
+            engine = self.models.engine(task)
             spec = TASKS[task]
             reads.append(
                 ReadKey(
@@ -191,7 +204,7 @@ class Run:
                 manifest.reset()
             manifest.register_job(fingerprint, job.model_dump_json())
             sink = open_sink(self.destination, cursor=manifest.cursor())
-        stages = Stages(self.client, self.options)
+        stages = Stages(self.models, self.options)
         if self.observer:
             self.observer.started(count_files(sources))
         pending: list[tuple[Document, str, str | None]] = []
@@ -236,7 +249,7 @@ class Run:
 
         for item in expand_sources(
             sources,
-            self.client.settings.limits(),
+            self.models.settings.limits(),
             include=self.options.include,
             exclude=self.options.exclude,
             on_skip=ignored,
@@ -390,7 +403,7 @@ class Run:
 
 
 def run_job(
-    client: DocVLM,
+    models: ModelPool | HasModels,
     sources: Iterable[Source],
     options: Options,
     destination: str | Path | None = None,
@@ -400,9 +413,10 @@ def run_job(
     observer: Observer | None = None,
     on_document: Callable[[Document], None] | None = None,
 ) -> Summary:
-    """Run a whole job (what ``docvlm convert`` does) and return its summary."""
+    """Run a whole job (what ``docvlm convert`` does) and return its summary; ``models`` is
+    a model pool or a ``DocVLM`` client (its pool is used)."""
     run = Run(
-        client, options, destination, redo=redo, max_error_rate=max_error_rate, observer=observer
+        models, options, destination, redo=redo, max_error_rate=max_error_rate, observer=observer
     )
     for document in run.documents(sources):
         if on_document is not None:

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from docvlm.assemble import document_tables
+from docvlm.reading.assemble import document_tables
 from docvlm.results import Document, Page
 
 __all__ = ["JobKey", "ReadKey", "build_document", "content_hash", "renamed"]

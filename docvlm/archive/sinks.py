@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import IO, Literal, Protocol, Self
 
+from docvlm.archive.disk import fsync_dir
 from docvlm.results import (
     Document,
     LayoutResult,
@@ -43,7 +44,6 @@ __all__ = [
     "Sink",
     "SinkKind",
     "document_markdown",
-    "fsync_dir",
     "open_sink",
     "sink_kind",
 ]
@@ -77,16 +77,6 @@ class Sink(Protocol):
     def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc_info: object) -> None: ...
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside ``path`` durable (POSIX; a no-op elsewhere)."""
-    if os.name == "posix":
-        descriptor = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
 
 
 class _Base:
@@ -247,7 +237,7 @@ def open_sink(destination: str | Path, *, cursor: str | None = None) -> Sink:
     path = Path(destination)
     kind = sink_kind(destination)
     if kind.startswith("parquet"):
-        from docvlm.parquet import ParquetFileSink, ParquetPartsSink
+        from docvlm.archive.parquet import ParquetFileSink, ParquetPartsSink
 
         return (
             ParquetPartsSink(path, cursor)

@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from docvlm.assemble import merge_tiles
-from docvlm.engines import Engine, Generation, Request
-from docvlm.regions import Crop, crop_square, tile_boxes
-from docvlm.render import PageImage
+from docvlm.reading.assemble import merge_tiles
+from docvlm.reading.regions import Crop, crop_square, tile_boxes
+from docvlm.reading.render import PageImage
+from docvlm.reading.requests import Engine, Generation, Request
 from docvlm.results import RESULT_TYPES, Result
 from docvlm.tasks import TASKS, TaskName
 from parsers import Box

@@ -1,7 +1,7 @@
 """``docvlm info``: the configuration a model would run in here, without loading one.
 
 Prints the device, dtype, quantization, threads and engine that ``Settings`` resolve to
-on this machine, and what the CPU offers (``docvlm.cpu``), so the choice is visible.
+on this machine, and what the CPU offers (``docvlm.engines.cpu``), so the choice is visible.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def runtime_info(settings: Settings) -> RuntimeInfo:
     import torch
     import transformers
 
-    from docvlm.cpu import cpu_features, cpu_plan
+    from docvlm.engines.cpu import cpu_features, cpu_plan
     from docvlm.engines.hf import pick_device, pick_dtype
 
     device = pick_device(settings.device)

@@ -1,0 +1,11 @@
+"""Archive conversion: many sources through the overlapped stages into a destination,
+resumable and exactly once.
+
+    runner (Run, run_job) -> pipeline (render lanes, generation thread, writer)
+    manifest (SQLite: what is done), records (content hash, job key, Document)
+    sinks / parquet / disk (JSON Lines, Parquet, folders; durable writes), progress
+
+May import: docvlm.reading, docvlm.engines (the model pool), docvlm.results,
+docvlm.settings, docvlm.errors, docvlm.tasks, parsers. Never imports the client, the CLI,
+the server or docvlm.distributed: those are given a model pool and drive the runner.
+"""

@@ -1,0 +1,272 @@
+"""``docvlm convert`` (resumable archive runs), ``status``, ``inspect`` and ``schema``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from docvlm.archive.manifest import Manifest, manifest_path
+from docvlm.cli.common import (
+    Checkpoint,
+    DeviceOption,
+    Dpi,
+    JsonFlag,
+    MaxNewTokens,
+    Pages,
+    Password,
+    err,
+    fail,
+    human,
+    settings_for,
+)
+from docvlm.client import DocVLM
+from docvlm.errors import DocVLMError
+from docvlm.reading.options import option_help
+from docvlm.results import Document, json_schema
+from docvlm.settings import Settings
+from docvlm.tasks import TASKS
+
+__all__ = ["convert", "inspect", "schema", "status_command"]
+
+
+def convert(
+    files: Annotated[
+        list[Path], typer.Argument(help="PDF or image files, folders, zip or tar archives.")
+    ],
+    task: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--task", "-t", help=f"Task to run, repeatable: {', '.join(TASKS)} (default: text)."
+        ),
+    ] = None,
+    layout: Annotated[
+        bool,
+        typer.Option(
+            "--layout",
+            help="Find regions first (layout task) and read each with the task of its label "
+            "(table, molecule, music, text; figure -> caption), in reading order.",
+        ),
+    ] = False,
+    question: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--question", "-q", help=option_help("question")),
+    ] = None,
+    checkpoint: Checkpoint = None,
+    pages: Pages = None,
+    password: Password = None,
+    dpi: Dpi = None,
+    max_new_tokens: MaxNewTokens = None,
+    device: DeviceOption = None,
+    as_json: JsonFlag = False,
+    out: Annotated[
+        Optional[str],  # noqa: UP045 - a str: a trailing / (a folder) matters
+        typer.Option(
+            "--out",
+            "-o",
+            help="Where to write, resumably: x.jsonl, x.parquet, NAME.parquet/ (Parquet "
+            "parts), DIR/ (files per document). Default: stdout.",
+        ),
+    ] = None,
+    redo: Annotated[
+        bool, typer.Option("--redo", help="Ignore the manifest of --out and start over.")
+    ] = False,
+    max_error_rate: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            "--max-error-rate",
+            min=0.0,
+            max=1.0,
+            help="Stop (exit 3) when more than this fraction of files fail (judged after 10).",
+        ),
+    ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format", help="auto (a progress bar on a terminal, else JSON lines), rich, json."
+        ),
+    ] = "auto",
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Render worker processes (default 2).")
+    ] = 2,
+    include: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--include", help="In folders, read only files matching this glob."),
+    ] = None,
+    exclude: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--exclude", help="In folders, leave out files matching this glob."),
+    ] = None,
+    ray: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Run on Ray Data at this address ('local' starts Ray here, 'auto' joins the "
+            "running cluster); --out is a folder of parts (local path or URI such as s3://).",
+        ),
+    ] = None,
+    actors: Annotated[
+        int, typer.Option("--actors", min=1, help="With --ray: model actors (default 1).")
+    ] = 1,
+    gpus_per_actor: Annotated[
+        float, typer.Option("--gpus-per-actor", min=0, help="With --ray: GPUs per actor.")
+    ] = 0.0,
+) -> None:
+    """Convert FILES: every page through the chosen tasks; bad files are reported, not fatal.
+
+    Folders are read recursively (hidden files skipped), zip/tar archives member by member.
+    With --out, each Document is written as it finishes, a manifest beside it records what
+    is done, and the same command run again resumes. Exit status: 0 all converted, 1 some
+    files failed (each reported with its cause), 3 stopped by --max-error-rate.
+    """
+    from docvlm.archive.pipeline import Options
+    from docvlm.archive.progress import observer_for
+    from docvlm.archive.runner import run_job
+    from docvlm.archive.sinks import sink_kind
+
+    names = task or ["text"]
+    unknown = [t for t in names if t not in TASKS]
+    if unknown:
+        raise typer.BadParameter(f"unknown task {unknown[0]!r}", param_hint="--task")
+    tasks = [spec.name for name, spec in TASKS.items() if name in names]
+    if "ask" in tasks and not question:
+        raise typer.BadParameter("the ask task needs --question", param_hint="--task")
+    if log_format not in ("auto", "rich", "json"):
+        raise typer.BadParameter("use auto, rich or json", param_hint="--log-format")
+    try:
+        sink_kind(out or "-.jsonl")
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--out") from None
+
+    def to_stdout(document: Document) -> None:
+        text = document.model_dump_json() + "\n" if as_json else ""
+        text = text or "".join(human(r) for p in document.pages for r in p.results)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    settings = settings_for(device)
+    options = Options(
+        tasks=tasks,
+        pages=pages,
+        password=password,
+        dpi=dpi or settings.dpi,
+        max_new_tokens=max_new_tokens,
+        question=question,
+        layout=layout,
+        include=tuple(include or ()),
+        exclude=tuple(exclude or ()),
+        render_workers=workers,
+    )
+    if ray is not None:  # docvlm.distributed: Ray loads only here
+        from docvlm.distributed.command import convert_on_ray
+
+        code = convert_on_ray(
+            files,
+            out,
+            options,
+            settings,
+            checkpoint,
+            ray,
+            actors=actors,
+            gpus_per_actor=gpus_per_actor,
+            redo=redo,
+            max_error_rate=max_error_rate,
+            observer=observer_for(log_format, err),  # type: ignore[arg-type]
+        )
+        raise typer.Exit(code)
+    try:
+        with DocVLM(settings, checkpoint=checkpoint) as client:
+            summary = run_job(
+                client,
+                files,
+                options,
+                out,
+                redo=redo,
+                max_error_rate=max_error_rate,
+                observer=observer_for(log_format, err),  # type: ignore[arg-type]
+                on_document=None if out else to_stdout,
+            )
+    except DocVLMError as error:
+        fail(error)
+        return
+    raise typer.Exit(summary.exit_code)
+
+
+def inspect(
+    paths: Annotated[list[Path], typer.Argument(help="Files, folders or zip/tar archives.")],
+    password: Password = None,
+    dpi: Dpi = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per file.")] = False,
+) -> None:
+    """List each file's detected type and pages (with sizes), or the error that stops it.
+
+    Folders are walked recursively (hidden files skipped) and archives expanded. Nothing
+    is rendered, so it is quick to run over a whole archive before converting it.
+    """
+    from docvlm.reading.inspection import inspect_sources
+
+    settings = Settings()
+    bad = 0
+    for info in inspect_sources(
+        paths, password=password, dpi=dpi or settings.dpi, limits=settings.limits()
+    ):
+        bad += info.error is not None
+        if as_json:
+            sys.stdout.write(info.model_dump_json() + "\n")
+        elif info.error:
+            sys.stdout.write(f"{info.source}\t{info.type or '-'}\terror: {info.error}\n")
+        else:
+            sizes = ", ".join(f"{p.width}x{p.height}" for p in info.pages[:5])
+            more = f", ... ({len(info.pages)} pages)" if len(info.pages) > 5 else ""
+            sys.stdout.write(
+                f"{info.source}\t{info.type}\t{len(info.pages)} page(s): {sizes}{more}\n"
+            )
+    if bad:
+        raise typer.Exit(1)
+
+
+def schema(
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="results (what read-* prints), document (a JSON Lines record, document.json) "
+            "or row (a Parquet row)."
+        ),
+    ] = "results",
+) -> None:
+    """Print the JSON Schema of the results, of a converted Document, or of a Parquet row."""
+    if kind not in ("results", "document", "row"):
+        raise typer.BadParameter("use results, document or row", param_hint="KIND")
+    if kind == "row":
+        from docvlm.archive.parquet import row_json_schema
+
+        print(json.dumps(row_json_schema(), indent=2))
+        return
+    print(json.dumps(json_schema("document" if kind == "document" else "results"), indent=2))
+
+
+def status_command(
+    destination: Annotated[
+        str, typer.Argument(help="The --out of a convert run (x.jsonl, x.parquet, DIR/).")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Print files done / partial / failed / pending and pages done / failed for DEST."""
+    path = manifest_path(destination)
+    if not path.exists():
+        sys.stderr.write(f"error: {destination}: no manifest ({path} does not exist)\n")
+        raise typer.Exit(1)
+    with Manifest(path) as manifest:
+        counts = manifest.counts()
+    if as_json:
+        sys.stdout.write(json.dumps(counts.__dict__) + "\n")
+        return
+    sys.stdout.write(
+        f"files: {counts.files_done} done, {counts.files_partial} partial, "
+        f"{counts.files_failed} failed, {counts.files_pending} pending\n"
+        f"pages: {counts.pages_done} done, {counts.pages_failed} failed\n"
+    )
