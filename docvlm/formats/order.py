@@ -32,9 +32,9 @@ from docvlm.results import (
     TableResult,
     TextResult,
 )
-from parsers import Box, TextLine
+from parsers import Box, Cell, TextLine
 
-__all__ = ["Block", "BlockKind", "Line", "column_groups", "reading_order"]
+__all__ = ["Block", "BlockKind", "Line", "cell_box", "column_groups", "reading_order"]
 
 BlockKind = Literal["text", "table", "molecule", "music", "caption", "ask"]
 
@@ -261,27 +261,31 @@ def _text_blocks(result: TextResult, split: bool, label: str | None) -> list[Blo
     ]
 
 
-def _table_lines(result: TableResult) -> tuple[Line, ...]:
-    table = result.table
-    if table is None:
-        return ()
-    rows, cols = table.shape
+def cell_box(result: TableResult, cell: Cell) -> tuple[Box, bool]:
+    """A table cell's box and whether it is estimated: the model's coords when it wrote
+    them, else the cell's slot in an even grid over the table's box."""
+    if cell.box is not None:
+        return cell.box, False
+    rows, cols = result.table.shape if result.table else (1, 1)
     box = result.box
     dy, dx = box.height / max(1, rows), box.width / max(1, cols)
+    slot = Box(
+        x0=box.x0 + cell.col * dx,
+        y0=box.y0 + cell.row * dy,
+        x1=box.x0 + (cell.col + cell.colspan) * dx,
+        y1=box.y0 + (cell.row + cell.rowspan) * dy,
+    )
+    return slot, True
+
+
+def _table_lines(result: TableResult) -> tuple[Line, ...]:
+    if result.table is None:
+        return ()
     out = []
-    for cell in table.cells:
-        if not cell.text:
-            continue
-        if cell.box is not None:
-            out.append(Line(text=cell.text, box=cell.box))
-            continue
-        slot = Box(
-            x0=box.x0 + cell.col * dx,
-            y0=box.y0 + cell.row * dy,
-            x1=box.x0 + (cell.col + cell.colspan) * dx,
-            y1=box.y0 + (cell.row + cell.rowspan) * dy,
-        )
-        out.append(Line(text=cell.text, box=slot, estimated=True))
+    for cell in result.table.cells:
+        if cell.text:
+            box, estimated = cell_box(result, cell)
+            out.append(Line(text=cell.text, box=box, estimated=estimated))
     return tuple(out)
 
 
