@@ -144,8 +144,8 @@ def column_groups(boxes: Sequence[Box], min_side: int | None = None) -> list[lis
 
 def _gutters(boxes: list[Box], min_side: int) -> list[tuple[float, float]]:
     """Column gutters (x0, x1): runs of the narrow boxes' x profile covered by at most a
-    fifth of the most boxes any x has, at least 2% of the boxes' extent wide, and with
-    ``min_side`` boxes wholly on each side."""
+    fifth of the most boxes any x has, at least 2% of the boxes' extent wide, with
+    ``min_side`` boxes wholly on each side, and crossed by at most a third of all boxes."""
     left, right = min(b.x0 for b in boxes), max(b.x1 for b in boxes)
     extent = right - left
     narrow = [b for b in boxes if b.width <= _WIDE * extent]
@@ -175,7 +175,10 @@ def _gutters(boxes: list[Box], min_side: int) -> list[tuple[float, float]]:
         if i > 0 and j < bins and g1 - g0 >= min_gap:
             before = sum(b.x1 <= g0 + step for b in narrow)
             after = sum(b.x0 >= g1 - step for b in narrow)
-            if before >= min_side and after >= min_side:
+            crossing = sum(b.x0 < g0 and b.x1 > g1 for b in boxes)
+            # most lines of a one-column page cross any gap between line fragments; only
+            # headings, captions and footers cross a real gutter
+            if before >= min_side and after >= min_side and 3 * crossing <= len(boxes):
                 gutters.append((g0, g1))
         i = j
     return gutters
