@@ -27,10 +27,11 @@ from docvlm.formats.page_xml import PAGE
 from parsers import Box
 
 Record = list[tuple[str, Box]]
+Scan = tuple[Document, list[tuple[Box, str]]]
 
 
 @pytest.fixture(scope="module")
-def scan(corpus: Path) -> tuple[Document, list[tuple[Box, str]]]:
+def scan(corpus: Path) -> Scan:
     path = corpus / SCAN
     if not path.exists():
         pytest.skip(f"{SCAN} is in the shared corpus only (not in tests/data/corpus)")
@@ -55,16 +56,17 @@ def _near(box: tuple[float, float, float, float], record: Box, tolerance: float)
     return all(abs(a - b) <= tolerance for a, b in zip(box, expected, strict=True))
 
 
-def test_the_record_holds_the_scan_lines_where_they_are(scan: tuple[Document, list]) -> None:
+def test_the_record_holds_the_scan_lines_where_they_are(scan: Scan) -> None:
     document, truth = scan
     record = _record(document)
     assert [text for text, _ in record] == [text for _, text in truth]
     # 1024 bins over the page's long side (1612 px): a box edge moves by at most 1.6 px
-    assert all(_near((b.x0, b.y0, b.x1, b.y1), box, 1.6) for (_, b), (box, _) in zip(record, truth))
+    pairs = zip(record, truth, strict=True)
+    assert all(_near((b.x0, b.y0, b.x1, b.y1), box, 1.6) for (_, b), (box, _) in pairs)
     assert document.pages[0].width == 1237 and document.pages[0].height == 1612
 
 
-def test_text_and_markdown_hold_every_line_in_order_and_the_table(scan: tuple) -> None:
+def test_text_and_markdown_hold_every_line_in_order_and_the_table(scan: Scan) -> None:
     document, truth = scan
     text = document.to_text()
     blocks = reading_order(document.pages[0])
@@ -89,7 +91,7 @@ def test_text_and_markdown_hold_every_line_in_order_and_the_table(scan: tuple) -
     assert "Delinquencies. À credit card account is contractually delinquent" in markdown
 
 
-def test_hocr_lines_carry_the_record_text_and_boxes(scan: tuple) -> None:
+def test_hocr_lines_carry_the_record_text_and_boxes(scan: Scan) -> None:
     document, _ = scan
     (hocr,) = document.to_hocr().values()
     root = etree.fromstring(hocr.encode(), etree.XMLParser(no_network=True))
@@ -121,7 +123,7 @@ def _bbox(title: str) -> tuple[float, float, float, float]:
     return x0, y0, x1, y1
 
 
-def test_alto_validates_and_its_lines_sit_at_the_record_boxes(scan: tuple) -> None:
+def test_alto_validates_and_its_lines_sit_at_the_record_boxes(scan: Scan) -> None:
     document, _ = scan
     (alto,) = document.to_alto().values()
     tree = validate(alto, "alto-4-4.xsd")
@@ -143,7 +145,7 @@ def test_alto_validates_and_its_lines_sit_at_the_record_boxes(scan: tuple) -> No
     assert cells == [text for row in SCAN_CELLS for text in row if text]
 
 
-def test_page_xml_validates_with_lines_order_and_a_table_of_cells(scan: tuple) -> None:
+def test_page_xml_validates_with_lines_order_and_a_table_of_cells(scan: Scan) -> None:
     document, _ = scan
     (xml,) = document.to_page_xml().values()
     tree = validate(xml, "pagecontent-2019-07-15.xsd")
