@@ -305,5 +305,10 @@ def _blocks(result: Result, split: bool, label: str | None = None) -> list[Block
         lines = _strips(result.text.splitlines() or [result.text], result.box)
     if isinstance(result, LayoutResult):  # regions order the page; they are no block
         return []
+    box = result.box
+    if isinstance(result, TableResult) and result.table is not None:
+        # a table read from a whole page sits where its cells are, when the model said
+        cells = [cell.box for cell in result.table.cells if cell.box is not None]
+        box = _union(cells) if cells else box
     kind: BlockKind = result.task
-    return [Block(kind=kind, box=result.box, lines=lines, result=result, label=label)]
+    return [Block(kind=kind, box=box, lines=lines, result=result, label=label)]

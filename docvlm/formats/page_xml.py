@@ -21,7 +21,7 @@ from lxml import etree
 from docvlm.formats.common import SOFTWARE, Ids, pixels, software_version, xml_text
 from docvlm.formats.order import Block, cell_box, reading_order
 from docvlm.results import Page, TableResult
-from parsers import Box
+from parsers import Box, Table
 
 __all__ = ["PAGE", "PAGE_SCHEMA", "page_xml"]
 
@@ -61,16 +61,20 @@ def _text_region(
 
 
 def _table_region(
-    parent: etree._Element, result: TableResult, ids: Ids, conf: str | None
+    parent: etree._Element,
+    block: Block,
+    result: TableResult,
+    table: Table,
+    ids: Ids,
+    conf: str | None,
 ) -> etree._Element:
-    assert result.table is not None
-    rows, columns = result.table.shape
+    rows, columns = table.shape
     region = _element(parent, "TableRegion", id=ids("table"), rows=str(rows), columns=str(columns))
-    _coords(region, result.box)
-    for cell in result.table.cells:
-        box, _ = cell_box(result, cell)
+    _coords(region, block.box)
+    for cell in table.cells:
+        area, _ = cell_box(result, cell)
         cell_region = _element(region, "TextRegion", id=ids("cell"))
-        _coords(cell_region, box)
+        _coords(cell_region, area)
         role = _element(_element(cell_region, "Roles"), "TableCellRole")
         role.set("rowIndex", str(cell.row))
         role.set("columnIndex", str(cell.col))
@@ -79,7 +83,7 @@ def _table_region(
         role.set("header", "true" if cell.is_header else "false")
         if cell.text:
             text_line = _element(cell_region, "TextLine", id=ids("line"))
-            _coords(text_line, box)
+            _coords(text_line, area)
             _text(text_line, cell.text, conf)
             _text(cell_region, cell.text, conf)
     return region
@@ -92,7 +96,7 @@ def _region(parent: etree._Element, block: Block, ids: Ids) -> etree._Element | 
     if block.kind == "text" and block.lines:
         return _text_region(parent, block, ids, conf)
     if isinstance(result, TableResult) and result.table is not None:
-        return _table_region(parent, result, ids, conf)
+        return _table_region(parent, block, result, result.table, ids, conf)
     if block.kind in _REGIONS:
         region = _element(parent, _REGIONS[block.kind], id=ids("region"))
         _coords(region, block.box)

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from format_pages import SCAN, SCAN_CELLS, convert_scan, scan_lines
+from format_pages import SCAN, SCAN_CELLS, SCAN_TABLE, convert_scan, scan_lines
 from lxml import etree
 from PIL import Image
 from schemas import validate
@@ -166,6 +166,10 @@ def test_page_xml_validates_with_lines_order_and_a_table_of_cells(scan: Scan) ->
         assert _near((x0, y0, x1, y1), box, 0.5)
     (table,) = tree.findall(".//p:TableRegion", ns)
     assert (table.get("rows"), table.get("columns")) == ("3", "4")
+    corners = table.find("p:Coords", ns)
+    assert corners is not None  # the table sits where its cells are, not on the whole page
+    x0, y0 = (float(v) for v in corners.get("points", "").split()[0].split(","))
+    assert abs(x0 - SCAN_TABLE.x0) <= 2 and abs(y0 - SCAN_TABLE.y0) <= 2
     roles = table.findall("p:TextRegion/p:Roles/p:TableCellRole", ns)
     assert len(roles) == 12
     header = [r.get("header") for r in roles if r.get("rowIndex") == "0"]
