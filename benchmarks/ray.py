@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 from PIL import Image, ImageDraw  # noqa: E402
 
 from docvlm import DocVLM, Settings  # noqa: E402
-from docvlm.engines import Engine, Generation, Request  # noqa: E402
 from docvlm.archive.pipeline import Options  # noqa: E402
+from docvlm.archive.runner import run_job  # noqa: E402
+from docvlm.engines import Engine, Generation, Request  # noqa: E402
 from docvlm.reading.reads import TILE_OVERLAP  # noqa: E402
 from docvlm.reading.regions import tile_boxes  # noqa: E402
-from docvlm.archive.runner import run_job  # noqa: E402
 
 LINE = "a line of text<loc0100><loc0100><loc0200><loc0900>"
 

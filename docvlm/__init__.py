@@ -11,6 +11,7 @@ none of torch, transformers, RDKit, music21 or Ray; they load when first used.
 from docvlm.api import convert, read_molecule, read_music, read_table, read_text
 from docvlm.archive.sinks import Sink, open_sink
 from docvlm.client import DocVLM
+from docvlm.document import Document, json_schema
 from docvlm.errors import (
     CheckpointError,
     CheckpointNotConfiguredError,
@@ -28,7 +29,6 @@ from docvlm.errors import (
 from docvlm.results import (
     AnswerResult,
     CaptionResult,
-    Document,
     LayoutResult,
     MoleculeResult,
     MusicResult,
@@ -36,7 +36,6 @@ from docvlm.results import (
     Result,
     TableResult,
     TextResult,
-    json_schema,
 )
 from docvlm.settings import Settings
 from docvlm.tasks import TASKS, TaskName, TaskSpec

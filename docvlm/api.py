@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from docvlm.client import DocVLM
+from docvlm.document import Document
 from docvlm.reading.render import PageSelection, Source
-from docvlm.results import Document, MoleculeResult, MusicResult, TableResult, TextResult
+from docvlm.results import MoleculeResult, MusicResult, TableResult, TextResult
 from docvlm.settings import Settings
 from docvlm.tasks import TaskName
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from docvlm.archive.records import build_document
+from docvlm.document import Document
 from docvlm.engines import EngineFactory, load_engine
 from docvlm.engines.pool import ModelPool
 from docvlm.errors import InputError
@@ -24,7 +25,6 @@ from docvlm.reading.requests import Engine
 from docvlm.results import (
     AnswerResult,
     CaptionResult,
-    Document,
     LayoutResult,
     MoleculeResult,
     MusicResult,

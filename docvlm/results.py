@@ -1,9 +1,10 @@
-"""Result models: what each task found, where, from which model, and whether it parsed.
+"""Result models: what each task found, where, from which model, and whether it parsed,
+and the ``Page`` that holds them (``docvlm.document`` builds a ``Document`` of pages).
 
 Every result carries its provenance (source, page, box in page pixels, task, checkpoint,
 prompt, raw model output) and a status. Results are frozen pydantic models; the JSON
 Schema of a list of results or of a ``Document`` is exported for ETL users by
-``json_schema()`` and ``docvlm schema``.
+``docvlm.json_schema()`` and ``docvlm schema``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import html
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field
 
 from parsers import (
     Box,
@@ -33,10 +34,10 @@ if TYPE_CHECKING:
     import pandas
 
 __all__ = [
+    "RESULT_TYPES",
     "SCHEMA_VERSION",
     "AnswerResult",
     "CaptionResult",
-    "Document",
     "LayoutResult",
     "MoleculeResult",
     "MusicResult",
@@ -47,7 +48,6 @@ __all__ = [
     "TablePart",
     "TableResult",
     "TextResult",
-    "json_schema",
 ]
 
 Status = Literal["ok", "parse_error"]
@@ -55,11 +55,11 @@ PageStatus = Literal["ok", "parse_error", "error"]
 DocumentStatus = Literal["success", "partial", "failure"]
 
 
-class _Frozen(BaseModel):
+class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class ResultBase(_Frozen):
+class ResultBase(Frozen):
     """Provenance and status shared by every result."""
 
     task: str
@@ -107,16 +107,16 @@ class ResultBase(_Frozen):
         yield "page", self.page
         yield "status", self.status
         if self.error:
-            yield "error", _preview(self.error)
+            yield "error", preview(self.error)
         if self.stop and self.stop != "eos":
             yield "stop", self.stop
         if self.confidence is not None:
             yield "confidence", round(self.confidence, 3)
         if self.status == "ok":
-            yield "read", _preview(self.summary())
+            yield "read", preview(self.summary())
 
 
-def _preview(text: str, limit: int = 60) -> str:
+def preview(text: str, limit: int = 60) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
@@ -146,7 +146,7 @@ class TextResult(ResultBase):
         }
 
 
-class TablePart(_Frozen):
+class TablePart(Frozen):
     """Where one part of a table stitched across pages (or regions) came from."""
 
     page: int = Field(ge=1)
@@ -299,7 +299,7 @@ RESULT_TYPES: dict[str, type[ResultBase]] = {
 }
 
 
-class Page(_Frozen):
+class Page(Frozen):
     """One page of a converted document."""
 
     number: int = Field(ge=1, description="page number, from 1")
@@ -317,65 +317,9 @@ class Page(_Frozen):
         yield "number", self.number
         yield "status", self.status
         if self.error:
-            yield "error", _preview(self.error)
+            yield "error", preview(self.error)
         yield "results", [r.task for r in self.results]
 
 
 #: Version of the record layout (Document, Parquet row); bumped when a field changes meaning.
 SCHEMA_VERSION = 1
-
-
-class Document(_Frozen):
-    """A converted source: pages with results, or the error that stopped it."""
-
-    schema_version: int = Field(default=SCHEMA_VERSION, description="version of this layout")
-    source: str = Field(description="file path, or <bytes>/<image>")
-    sha256: str | None = Field(
-        default=None, description="SHA-256 of the source's bytes (hex), when it was hashed"
-    )
-    status: DocumentStatus = Field(description="success, partial (some pages failed), failure")
-    error: str | None = Field(default=None, description="why the whole source failed")
-    pages: tuple[Page, ...] = Field(default=())
-    tables: tuple[TableResult, ...] = Field(
-        default=(), description="the document's tables in order, continued tables joined"
-    )
-
-    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        yield "source", self.source
-        yield "status", self.status
-        if self.error:
-            yield "error", _preview(self.error)
-        yield "pages", len(self.pages)
-        yield "results", sum(len(page.results) for page in self.pages)
-
-    def _repr_html_(self) -> str:
-        """Notebooks show each page's status and what was read, tables as tables."""
-        parts = [f"<h4>{html.escape(self.source)}: {self.status}</h4>"]
-        if self.error:
-            parts.append(f"<p>{html.escape(self.error)}</p>")
-        for page in self.pages:
-            parts.append(f"<h5>page {page.number}: {page.status}</h5>")
-            if page.error:
-                parts.append(f"<p>{html.escape(page.error)}</p>")
-            for result in page.results:
-                if isinstance(result, TableResult) and result.table is not None:
-                    parts.append(result.table.html)
-                else:
-                    body = result.summary() if result.status == "ok" else f"! {result.error}"
-                    label = html.escape(result.task)
-                    parts.append(f"<p><b>{label}</b></p><pre>{html.escape(body)}</pre>")
-        return "\n".join(parts)
-
-
-_RESULTS = TypeAdapter(list[Result])
-
-
-def json_schema(kind: Literal["results", "document"] = "results") -> dict[str, Any]:
-    """JSON Schema of a list of results (what ``read-*`` commands print) or of a Document.
-
-    It describes what docvlm writes (serialization mode): computed fields such as
-    ``Table.html`` are in it, marked read-only, and are skipped when a record is loaded back.
-    """
-    if kind == "document":
-        return Document.model_json_schema(mode="serialization")
-    return _RESULTS.json_schema(mode="serialization")

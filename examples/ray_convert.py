@@ -22,8 +22,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from docvlm import Settings
-from docvlm.distributed import ScaleOptions, convert_dataset
 from docvlm.archive.pipeline import Options
+from docvlm.distributed import ScaleOptions, convert_dataset
 
 HERE = Path(__file__).resolve().parent
 

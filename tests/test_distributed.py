@@ -16,10 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from docvlm import DocVLM, Settings
-from docvlm.cli import app
-from docvlm.engines import Engine, Generation, Request
 from docvlm.archive.pipeline import Options
 from docvlm.archive.runner import EXIT_FAILED, run_job
+from docvlm.cli import app
+from docvlm.engines import Engine, Generation, Request
 from docvlm.testing import ScriptedEngine
 
 # Ray's own notices (deprecations inside ray.data) are not ours to act on
@@ -223,9 +223,9 @@ def test_uri_sources_are_listed_and_read_as_the_local_runner_names_them(
     """Sources behind a URI (file:// here; s3:// goes through the same pyarrow calls)."""
     import zipfile
 
+    from docvlm.archive.records import content_hash
     from docvlm.distributed.stages import Doc, read
     from docvlm.distributed.store import list_uri
-    from docvlm.archive.records import content_hash
 
     remote = tmp_path / "bucket"
     shutil.copytree(folder, remote)

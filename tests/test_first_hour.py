@@ -26,14 +26,15 @@ from docvlm import (
     TableResult,
     UnsupportedInputError,
 )
-from docvlm.engines.checkpoints import resolve_checkpoint
 from docvlm.cli.common import human as _human
+from docvlm.document import json_schema
 from docvlm.engines import Generation, Request
+from docvlm.engines.checkpoints import resolve_checkpoint
 from docvlm.reading.inspection import inspect_sources
-from docvlm.settings import Limits
 from docvlm.reading.render import PageImage, load_pages
-from docvlm.results import _RESULTS, json_schema
 from docvlm.reading.sources import expand_sources
+from docvlm.results import _RESULTS
+from docvlm.settings import Limits
 from docvlm.testing import ScriptedEngine, write_tiny_checkpoint
 
 

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from docvlm import DocVLM, InputLimitError, PasswordRequiredError, Settings
 from docvlm.cli import app
-from docvlm.settings import Limits
 from docvlm.reading.pdf import RenderWorker
 from docvlm.reading.render import PageFailure, PageImage, load_pages
 from docvlm.reading.sources import expand_sources
+from docvlm.settings import Limits
 from docvlm.testing import ScriptedEngine
 
 PASSWORDS = {

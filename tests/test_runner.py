@@ -15,11 +15,11 @@ import jsonschema
 import pytest
 
 from docvlm import DocVLM, Settings, json_schema
-from docvlm.engines import Generation, Request
 from docvlm.archive.manifest import manifest_path
 from docvlm.archive.pipeline import Options
 from docvlm.archive.progress import JsonLog
 from docvlm.archive.runner import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, Run
+from docvlm.engines import Generation, Request
 from docvlm.testing import ScriptedEngine
 
 LINE = "a line<loc0000><loc0000><loc0100><loc0900>"

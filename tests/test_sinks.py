@@ -16,8 +16,9 @@ from docvlm.archive.parquet import (
     row_json_schema,
 )
 from docvlm.archive.records import build_document
-from docvlm.results import Document, MoleculeResult, MusicResult, Page, TableResult, TextResult
 from docvlm.archive.sinks import FolderSink, JsonlSink, open_sink
+from docvlm.document import Document
+from docvlm.results import MoleculeResult, MusicResult, Page, TableResult, TextResult
 from parsers import Box
 
 FRAME = Box(x0=0, y0=0, x1=448, y1=448)

@@ -32,7 +32,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from docvlm.results import Document, Page
+from docvlm.document import Document
+from docvlm.results import Page
 
 __all__ = ["Manifest", "ManifestCounts", "manifest_path"]
 

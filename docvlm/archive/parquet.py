@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from docvlm.archive.disk import fsync_dir
+from docvlm.document import Document
 from docvlm.errors import MissingDependencyError
-from docvlm.results import SCHEMA_VERSION, Document
+from docvlm.results import SCHEMA_VERSION
 
 __all__ = [
     "COLUMNS",

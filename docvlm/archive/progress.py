@@ -25,7 +25,7 @@ from rich.progress import (
 )
 
 from docvlm.archive.runner import Summary
-from docvlm.results import Document
+from docvlm.document import Document
 
 __all__ = ["JsonLog", "LogFormat", "RichProgress", "observer_for", "summary_line"]
 

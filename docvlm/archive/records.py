@@ -15,8 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from docvlm.document import Document
 from docvlm.reading.assemble import document_tables
-from docvlm.results import Document, Page
+from docvlm.results import Page
 
 __all__ = ["JobKey", "ReadKey", "build_document", "content_hash", "renamed"]
 

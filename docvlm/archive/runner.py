@@ -30,10 +30,11 @@ from docvlm.archive.manifest import Manifest, manifest_path
 from docvlm.archive.pipeline import Finished, Options, Stages, Work
 from docvlm.archive.records import JobKey, ReadKey, build_document, content_hash, renamed
 from docvlm.archive.sinks import open_sink
+from docvlm.document import Document
 from docvlm.engines.pool import ModelPool
 from docvlm.reading.render import Source
 from docvlm.reading.sources import expand_sources
-from docvlm.results import Document, Page
+from docvlm.results import Page
 from docvlm.tasks import TASKS
 
 __all__ = [

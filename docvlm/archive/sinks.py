@@ -30,13 +30,8 @@ from pathlib import Path
 from typing import IO, Literal, Protocol, Self
 
 from docvlm.archive.disk import fsync_dir
-from docvlm.results import (
-    Document,
-    LayoutResult,
-    MoleculeResult,
-    MusicResult,
-    TableResult,
-)
+from docvlm.document import Document
+from docvlm.results import LayoutResult, MoleculeResult, MusicResult, TableResult
 
 __all__ = [
     "FolderSink",

@@ -24,9 +24,9 @@ from docvlm.cli.common import (
     settings_for,
 )
 from docvlm.client import DocVLM
+from docvlm.document import Document, json_schema
 from docvlm.errors import DocVLMError
 from docvlm.reading.options import option_help
-from docvlm.results import Document, json_schema
 from docvlm.settings import Settings
 from docvlm.tasks import TASKS
 

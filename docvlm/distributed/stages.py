@@ -32,11 +32,12 @@ from docvlm.archive.pipeline import (
 )
 from docvlm.archive.records import build_document, content_hash
 from docvlm.distributed.store import Destination, Format, is_uri, read_uri
+from docvlm.document import Document
 from docvlm.engines import Engine, EngineFactory, Generation, Request
 from docvlm.engines.pool import ModelPool
 from docvlm.reading.pdf import InProcessPdf, PdfReader, RenderWorker
 from docvlm.reading.sources import expand_sources
-from docvlm.results import Document, Page
+from docvlm.results import Page
 from docvlm.settings import Settings
 
 __all__ = ["Doc", "Generate", "Shape", "Shapes", "on_batches", "parse", "read", "render", "write"]

@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 from docvlm.archive.disk import fsync_dir
 from docvlm.archive.parquet import arrow_schema, document_rows
+from docvlm.document import Document
 from docvlm.errors import MissingDependencyError
 from docvlm.reading.sources import DOCUMENT_SUFFIXES
-from docvlm.results import Document
 
 __all__ = ["Destination", "Format", "format_of", "is_uri", "list_uri", "read_uri"]
 

@@ -32,8 +32,9 @@ from starlette.datastructures import UploadFile
 from starlette.types import Message, Receive
 
 import docvlm
+from docvlm.document import Document, json_schema
 from docvlm.errors import CheckpointNotConfiguredError, DocVLMError
-from docvlm.results import Document, MoleculeResult, MusicResult, json_schema
+from docvlm.results import MoleculeResult, MusicResult
 from docvlm.server.archive import Archive, PageImageError, Suspect, UploadArchive
 from docvlm.server.conversions import ConversionJob, Converter, QueueFullError
 from docvlm.server.drawings import DrawingError, molecule_svg, music_svg

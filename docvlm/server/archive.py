@@ -18,10 +18,11 @@ from typing import Literal, Protocol
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from docvlm.document import Document
 from docvlm.errors import InputError
 from docvlm.reading.pdf import InProcessPdf, PdfData, PdfReader
 from docvlm.reading.render import PageFailure, Source, load_pages
-from docvlm.results import Document, Page
+from docvlm.results import Page
 from docvlm.settings import Settings
 
 __all__ = [

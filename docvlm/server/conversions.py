@@ -17,9 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from docvlm.client import DocVLM
+from docvlm.document import Document
 from docvlm.engines import EngineFactory, load_engine
 from docvlm.reading.pdf import InProcessPdf, PdfReader
-from docvlm.results import Document
 from docvlm.server.archive import LockedPdf
 from docvlm.server.batching import SharedEngines
 from docvlm.settings import Settings

@@ -23,10 +23,11 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from docvlm.document import Document
 from docvlm.errors import MissingDependencyError
 from docvlm.reading.render import Source
 from docvlm.reading.sources import expand_sources
-from docvlm.results import Document, Page, Result
+from docvlm.results import Page, Result
 from docvlm.server.archive import (
     DocumentSummary,
     Entry,
