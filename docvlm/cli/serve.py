@@ -102,6 +102,15 @@ def view_command(
     open_browser: Annotated[
         bool, typer.Option("--open/--no-open", help="Open the viewer in a browser.")
     ] = False,
+    export: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--export",
+            metavar="DIR",
+            help="Write each page as PNG with its boxes drawn (DIR/NNNN-NAME/page-NNNN.png) "
+            "instead of serving the viewer.",
+        ),
+    ] = None,
 ) -> None:
     """Open the viewer over a conversion output: pages with boxes beside what was read."""
     _server()
@@ -110,9 +119,28 @@ def view_command(
 
     if not output.exists():
         raise typer.BadParameter(f"{output} does not exist", param_hint="OUTPUT")
+    if export is not None:
+        _export(output, root, export)
+        return
     try:
         app = viewer_app(output, root=root)
     except OutputError as error:
         raise typer.BadParameter(str(error), param_hint="OUTPUT") from None
     _warn_if_exposed(host)
     run(app, host=host, port=port, open_browser=open_browser)
+
+
+def _export(output: Path, root: Path | None, folder: Path) -> None:
+    from docvlm.server.export import export_pictures
+    from docvlm.server.outputs import FileArchive, OutputError
+
+    try:
+        archive = FileArchive(output, Settings(), root=root)
+    except OutputError as error:
+        raise typer.BadParameter(str(error), param_hint="OUTPUT") from None
+    done = export_pictures(archive, folder)
+    for failure in done.failed:
+        sys.stderr.write(f"error: {failure}\n")
+    sys.stderr.write(f"wrote {len(done.written)} page picture(s) into {folder}\n")
+    if done.failed:
+        raise typer.Exit(1)

@@ -1,0 +1,61 @@
+"""``docvlm view OUT --export DIR``: the viewer's pages as PNG files, boxes drawn.
+
+Each page is re-rendered from its source exactly as the viewer shows it
+(``FileArchive.page_png``) and drawn on by ``docvlm.formats.pictures``; the files are
+``DIR/<document number>-<source name>/page-<n>.png``. A page whose source cannot be found
+or rendered is named and skipped; the others are written.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from docvlm.formats.pictures import draw_page
+from docvlm.server.archive import PageImageError
+from docvlm.server.outputs import FileArchive
+
+__all__ = ["Exported", "export_pictures"]
+
+
+@dataclass
+class Exported:
+    """What an export wrote, and each page it could not draw with the reason."""
+
+    written: list[Path] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def _folder_name(number: int, source: str) -> str:
+    stem = Path(source.partition("!")[2] or source).stem or "document"
+    return f"{number + 1:04d}-{re.sub(r'[^A-Za-z0-9._-]+', '_', stem)[:80]}"
+
+
+def export_pictures(
+    archive: FileArchive, folder: Path, on_page: Callable[[Path], None] | None = None
+) -> Exported:
+    """Every page of every Document of ``archive`` as a PNG with its boxes, into ``folder``."""
+    done = Exported()
+    total, _ = archive.summaries(0, 0)
+    for number in range(total):
+        document = archive.document(number)
+        target = folder / _folder_name(number, document.source)
+        for page in document.pages:
+            try:
+                png = archive.page_png(number, page.number)
+            except PageImageError as error:
+                done.failed.append(f"{document.source}, page {page.number}: {error}")
+                continue
+            picture = draw_page(Image.open(io.BytesIO(png)), page)
+            target.mkdir(parents=True, exist_ok=True)
+            path = target / f"page-{page.number:04d}.png"
+            picture.save(path, "PNG", compress_level=3)
+            done.written.append(path)
+            if on_page is not None:
+                on_page(path)
+    return done
