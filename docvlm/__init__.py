@@ -22,6 +22,7 @@ from docvlm.errors import (
     PageRangeError,
     PasswordRequiredError,
     SettingsError,
+    SourceChangedError,
     UnsupportedInputError,
 )
 from docvlm.results import (
@@ -67,6 +68,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "Sink",
+    "SourceChangedError",
     "TableResult",
     "TaskName",
     "TaskSpec",

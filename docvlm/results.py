@@ -30,7 +30,10 @@ from parsers import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas
+    from docling_core.types.doc import DoclingDocument
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -365,6 +368,33 @@ class Document(_Frozen):
                     label = html.escape(result.task)
                     parts.append(f"<p><b>{label}</b></p><pre>{html.escape(body)}</pre>")
         return "\n".join(parts)
+
+    def write_searchable_pdf(
+        self,
+        path: str | Path,
+        *,
+        source: str | Path | bytes | None = None,
+        password: str | None = None,
+    ) -> Path:
+        """Write the original pages with an invisible text layer at each line's box.
+
+        The original comes from ``source`` or ``self.source`` (checked against
+        ``self.sha256``); PDF pages are reused as they are, images embedded losslessly.
+        Needs ``pip install 'docvlm[pdf]'``. See docs/formats.md.
+        """
+        from docvlm.formats.pdf import write_searchable_pdf
+
+        return write_searchable_pdf(self, path, source=source, password=password)
+
+    def to_docling(self) -> DoclingDocument:
+        """The document as a docling-core ``DoclingDocument`` (pages, text with boxes,
+        tables as cells, molecules as pictures with their SMILES), in reading order.
+
+        Needs ``pip install 'docvlm[docling]'``. See docs/formats.md.
+        """
+        from docvlm.formats.docling import to_docling
+
+        return to_docling(self)
 
 
 _RESULTS = TypeAdapter(list[Result])

@@ -1,0 +1,1 @@
+"""Exports of a converted ``Document`` into the files archives are made of."""
