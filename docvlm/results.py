@@ -351,6 +351,37 @@ class Document(_Frozen):
         yield "pages", len(self.pages)
         yield "results", sum(len(page.results) for page in self.pages)
 
+    # Exports (docs/formats.md): the writers live in docvlm.formats, loaded on first use.
+    def to_text(self) -> str:
+        """Plain text in reading order; pages apart by a form feed."""
+        from docvlm.formats.markdown import document_text
+
+        return document_text(self)
+
+    def to_markdown(self) -> str:
+        """Markdown in reading order: tables as tables, a molecule as its SMILES."""
+        from docvlm.formats.markdown import document_markdown
+
+        return document_markdown(self)
+
+    def to_hocr(self) -> dict[int, str]:
+        """hOCR (XHTML) per page: page number -> document."""
+        from docvlm.formats.hocr import page_hocr
+
+        return {page.number: page_hocr(page, self.source) for page in self.pages}
+
+    def to_alto(self) -> dict[int, str]:
+        """ALTO 4.4 XML per page: page number -> document."""
+        from docvlm.formats.alto import page_alto
+
+        return {page.number: page_alto(page, self.source) for page in self.pages}
+
+    def to_page_xml(self) -> dict[int, str]:
+        """PAGE XML (2019-07-15) per page: page number -> document."""
+        from docvlm.formats.page_xml import page_xml
+
+        return {page.number: page_xml(page, self.source) for page in self.pages}
+
     def _repr_html_(self) -> str:
         """Notebooks show each page's status and what was read, tables as tables."""
         parts = [f"<h4>{html.escape(self.source)}: {self.status}</h4>"]

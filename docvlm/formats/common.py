@@ -1,0 +1,44 @@
+"""What the XML writers share: integer pixel boxes, the software's name, block roles.
+
+Boxes in the record are float page pixels; hOCR and PAGE count whole pixels, so every
+writer rounds the same way (to the nearest pixel, at least one pixel wide and high) and a
+reader finds each box within half a pixel of the record.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib.metadata import PackageNotFoundError, version
+
+from parsers import Box
+
+__all__ = ["SOFTWARE", "TEXT_KINDS", "pixels", "software_version", "xml_text"]
+
+# characters XML 1.0 cannot hold (C0 controls but tab/newline/return, lone surrogates, FFFE/FFFF)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+SOFTWARE = "docvlm"
+
+#: Blocks whose lines are text printed on the page (written as text lines); molecules,
+#: music, figure captions and answers are regions without transcribed text.
+TEXT_KINDS = frozenset({"text", "table"})
+
+
+def pixels(box: Box) -> tuple[int, int, int, int]:
+    """``box`` as whole pixels (x0, y0, x1, y1), rounded, never empty nor negative."""
+    x0, y0 = max(0, round(box.x0)), max(0, round(box.y0))
+    return x0, y0, max(x0 + 1, round(box.x1)), max(y0 + 1, round(box.y1))
+
+
+def software_version() -> str:
+    """docvlm's installed version (``unknown`` in a source tree that was not installed)."""
+    try:
+        return version("docvlm")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def xml_text(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot hold (a model may write control
+    characters through byte tokens); each becomes U+FFFD so the loss is visible."""
+    return _NOT_XML.sub("\ufffd", text)
