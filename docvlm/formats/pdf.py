@@ -167,7 +167,8 @@ def _pdf_source(
             for index, page in enumerate(pages):
                 result.pages.append(original.pages[page.number - 1])
                 _overlay(pikepdf, result, result.pages[-1], text.pages[index], boxes[index])
-            result.save(out)
+            # streams are written as they are: an unfiltered original stays byte for byte
+            result.save(out, compress_streams=False)
 
 
 def _overlay(pikepdf: Any, pdf: Any, page: Any, layer: Any, box: Any) -> None:

@@ -35,6 +35,8 @@ FONT = Path(__file__).with_name("fonts") / "Occulta.ttf"
 _FONT_NAME = "Occulta"
 #: Occulta's descent, as a share of the em (ascent 0.8 + descent 0.2 = 1 em).
 _DESCENT = 0.2
+#: The least horizontal scaling of a line (see ``_write``).
+_MIN_STRETCH = 0.3
 #: Blocks whose lines are searchable text on the page.
 _SEARCHABLE = frozenset({"text", "table", "molecule"})
 
@@ -99,14 +101,24 @@ def draw_page(pdf: FPDF, page: Page, width: float, height: float) -> int:
         if line.estimated and size > cap:
             middle = (y0 + y1) / 2
             y0, y1, size = middle - cap / 2, middle + cap / 2, cap
-        _write(pdf, line.text, x0, y1 - _DESCENT * size, x1 - x0, size)
+        _write(pdf, line.text, x0, y0, x1 - x0, size)
     return len(lines)
 
 
-def _write(pdf: FPDF, text: str, x: float, baseline: float, width: float, size: float) -> None:
-    pdf.set_font(_FONT_NAME, size=max(size, 0.5))
+def _write(pdf: FPDF, text: str, x: float, top: float, width: float, height: float) -> None:
+    """``text`` spanning the box at (x, top) of ``width`` x ``height`` points.
+
+    The font size is the box's height unless the text would be squeezed under
+    ``_MIN_STRETCH``: then it is smaller, its em box centred in the line box. (Squeezed
+    harder, the same letter twice in a row lands within a tenth of the font size of the
+    first, and pdftotext drops it as a fake-bold duplicate: "tool" would read "to l".)
+    """
     pdf.set_stretching(100)
-    natural = pdf.get_string_width(text)
-    if natural > 0:
-        pdf.set_stretching(100 * width / natural)
-    pdf.text(x, baseline, text)
+    pdf.set_font(_FONT_NAME, size=1)
+    em = pdf.get_string_width(text)  # the width at one point and no scaling
+    size = min(height, width / (em * _MIN_STRETCH)) if em > 0 else height
+    size = max(size, 0.5)
+    pdf.set_font(_FONT_NAME, size=size)
+    if em > 0:
+        pdf.set_stretching(100 * width / (em * size))
+    pdf.text(x, top + (height + size) / 2 - _DESCENT * size, text)
