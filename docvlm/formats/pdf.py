@@ -84,6 +84,7 @@ def original_source(
     document: Document, source: str | Path | bytes | None = None
 ) -> tuple[str, bytes | Path]:
     """The name and the bytes (or checked path) of the file ``document`` was read from."""
+    data: bytes | Path
     if isinstance(source, bytes):
         name, data = "<bytes>", source
     else:
@@ -137,8 +138,9 @@ def _pdf_source(
 ) -> None:
     pikepdf = _pikepdf()
     try:
-        original = pikepdf.open(io.BytesIO(data) if isinstance(data, bytes) else data,
-                                password=password or "")
+        original = pikepdf.open(
+            io.BytesIO(data) if isinstance(data, bytes) else data, password=password or ""
+        )
     except pikepdf.PasswordError as error:
         hint = "a wrong password was given" if password else "it is encrypted: give password="
         raise PasswordRequiredError(hint, source=name) from error

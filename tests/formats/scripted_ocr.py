@@ -18,7 +18,6 @@ LINES = [
 ]
 
 
-
 def lines(checkpoint: str) -> list[tuple[tuple[float, float, float, float], str]]:
     """What the engine built for ``checkpoint`` writes on every page."""
     return [*LINES, ((0.10, 0.40, 0.50, 0.43), f"checkpoint {checkpoint}")]
