@@ -101,7 +101,8 @@ def pdftotext_words(pdf: Path) -> list[PdfPage]:
 
 def assert_words_on_lines(page: PdfPage, lines: Sequence[TextLine], px: tuple[int, int]) -> None:
     """Every line's words are found, left to right, each within TOLERANCE of the page of
-    the line's record box (page pixels ``px`` scaled to the PDF page), and no other words.
+    the line's record box (page pixels ``px`` scaled to the PDF page), spanning it, and
+    no other words.
 
     Words are given to the line whose scaled box holds their vertical centre (pdftotext
     has its own reading order, so the order of its output is not compared)."""
@@ -117,6 +118,9 @@ def assert_words_on_lines(page: PdfPage, lines: Sequence[TextLine], px: tuple[in
         )
         assert [w.text for w in mine] == line.text.split(), (line, mine)
         found += len(mine)
+        # the text spans the line's box: its first word starts, its last ends, at the edges
+        assert abs(mine[0].box.x0 - line.box.x0 * sx) <= dx, (line, mine[0])
+        assert abs(mine[-1].box.x1 - line.box.x1 * sx) <= dx, (line, mine[-1])
         for word in mine:
             box = word.box
             where = f"{word.text!r}: {box} vs line {line.box} x ({sx:.3f}, {sy:.3f})"
