@@ -30,6 +30,7 @@ from parsers import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
     from pathlib import Path
 
     import pandas
@@ -376,11 +377,12 @@ class Document(_Frozen):
 
         return {page.number: page_alto(page, self.source) for page in self.pages}
 
-    def to_page_xml(self) -> dict[int, str]:
-        """PAGE XML (2019-07-15) per page: page number -> document."""
+    def to_page_xml(self, created: datetime | None = None) -> dict[int, str]:
+        """PAGE XML (2019-07-15) per page: page number -> document (``created``: the
+        Metadata time, by default now)."""
         from docvlm.formats.page_xml import page_xml
 
-        return {page.number: page_xml(page, self.source) for page in self.pages}
+        return {page.number: page_xml(page, self.source, created) for page in self.pages}
 
     def _repr_html_(self) -> str:
         """Notebooks show each page's status and what was read, tables as tables."""

@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from parsers import Box
 
-__all__ = ["SOFTWARE", "TEXT_KINDS", "pixels", "software_version", "xml_text"]
+__all__ = ["SOFTWARE", "TEXT_KINDS", "Ids", "pixels", "software_version", "xml_text"]
 
 # characters XML 1.0 cannot hold (C0 controls but tab/newline/return, lone surrogates, FFFE/FFFF)
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -42,3 +42,15 @@ def xml_text(text: str) -> str:
     """``text`` without the characters XML 1.0 cannot hold (a model may write control
     characters through byte tokens); each becomes U+FFFD so the loss is visible."""
     return _NOT_XML.sub("\ufffd", text)
+
+
+class Ids:
+    """Element ids unique in a page's file: ``line_3_12`` is the 12th line of page 3."""
+
+    def __init__(self, page: int) -> None:
+        self.page = page
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, kind: str) -> str:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        return f"{kind}_{self.page}_{self.counts[kind]}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from docvlm.formats.common import SOFTWARE, TEXT_KINDS, pixels, software_version, xml_text
+from docvlm.formats.common import SOFTWARE, TEXT_KINDS, Ids, pixels, software_version, xml_text
 from docvlm.formats.order import Block, Line, reading_order
 from docvlm.results import Page
 from parsers import Box
@@ -36,19 +36,7 @@ def _bbox(box: Box) -> str:
     return "bbox {} {} {} {}".format(*pixels(box))
 
 
-class _Ids:
-    """Element ids unique in the page: ``line_3_12`` is the 12th line of page 3."""
-
-    def __init__(self, page: int) -> None:
-        self.page = page
-        self.counts: dict[str, int] = {}
-
-    def __call__(self, kind: str) -> str:
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-        return f"{kind}_{self.page}_{self.counts[kind]}"
-
-
-def _line(line: Line, ids: _Ids, confidence: float | None) -> etree._Element:
+def _line(line: Line, ids: Ids, confidence: float | None) -> etree._Element:
     word_title = _bbox(line.box)
     if confidence is not None:
         word_title += f"; x_wconf {round(confidence * 100)}"
@@ -58,7 +46,7 @@ def _line(line: Line, ids: _Ids, confidence: float | None) -> etree._Element:
     return _E.span(word, {"class": "ocr_line", "id": ids("line"), "title": _bbox(line.box)})
 
 
-def _block(block: Block, ids: _Ids) -> etree._Element | None:
+def _block(block: Block, ids: Ids) -> etree._Element | None:
     title = _bbox(block.box)
     if block.kind in TEXT_KINDS:
         if not block.lines:
@@ -85,7 +73,7 @@ def _quoted(text: str) -> str:
 
 def page_hocr(page: Page, source: str) -> str:
     """The hOCR document of one page of ``source`` (XHTML, UTF-8, with its declaration)."""
-    ids = _Ids(page.number)
+    ids = Ids(page.number)
     whole = Box(x0=0, y0=0, x1=max(1, page.width), y1=max(1, page.height))
     title = f"image {_quoted(xml_text(source))}; {_bbox(whole)}; ppageno {page.number - 1}"
     body = _E.div({"class": "ocr_page", "id": f"page_{page.number}", "title": title})

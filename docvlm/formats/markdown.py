@@ -19,14 +19,16 @@ from docvlm.results import Document, MoleculeResult, MusicResult, Page, TableRes
 __all__ = ["document_markdown", "document_text", "page_markdown", "page_text"]
 
 _INLINE = re.compile(r"([\\`*_\[\]<>|])")
-_LINE_START = re.compile(r"^(\s*)([#>+=~-]|\d+[.)])(?=\s|$)")
+_MARKER = re.compile(r"^(\s*)([#+=~-])(?=\s|$)", re.MULTILINE)
+_NUMBERED = re.compile(r"^(\s*\d+)([.)])(?=\s|$)", re.MULTILINE)
 
 
 def escape(text: str) -> str:
     """``text`` as literal Markdown: inline markup characters and line-start markers
     (headings, quotes, list items) escaped with a backslash."""
     out = _INLINE.sub(r"\\\1", text)
-    return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), out)
+    out = _MARKER.sub(r"\1\\\2", out)
+    return _NUMBERED.sub(r"\1\\\2", out)
 
 
 def _note(block: Block) -> str:

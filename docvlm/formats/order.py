@@ -32,9 +32,9 @@ from docvlm.results import (
     TableResult,
     TextResult,
 )
-from parsers import Box, TextLine
+from parsers import Box, Cell, TextLine
 
-__all__ = ["Block", "BlockKind", "Line", "column_groups", "reading_order"]
+__all__ = ["Block", "BlockKind", "Line", "cell_box", "column_groups", "reading_order"]
 
 BlockKind = Literal["text", "table", "molecule", "music", "caption", "ask"]
 
@@ -144,8 +144,8 @@ def column_groups(boxes: Sequence[Box], min_side: int | None = None) -> list[lis
 
 def _gutters(boxes: list[Box], min_side: int) -> list[tuple[float, float]]:
     """Column gutters (x0, x1): runs of the narrow boxes' x profile covered by at most a
-    fifth of the most boxes any x has, at least 2% of the boxes' extent wide, and with
-    ``min_side`` boxes wholly on each side."""
+    fifth of the most boxes any x has, at least 2% of the boxes' extent wide, with
+    ``min_side`` boxes wholly on each side, and crossed by at most a third of all boxes."""
     left, right = min(b.x0 for b in boxes), max(b.x1 for b in boxes)
     extent = right - left
     narrow = [b for b in boxes if b.width <= _WIDE * extent]
@@ -175,7 +175,10 @@ def _gutters(boxes: list[Box], min_side: int) -> list[tuple[float, float]]:
         if i > 0 and j < bins and g1 - g0 >= min_gap:
             before = sum(b.x1 <= g0 + step for b in narrow)
             after = sum(b.x0 >= g1 - step for b in narrow)
-            if before >= min_side and after >= min_side:
+            crossing = sum(b.x0 < g0 and b.x1 > g1 for b in boxes)
+            # most lines of a one-column page cross any gap between line fragments; only
+            # headings, captions and footers cross a real gutter
+            if before >= min_side and after >= min_side and 3 * crossing <= len(boxes):
                 gutters.append((g0, g1))
         i = j
     return gutters
@@ -261,27 +264,31 @@ def _text_blocks(result: TextResult, split: bool, label: str | None) -> list[Blo
     ]
 
 
-def _table_lines(result: TableResult) -> tuple[Line, ...]:
-    table = result.table
-    if table is None:
-        return ()
-    rows, cols = table.shape
+def cell_box(result: TableResult, cell: Cell) -> tuple[Box, bool]:
+    """A table cell's box and whether it is estimated: the model's coords when it wrote
+    them, else the cell's slot in an even grid over the table's box."""
+    if cell.box is not None:
+        return cell.box, False
+    rows, cols = result.table.shape if result.table else (1, 1)
     box = result.box
     dy, dx = box.height / max(1, rows), box.width / max(1, cols)
+    slot = Box(
+        x0=box.x0 + cell.col * dx,
+        y0=box.y0 + cell.row * dy,
+        x1=box.x0 + (cell.col + cell.colspan) * dx,
+        y1=box.y0 + (cell.row + cell.rowspan) * dy,
+    )
+    return slot, True
+
+
+def _table_lines(result: TableResult) -> tuple[Line, ...]:
+    if result.table is None:
+        return ()
     out = []
-    for cell in table.cells:
-        if not cell.text:
-            continue
-        if cell.box is not None:
-            out.append(Line(text=cell.text, box=cell.box))
-            continue
-        slot = Box(
-            x0=box.x0 + cell.col * dx,
-            y0=box.y0 + cell.row * dy,
-            x1=box.x0 + (cell.col + cell.colspan) * dx,
-            y1=box.y0 + (cell.row + cell.rowspan) * dy,
-        )
-        out.append(Line(text=cell.text, box=slot, estimated=True))
+    for cell in result.table.cells:
+        if cell.text:
+            box, estimated = cell_box(result, cell)
+            out.append(Line(text=cell.text, box=box, estimated=estimated))
     return tuple(out)
 
 
@@ -298,5 +305,10 @@ def _blocks(result: Result, split: bool, label: str | None = None) -> list[Block
         lines = _strips(result.text.splitlines() or [result.text], result.box)
     if isinstance(result, LayoutResult):  # regions order the page; they are no block
         return []
+    box = result.box
+    if isinstance(result, TableResult) and result.table is not None:
+        # a table read from a whole page sits where its cells are, when the model said
+        cells = [cell.box for cell in result.table.cells if cell.box is not None]
+        box = _union(cells) if cells else box
     kind: BlockKind = result.task
-    return [Block(kind=kind, box=result.box, lines=lines, result=result, label=label)]
+    return [Block(kind=kind, box=box, lines=lines, result=result, label=label)]

@@ -8,6 +8,7 @@ ones ``parse_text`` and the assembly make, not ones the test wrote into a model 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -60,3 +61,57 @@ def two_column_document() -> Document:
     rows = [line for pair in zip(LEFT, RIGHT, strict=True) for line in pair]
     scrambled = [HEADER, *rows, FOOTER]
     return convert_scripted(_draw(TWO_COLUMNS), {"ocr": model_output(scrambled)}, ["text"])
+
+
+SCAN = "tables/fintabnet_like/ADS.2007.page_123.png"
+#: The second table of the scan (Net charge-offs, page pixels from table_bboxes.json).
+SCAN_TABLE = Box(x0=177, y0=1163, x1=1062, y1=1329)
+SCAN_CELLS = [
+    ["", "2007", "2006", "2005"],
+    ["Average managed receivables", "$3,909,627", "$3,640,057", "$3,170,485"],
+    ["Net charge-offs", "227,393", "180,449", "207,397"],
+]
+
+
+def scan_lines(page_json: dict[str, Any]) -> list[tuple[Box, str]]:
+    """The scan's text lines as its own OCR found them (text and box, page pixels)."""
+    return [
+        (Box(x0=x0, y0=y0, x1=x1, y1=y1), line["text"])
+        for line in page_json["pages"][0]["text_lines"]
+        for x0, y0, x1, y1 in [line["bbox"]]
+    ]
+
+
+def scan_table_output(side: float) -> str:
+    """The table as a table model writes it: HTML with a ``coords`` box per cell."""
+    rows, cols = len(SCAN_CELLS), len(SCAN_CELLS[0])
+    dx, dy = SCAN_TABLE.width / cols, SCAN_TABLE.height / rows
+    out = []
+    for r, row in enumerate(SCAN_CELLS):
+        tag = "th" if r == 0 else "td"
+        cells = []
+        for c, text in enumerate(row):
+            box = Box(
+                x0=SCAN_TABLE.x0 + c * dx,
+                y0=SCAN_TABLE.y0 + r * dy,
+                x1=SCAN_TABLE.x0 + (c + 1) * dx,
+                y1=SCAN_TABLE.y0 + (r + 1) * dy,
+            )
+            cells.append(f'<{tag} coords="{box_to_tokens(box, side, side)}">{text}</{tag}>')
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    return "<table>" + "".join(out) + "</table>"
+
+
+def convert_scan(image: Image.Image, lines: list[tuple[Box, str]]) -> Document:
+    """The scan read whole (one square tile of its long side) by a scripted text model
+    and a scripted table model."""
+    side = max(image.size)
+    respond = {"ocr": model_output(lines, side), "table html": scan_table_output(side)}
+
+    def answer(request: Request) -> str:
+        assert request.image.size == (side, side)  # one tile: the boxes are page boxes
+        return respond[request.prompt]
+
+    engine = ScriptedEngine(answer, resolution=side)
+    client = DocVLM(Settings(), engine_factory=lambda c, s: engine, checkpoint="scripted")
+    return client.convert(image, tasks=["text", "table"])
