@@ -409,22 +409,15 @@ class Document(_Frozen):
         source: str | Path | bytes | None = None,
         password: str | None = None,
     ) -> Path:
-        """Write the original pages with an invisible text layer at each line's box.
-
-        The original comes from ``source`` or ``self.source`` (checked against
-        ``self.sha256``); PDF pages are reused as they are, images embedded losslessly.
-        Needs ``pip install 'docvlm[pdf]'``. See docs/formats.md.
-        """
+        """The original (``source`` or ``self.source``, checked against ``self.sha256``) with
+        an invisible text layer at each line's box; needs ``docvlm[pdf]`` (docs/formats.md)."""
         from docvlm.formats.pdf import write_searchable_pdf
 
         return write_searchable_pdf(self, path, source=source, password=password)
 
     def to_docling(self) -> DoclingDocument:
-        """The document as a docling-core ``DoclingDocument`` (pages, text with boxes,
-        tables as cells, molecules as pictures with their SMILES), in reading order.
-
-        Needs ``pip install 'docvlm[docling]'``. See docs/formats.md.
-        """
+        """A docling-core ``DoclingDocument`` (pages, lines with boxes, tables as cells,
+        molecules with their SMILES); needs ``docvlm[docling]`` (docs/formats.md)."""
         from docvlm.formats.docling import to_docling
 
         return to_docling(self)
