@@ -24,6 +24,7 @@ from docvlm.errors import (
     PageRangeError,
     PasswordRequiredError,
     SettingsError,
+    SourceChangedError,
     UnsupportedInputError,
 )
 from docvlm.results import (
@@ -66,6 +67,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "Sink",
+    "SourceChangedError",
     "TableResult",
     "TaskName",
     "TaskSpec",

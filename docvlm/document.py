@@ -11,7 +11,8 @@ from __future__ import annotations
 import html
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, TypeAdapter
 
@@ -24,6 +25,9 @@ from docvlm.results import (
     TableResult,
     preview,
 )
+
+if TYPE_CHECKING:
+    from docling_core.types.doc import DoclingDocument
 
 __all__ = ["Document", "json_schema"]
 
@@ -82,6 +86,26 @@ class Document(Frozen):
         from docvlm.formats.page_xml import page_xml
 
         return {page.number: page_xml(page, self.source, created) for page in self.pages}
+
+    def write_searchable_pdf(
+        self,
+        path: str | Path,
+        *,
+        source: str | Path | bytes | None = None,
+        password: str | None = None,
+    ) -> Path:
+        """The original (``source`` or ``self.source``, checked against ``self.sha256``) with
+        an invisible text layer at each line's box; needs ``docvlm[pdf]`` (docs/formats.md)."""
+        from docvlm.formats.pdf import write_searchable_pdf
+
+        return write_searchable_pdf(self, path, source=source, password=password)
+
+    def to_docling(self) -> DoclingDocument:
+        """A docling-core ``DoclingDocument`` (pages, lines with boxes, tables as cells,
+        molecules with their SMILES); needs ``docvlm[docling]`` (docs/formats.md)."""
+        from docvlm.formats.docling import to_docling
+
+        return to_docling(self)
 
     def _repr_html_(self) -> str:
         """Notebooks show each page's status and what was read, tables as tables."""

@@ -12,7 +12,8 @@ an exception: the result carries ``status="parse_error"`` and the parser's reaso
     │   ├── PasswordRequiredError      encrypted PDF without (or with a wrong) password
     │   ├── CorruptInputError          a damaged file the renderer refuses
     │   ├── PageRangeError             a page number the document does not have
-    │   └── InputLimitError            over the pixel, page or size limits
+    │   ├── InputLimitError            over the pixel, page or size limits
+    │   └── SourceChangedError         the original changed since it was converted (SHA-256)
     ├── CheckpointError              the model cannot be loaded
     │   ├── CheckpointNotConfiguredError  no checkpoint set for a task without a public one
     │   └── CheckpointUnavailableError    missing directory, offline, gated or not found
@@ -34,6 +35,7 @@ __all__ = [
     "PageRangeError",
     "PasswordRequiredError",
     "SettingsError",
+    "SourceChangedError",
     "UnsupportedInputError",
 ]
 
@@ -71,6 +73,11 @@ class PageRangeError(InputError):
 
 class InputLimitError(InputError):
     """The input is over a configured limit (pixels per page, pages, bytes)."""
+
+
+class SourceChangedError(InputError):
+    """The original file's SHA-256 is not the one recorded when it was converted (a
+    searchable PDF would put the text over other pages)."""
 
 
 class CheckpointError(DocVLMError):

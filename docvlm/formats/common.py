@@ -8,11 +8,40 @@ reader finds each box within half a pixel of the record.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import Protocol
 
+from docvlm.results import Page
 from parsers import Box
 
-__all__ = ["SOFTWARE", "TEXT_KINDS", "Ids", "pixels", "software_version", "xml_text"]
+__all__ = [
+    "SOFTWARE",
+    "TEXT_KINDS",
+    "Converted",
+    "Ids",
+    "pixels",
+    "software_version",
+    "xml_text",
+]
+
+
+class Converted(Protocol):
+    """What a whole-document writer reads of a ``docvlm.Document`` (typed structurally, so
+    the writers never import the Document that loads them)."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def sha256(self) -> str | None: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    @property
+    def pages(self) -> Sequence[Page]: ...
+
 
 # characters XML 1.0 cannot hold (C0 controls but tab/newline/return, lone surrogates, FFFE/FFFF)
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
