@@ -15,9 +15,12 @@ from docvlm.server.conversions import Converter
 from docvlm.server.outputs import FileArchive
 from docvlm.settings import Settings
 
-__all__ = ["LOCALHOST", "run", "service_app", "viewer_app"]
+__all__ = ["GRACEFUL_SECONDS", "LOCALHOST", "run", "service_app", "viewer_app"]
 
 LOCALHOST = "127.0.0.1"
+#: After SIGTERM (or Ctrl-C), how long answers in flight may still finish; then their
+#: requests are cancelled, which cancels their conversions, and the process exits.
+GRACEFUL_SECONDS = 2
 
 
 def service_app(
@@ -30,13 +33,15 @@ def service_app(
     max_upload_bytes: int = 64 << 20,
     keep: int = 32,
     window: float = 0.005,
+    request_timeout: float = 300.0,
 ) -> FastAPI:
     """The conversion service with the viewer: models load on the first request and stay.
 
     ``workers`` conversions run at once (their crops batched together, up to
     ``settings.batch_size`` per engine call); ``queue_limit`` more wait, then 429.
     The last ``keep`` documents stay viewable, with up to 512 MiB of their uploads (at
-    least the newest one) kept to draw their pages.
+    least the newest one, on disk) kept to draw their pages. A request may take
+    ``request_timeout`` seconds, its upload included; then its conversion is cancelled.
     """
     converter = Converter(
         settings,
@@ -47,7 +52,12 @@ def service_app(
         window=window,
     )
     archive = UploadArchive(settings, keep=keep, max_bytes=max(max_upload_bytes, 512 << 20))
-    return create_app(archive, converter=converter, max_upload_bytes=max_upload_bytes)
+    return create_app(
+        archive,
+        converter=converter,
+        max_upload_bytes=max_upload_bytes,
+        request_timeout=request_timeout,
+    )
 
 
 def viewer_app(
@@ -62,7 +72,11 @@ def viewer_app(
 def run(
     app: FastAPI, *, host: str = LOCALHOST, port: int = 8000, open_browser: bool = False
 ) -> None:
-    """Serve ``app`` with uvicorn until interrupted."""
+    """Serve ``app`` with uvicorn until interrupted (SIGINT or SIGTERM): it then takes no
+    new connections, gives answers in flight ``GRACEFUL_SECONDS``, cancels the
+    conversions still running and exits."""
     if open_browser:
         webbrowser.open(f"http://{host}:{port}/")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", timeout_graceful_shutdown=GRACEFUL_SECONDS
+    )
