@@ -142,10 +142,8 @@ def create_app(
         _get(archive, number)
         try:
             png = await asyncio.to_thread(archive.page_png, number, page)
-        except KeyError:
-            raise HTTPException(404, f"document {number} has no page {page}") from None
-        except PageImageError as error:
-            raise HTTPException(404, str(error)) from None
+        except (KeyError, PageImageError):  # one answer, whatever the cause (logged)
+            raise HTTPException(404, "no such page image") from None
         return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=600"})
 
     @app.get(

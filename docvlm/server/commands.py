@@ -105,7 +105,11 @@ def view_command(
     ],
     root: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--root", help="Folder the Documents' relative source paths start from."),
+        typer.Option(
+            "--root",
+            help="Folder the Documents' sources are in (relative paths start here); pages "
+            "are drawn only from files under it or beside OUTPUT.",
+        ),
     ] = None,
     host: Host = LOCALHOST,
     port: Port = 8000,

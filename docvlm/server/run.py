@@ -63,9 +63,8 @@ def service_app(
 def viewer_app(
     output: Path, settings: Settings | None = None, *, root: Path | None = None
 ) -> FastAPI:
-    """The viewer over a conversion output (JSONL, Parquet or an output folder); sources
-    are looked up as written, then under ``root``, the working directory and the output's
-    folder."""
+    """The viewer over a conversion output (JSONL, Parquet or an output folder); pages
+    are drawn only from source files under ``root`` or the output's folder."""
     return create_app(FileArchive(output, settings or Settings(), root=root))
 
 

@@ -1,0 +1,170 @@
+"""``docvlm serve`` and ``docvlm view`` under hostile use: a page range far past the
+document, hostile model output, uploads past a full queue (a soak with RSS measured), a
+client that leaves, a request past its time budget, SIGTERM during a long conversion, a
+record naming files outside the output, and the password form field."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("python_multipart")
+
+import httpx
+from PIL import Image
+
+from docvlm import Document, Settings
+from docvlm.engines import Engine, Request
+from docvlm.server import service_app, viewer_app
+from docvlm.testing import ScriptedEngine
+from parsers.base import MAX_INPUT_CHARS
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "examples" / "sample.pdf"
+SETTINGS = Settings(device="cpu", render_timeout=None)
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://docvlm")
+
+
+def scripted(respond: Callable[[Request], str], **options: Any) -> tuple[Any, list[Engine]]:
+    built: list[Engine] = []
+
+    def factory(checkpoint: str, settings: Settings) -> Engine:
+        built.append(ScriptedEngine(respond, checkpoint=checkpoint))
+        return built[-1]
+
+    return service_app(SETTINGS, checkpoint="s", engine_factory=factory, **options), built
+
+
+def png_bytes(size: tuple[int, int] = (120, 90)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, "white").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_a_huge_page_range_is_a_422_naming_the_upload_and_its_pages() -> None:
+    app, built = scripted(lambda request: "text")
+
+    async def go() -> list[httpx.Response]:
+        async with client(app) as http:
+            file = {"file": ("sample.pdf", SAMPLE.read_bytes())}
+            return [
+                await http.post("/v1/convert", files=file, data={"pages": selection})
+                for selection in ("1-99999999999", "1-40000000")
+            ]
+
+    for response, page in zip(asyncio.run(go()), ("99999999999", "40000000"), strict=True):
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"] == (
+            f"sample.pdf: page {page} is out of range (the document has 2 page(s))"
+        )
+    assert not built or not built[0].requests  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("task", "output", "reason"),
+    [
+        ("molecule", "C" * (MAX_INPUT_CHARS + 1), "more than the limit of 400,000"),
+        ("caption", "bad \udcff", "lone surrogate(s), replaced with U+FFFD"),
+    ],
+)
+def test_hostile_model_output_is_a_200_with_a_parse_error(
+    task: str, output: str, reason: str
+) -> None:
+    app, _ = scripted(lambda request: output)
+
+    async def go() -> httpx.Response:
+        async with client(app) as http:
+            return await http.post(
+                "/v1/convert", files={"file": ("a.png", png_bytes())}, data={"tasks": task}
+            )
+
+    response = asyncio.run(go())
+    assert response.status_code == 200, response.text
+    (result,) = response.json()["pages"][0]["results"]
+    assert result["status"] == "parse_error" and reason in result["error"]
+
+
+def test_an_encrypted_upload_names_the_password_form_field(corpus: Path) -> None:
+    encrypted = (corpus / "pdfs/encrypted/pypdf_r2-user-password.pdf").read_bytes()
+    app, _ = scripted(lambda request: "text")
+    form = (ROOT / "docvlm/viewer/index.html").read_text(encoding="utf-8")
+    assert '<input type="password" name="password"' in form  # the viewer's upload form
+
+    async def go() -> list[httpx.Response]:
+        async with client(app) as http:
+            return [
+                await http.post(
+                    "/v1/convert", files={"file": ("x.pdf", encrypted)}, data=fields
+                )
+                for fields in ({}, {"password": "asdfzxcv", "tasks": "caption", "dpi": "40"})
+            ]
+
+    refused, opened = asyncio.run(go())
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == (
+        "x.pdf: it is encrypted: give its password (the `password` form field)"
+    )
+    assert opened.status_code == 200, opened.text
+
+
+def test_the_viewer_draws_only_files_under_its_folders(tmp_path: Path) -> None:
+    """Records naming a file outside the output's folder (absolute, ``../``, through a
+    link), a missing file and a non-image all get the very same 404."""
+    secret = tmp_path / "secret" / "secret.png"
+    secret.parent.mkdir()
+    Image.new("RGB", (40, 30), "red").save(secret)
+    out = tmp_path / "out"
+    out.mkdir()
+    Image.new("RGB", (40, 30), "blue").save(out / "scan.png")
+    (out / "notes.png").write_text("not an image at all")
+    (out / "link.png").symlink_to(secret)
+    sources = [
+        "scan.png",
+        str(secret),
+        "../secret/secret.png",
+        "../../../../../../../../etc/passwd",
+        "/etc/passwd",
+        "link.png",
+        "gone.png",
+        "notes.png",
+        str(out / ".." / "secret" / "secret.png"),
+    ]
+    page = {"number": 1, "width": 40, "height": 30, "status": "ok", "results": []}
+    lines = [
+        json.dumps({"source": source, "status": "success", "pages": [page]})
+        for source in sources
+    ]
+    (out / "out.jsonl").write_text("\n".join(lines) + "\n")
+    Document.model_validate_json(lines[0])  # the records are real Documents
+    app = viewer_app(out / "out.jsonl", SETTINGS)
+
+    async def go() -> list[httpx.Response]:
+        async with client(app) as http:
+            return [
+                await http.get(f"/v1/documents/{number}/pages/1/image")
+                for number in range(len(sources))
+            ]
+
+    good, *refused = asyncio.run(go())
+    assert good.status_code == 200
+    assert Image.open(io.BytesIO(good.content)).getpixel((5, 5)) == (0, 0, 255)
+    assert [(r.status_code, r.content) for r in refused] == [
+        (404, b'{"detail":"no such page image"}')
+    ] * len(refused)
