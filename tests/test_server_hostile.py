@@ -168,3 +168,111 @@ def test_the_viewer_draws_only_files_under_its_folders(tmp_path: Path) -> None:
     assert [(r.status_code, r.content) for r in refused] == [
         (404, b'{"detail":"no such page image"}')
     ] * len(refused)
+
+
+def blank_pdf(path: Path, pages: int) -> Path:
+    """A PDF of ``pages`` blank pages (small, quick to render, long to convert)."""
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument.new()
+    for _ in range(pages):
+        document.new_page(200, 200)
+    document.save(str(path))
+    document.close()
+    return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def slow(seconds: float, calls: list[float]) -> Callable[[Request], str]:
+    def respond(request: Request) -> str:
+        calls.append(time.monotonic())
+        time.sleep(seconds)
+        return "a page"
+
+    return respond
+
+
+def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.fixture
+def uvicorn_thread() -> Iterator[Callable[[Any], str]]:
+    """Serve an app with a real uvicorn (real sockets, real disconnects) in a thread."""
+    import uvicorn
+
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(app: Any) -> str:
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        assert wait_until(lambda: server.started, 20)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(20)
+
+
+def test_a_client_that_disconnects_cancels_its_conversion(
+    tmp_path: Path, uvicorn_thread: Callable[[Any], str]
+) -> None:
+    calls: list[float] = []
+    app, _ = scripted(slow(0.05, calls), workers=1)
+    converter = app.state.converter
+    url = uvicorn_thread(app)
+    pdf = blank_pdf(tmp_path / "long.pdf", 400).read_bytes()  # 400 x 0.05 s = 20 s of work
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes its connection
+        httpx.post(
+            f"{url}/v1/convert",
+            files={"file": ("long.pdf", pdf)},
+            data={"tasks": "caption", "dpi": "36"},
+            timeout=httpx.Timeout(10, read=1.5),
+        )
+    gave_up = time.monotonic()
+    assert wait_until(lambda: converter.admitted == 0, 5), "the conversion went on"
+    stopped = len(calls)
+    time.sleep(0.5)
+    assert len(calls) == stopped < 100  # no engine request after the cancellation
+    assert time.monotonic() - gave_up < 5
+
+
+def test_a_request_past_its_time_budget_is_a_504_and_stops(tmp_path: Path) -> None:
+    calls: list[float] = []
+    app, _ = scripted(slow(0.05, calls), workers=1, request_timeout=1.0)
+    pdf = blank_pdf(tmp_path / "long.pdf", 400).read_bytes()
+
+    async def go() -> httpx.Response:
+        async with client(app) as http:
+            return await http.post(
+                "/v1/convert",
+                files={"file": ("long.pdf", pdf)},
+                data={"tasks": "caption", "dpi": "36"},
+            )
+
+    started = time.monotonic()
+    response = asyncio.run(go())
+    assert response.status_code == 504
+    assert "budget of 1 s (--request-timeout)" in response.json()["detail"]
+    assert time.monotonic() - started < 3
+    assert wait_until(lambda: app.state.converter.admitted == 0, 5)
+    stopped = len(calls)
+    time.sleep(0.3)
+    assert len(calls) == stopped < 60

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,7 @@ def add_convert(
         except ServiceClosingError as error:
             return JSONResponse({"detail": str(error)}, status_code=503)
         upload: Upload | None = None
+        future: Future[Document] | None = None
         kept = False
         try:
             try:
@@ -173,7 +175,10 @@ def add_convert(
             raise HTTPException(503, str(error)) from None
         finally:
             if upload is not None and not kept:
-                upload.discard()
+                if future is not None and not future.done():  # deleted once it stops
+                    future.add_done_callback(upload.discard_when_done)
+                else:
+                    upload.discard()
 
 
 def _answer(

@@ -49,6 +49,11 @@ class Upload:
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
 
+    def discard_when_done(self, _: object) -> None:
+        """``discard`` as a future's done-callback: an abandoned conversion keeps reading
+        its file until it stops at its next check."""
+        self.discard()
+
 
 def _capped(receive: Receive, limit: int) -> Receive:
     """``receive`` that stops reading a request body once it is over ``limit`` bytes."""
