@@ -276,3 +276,147 @@ def test_a_request_past_its_time_budget_is_a_504_and_stops(tmp_path: Path) -> No
     stopped = len(calls)
     time.sleep(0.3)
     assert len(calls) == stopped < 60
+
+
+SOAK_SERVER = """
+import sys, time
+from docvlm import Settings
+from docvlm.server import service_app
+from docvlm.server.run import run
+from docvlm.testing import ScriptedEngine
+
+def respond(request):
+    time.sleep(0.3)
+    return "a page"
+
+app = service_app(
+    Settings(device="cpu", render_timeout=None), checkpoint="s", workers=1, queue_limit=1,
+    engine_factory=lambda c, s: ScriptedEngine(respond, record=False),
+    max_upload_bytes=32 << 20,
+)
+run(app, port=int(sys.argv[1]))
+"""
+#: Uploads in the soak, and the size of each (a PNG padded to this size).
+SOAK_UPLOADS, SOAK_MB = 30, 16
+#: What the soak may add to the server's peak RSS: four uploads' worth. Reading each body
+#: before the queue refused it (the issue) costs up to 30 x 16 MB = 480 MB.
+SOAK_RSS_BOUND_MB = 4 * SOAK_MB
+
+
+def _peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc for RSS")
+def test_a_soak_of_large_uploads_past_a_full_queue_keeps_rss_bounded() -> None:
+    """30 concurrent 16 MB uploads against 1 worker and a queue of 1: the ones past the
+    queue are refused at once (429) without their bodies being read, the admitted ones
+    are streamed to disk, and the server's peak RSS stays within the stated bound."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", SOAK_SERVER, str(port)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until(lambda: _answers(f"{url}/healthz"), 60), "the server did not start"
+        warm = httpx.post(f"{url}/v1/convert", files={"file": ("w.png", png_bytes())})
+        assert warm.status_code == 200, warm.text
+        before = _peak_rss_mb(server.pid)
+        body = png_bytes() + bytes(SOAK_MB << 20)  # PIL reads the PNG, ignores the rest
+        statuses: list[int] = []
+
+        def upload() -> None:
+            try:
+                response = httpx.post(
+                    f"{url}/v1/convert",
+                    files={"file": ("big.png", body)},
+                    data={"tasks": "caption"},
+                    timeout=60,
+                )
+                statuses.append(response.status_code)
+            except httpx.TransportError:  # refused while still sending: reset mid-body
+                statuses.append(0)
+
+        threads = [threading.Thread(target=upload) for _ in range(SOAK_UPLOADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        grown = _peak_rss_mb(server.pid) - before
+        health = httpx.get(f"{url}/healthz").json()
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert statuses.count(200) >= 2 and statuses.count(200) + statuses.count(429) >= 20, statuses
+    assert set(statuses) <= {200, 429, 0}, statuses
+    assert health["admitted"] == 0
+    assert grown < SOAK_RSS_BOUND_MB, f"peak RSS grew {grown:.0f} MB"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_sigterm_during_a_long_conversion_exits_within_seconds(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    """A real ``docvlm serve`` (the tiny model) converting 2,000 pages: SIGTERM stops it
+    (no new work, the conversion cancelled, the process gone) well within 10 s."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "docvlm", "serve", "-c", str(tiny_checkpoint)),
+            *("--device", "cpu", "--workers", "1", "--port", str(port)),
+        ],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    pdf = blank_pdf(tmp_path / "long.pdf", 2000).read_bytes()
+    answers: list[int] = []
+
+    def convert() -> None:
+        try:
+            response = httpx.post(
+                f"{url}/v1/convert",
+                files={"file": ("long.pdf", pdf)},
+                data={"tasks": "caption", "dpi": "36", "max_new_tokens": "8"},
+                timeout=120,
+            )
+            answers.append(response.status_code)
+        except httpx.TransportError:
+            answers.append(0)
+
+    try:
+        assert wait_until(lambda: _answers(f"{url}/healthz"), 60), "serve did not start"
+        worker = threading.Thread(target=convert)
+        worker.start()
+        assert wait_until(
+            lambda: httpx.get(f"{url}/healthz").json()["engines"] != [], 60
+        ), "the model never loaded"
+        time.sleep(1.0)  # converting now
+        assert httpx.get(f"{url}/healthz").json()["admitted"] == 1
+        sent = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=30)
+        took = time.monotonic() - sent
+        worker.join(30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        log = server.communicate()[0]
+    assert took < 10, f"exited {took:.1f} s after SIGTERM"
+    assert code in (0, -signal.SIGTERM), log[-2000:]  # uvicorn re-raises the signal
+    assert "Application shutdown complete" in log
+    print(f"exited {took:.1f} s after SIGTERM")
+    assert answers and answers[0] in (0, 503), answers

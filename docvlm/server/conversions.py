@@ -209,13 +209,18 @@ class Converter:
             question=job.question,
         )
 
-    def close(self) -> None:
-        """Refuse new work, cancel running and waiting conversions (each stops at its next
-        check), then drop the models and render workers."""
+    def stop(self) -> None:
+        """Refuse new work and cancel running and waiting conversions (each stops at its
+        next check); what ``docvlm serve`` does first on SIGTERM."""
         with self._lock:
             self._closing = True
             for event in self._running:
                 event.set()
+
+    def close(self) -> None:
+        """``stop``, wait for the conversions to stop, then drop the models and render
+        workers."""
+        self.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
         for client in self._all:
             client.close()

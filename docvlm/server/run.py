@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import webbrowser
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
@@ -76,6 +79,27 @@ def run(
     conversions still running and exits."""
     if open_browser:
         webbrowser.open(f"http://{host}:{port}/")
-    uvicorn.run(
+    config = uvicorn.Config(
         app, host=host, port=port, log_level="info", timeout_graceful_shutdown=GRACEFUL_SECONDS
     )
+    _Server(config, getattr(app.state, "converter", None)).run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which on SIGINT/SIGTERM also stops the converter at once, so the
+    requests in flight answer 503 within the grace period instead of being cut off."""
+
+    def __init__(self, config: uvicorn.Config, converter: Converter | None) -> None:
+        super().__init__(config)
+        self._converter = converter
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._converter is not None and self._loop is not None:
+            # a signal handler must not take the converter's lock: the loop's thread does
+            self._loop.call_soon_threadsafe(self._converter.stop)
+        super().handle_exit(sig, frame)
