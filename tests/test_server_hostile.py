@@ -356,6 +356,7 @@ def test_a_soak_of_large_uploads_past_a_full_queue_keeps_rss_bounded() -> None:
     assert set(statuses) <= {200, 429, 0}, statuses
     assert health["admitted"] == 0
     assert grown < SOAK_RSS_BOUND_MB, f"peak RSS grew {grown:.0f} MB"
+    print(f"soak: {statuses.count(200)} x 200, {statuses.count(429)} x 429, RSS +{grown:.1f} MB")
 
 
 def _answers(url: str) -> bool:
