@@ -110,9 +110,7 @@ def test_an_encrypted_upload_names_the_password_form_field(corpus: Path) -> None
     async def go() -> list[httpx.Response]:
         async with client(app) as http:
             return [
-                await http.post(
-                    "/v1/convert", files={"file": ("x.pdf", encrypted)}, data=fields
-                )
+                await http.post("/v1/convert", files={"file": ("x.pdf", encrypted)}, data=fields)
                 for fields in ({}, {"password": "asdfzxcv", "tasks": "caption", "dpi": "40"})
             ]
 
@@ -148,8 +146,7 @@ def test_the_viewer_draws_only_files_under_its_folders(tmp_path: Path) -> None:
     ]
     page = {"number": 1, "width": 40, "height": 30, "status": "ok", "results": []}
     lines = [
-        json.dumps({"source": source, "status": "success", "pages": [page]})
-        for source in sources
+        json.dumps({"source": source, "status": "success", "pages": [page]}) for source in sources
     ]
     (out / "out.jsonl").write_text("\n".join(lines) + "\n")
     Document.model_validate_json(lines[0])  # the records are real Documents
@@ -402,9 +399,9 @@ def test_sigterm_during_a_long_conversion_exits_within_seconds(
         assert wait_until(lambda: _answers(f"{url}/healthz"), 60), "serve did not start"
         worker = threading.Thread(target=convert)
         worker.start()
-        assert wait_until(
-            lambda: httpx.get(f"{url}/healthz").json()["engines"] != [], 60
-        ), "the model never loaded"
+        assert wait_until(lambda: httpx.get(f"{url}/healthz").json()["engines"] != [], 60), (
+            "the model never loaded"
+        )
         time.sleep(1.0)  # converting now
         assert httpx.get(f"{url}/healthz").json()["admitted"] == 1
         sent = time.monotonic()
