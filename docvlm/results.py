@@ -84,9 +84,15 @@ class ResultBase(Frozen):
     def from_output(cls, raw: str, frame: Box, **provenance: Any) -> Self:
         """Parse ``raw`` read from the square ``frame`` (page pixels) into a result.
 
-        A ``ParseError`` becomes ``status="parse_error"``; boxes the parser finds are mapped
-        from the frame to page pixels.
+        A ``ParseError`` (an output over the parsers' size limit included) becomes
+        ``status="parse_error"``; boxes the parser finds are mapped from the frame to page
+        pixels. Model output is untrusted: text that is not valid Unicode (lone surrogates,
+        which no sink can encode) is kept with them replaced and is a ``parse_error``, so
+        every path records it instead of raising.
         """
+        raw, unsafe = _valid_unicode(raw)
+        if unsafe:
+            return cls(raw=raw, status="parse_error", error=unsafe, **provenance)
         try:
             payload = cls._parse(raw, frame)
         except ParseError as error:
@@ -114,6 +120,19 @@ class ResultBase(Frozen):
             yield "confidence", round(self.confidence, 3)
         if self.status == "ok":
             yield "read", preview(self.summary())
+
+
+def _valid_unicode(raw: str) -> tuple[str, str | None]:
+    """``raw`` with lone surrogates replaced by U+FFFD, and why it was changed (or None)."""
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        bad = sum(0xD800 <= ord(c) <= 0xDFFF for c in raw)
+        fixed = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in raw)
+        return fixed, (
+            f"the output is not valid Unicode: {bad} lone surrogate(s), replaced with U+FFFD in raw"
+        )
+    return raw, None
 
 
 def preview(text: str, limit: int = 60) -> str:
@@ -209,10 +228,10 @@ class MoleculeResult(ResultBase):
         return svg
 
     @classmethod
-    def from_output(cls, raw: str, frame: Box, **provenance: Any) -> Self:
-        molecule = parse_smiles(raw)
+    def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
+        molecule = parse_smiles(raw)  # an invalid SMILES is a Molecule with its error
         status: Status = "ok" if molecule.valid else "parse_error"
-        return cls(raw=raw, molecule=molecule, status=status, error=molecule.error, **provenance)
+        return {"molecule": molecule, "status": status, "error": molecule.error}
 
 
 class MusicResult(ResultBase):

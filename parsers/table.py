@@ -156,9 +156,30 @@ def sections_html(table: Table, cell_html: Callable[[Cell], str]) -> str:
     return "".join(parts)
 
 
+_INLINE_TAG = re.compile(r"</?(?:{})>".format("|".join(sorted(INLINE_TAGS))))
+
+
+def safe_content(content: str) -> str:
+    """``content`` as it may be written into HTML: the inline tags exactly as the parser
+    writes them (``<b>``, ``</sup>``: no attributes) kept, everything else escaped.
+
+    The parser's own content comes back unchanged (its text is already escaped, so it is
+    unescaped before escaping again); a ``Cell`` built by hand cannot carry markup, so
+    ``Table.html`` is safe whoever made the table.
+    """
+    parts: list[str] = []
+    last = 0
+    for tag in _INLINE_TAG.finditer(content):
+        parts.append(html.escape(html.unescape(content[last : tag.start()]), quote=False))
+        parts.append(tag.group())
+        last = tag.end()
+    parts.append(html.escape(html.unescape(content[last:]), quote=False))
+    return "".join(parts)
+
+
 def _to_html(table: Table) -> str:
     def cell_html(cell: Cell) -> str:
-        return f"<{cell.tag}{span_attributes(cell)}>{cell.content}</{cell.tag}>"
+        return f"<{cell.tag}{span_attributes(cell)}>{safe_content(cell.content)}</{cell.tag}>"
 
     return f"<table>{sections_html(table, cell_html)}</table>"
 

@@ -57,6 +57,15 @@ def serve_command(
     keep: Annotated[
         int, typer.Option("--keep", min=1, help="Converted documents kept for the viewer.")
     ] = 32,
+    request_timeout: Annotated[
+        float,
+        typer.Option(
+            "--request-timeout",
+            min=0.001,
+            help="Seconds one request may take, upload included; then 504 and its "
+            "conversion is cancelled.",
+        ),
+    ] = 300.0,
 ) -> None:
     """Serve POST /v1/convert and the viewer; models stay loaded between requests."""
     if device is not None and device not in ("auto", "cpu", "cuda"):
@@ -72,6 +81,7 @@ def serve_command(
         queue_limit=queue,
         max_upload_bytes=int(max_upload_mb * (1 << 20)),
         keep=keep,
+        request_timeout=request_timeout,
     )
     _warn_if_exposed(host)
     run(app, host=host, port=port)
@@ -95,7 +105,11 @@ def view_command(
     ],
     root: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--root", help="Folder the Documents' relative source paths start from."),
+        typer.Option(
+            "--root",
+            help="Folder the Documents' sources are in (relative paths start here); pages "
+            "are drawn only from files under it or beside OUTPUT.",
+        ),
     ] = None,
     host: Host = LOCALHOST,
     port: Port = 8000,

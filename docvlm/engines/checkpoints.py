@@ -31,6 +31,13 @@ def _check_directory(path: Path, reference: str, kind: str = "checkpoint") -> Pa
     if kind == "adapter":
         if not (path / "adapter_config.json").is_file():
             raise CheckpointUnavailableError(f"adapter {reference!r}: no adapter_config.json")
+        if not (path / "adapter_model.safetensors").is_file():
+            # peft would fall back to adapter_model.bin, a pickle handed to torch.load
+            found = ", ".join(sorted(p.name for p in path.glob("adapter_model.*"))) or "none"
+            raise CheckpointUnavailableError(
+                f"adapter {reference!r}: no adapter_model.safetensors in {path} (found: "
+                f"{found}; docvlm loads safetensors only)"
+            )
         return path
     if not (path / "config.json").is_file():
         raise CheckpointUnavailableError(f"checkpoint {reference!r}: no config.json in {path}")

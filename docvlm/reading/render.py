@@ -113,10 +113,23 @@ def sniff(head: bytes) -> Kind | None:
 
 
 def parse_pages(selection: PageSelection, count: int, *, source: str) -> list[int]:
-    """1-based page numbers from ``"1-3,7"``, ``"5-"``, a list, or None (all pages)."""
+    """1-based page numbers from ``"1-3,7"``, ``"5-"``, a list, or None (all pages).
+
+    Each range's bounds are checked against ``count`` before it is expanded, so a
+    selection such as ``1-99999999999`` fails at once instead of building a huge list;
+    the result never holds more than ``count`` numbers.
+    """
     if selection is None:
         return list(range(1, count + 1))
-    numbers: list[int] = []
+
+    def check(number: int) -> None:
+        if not 1 <= number <= count:
+            raise PageRangeError(
+                f"page {number} is out of range (the document has {count} page(s))",
+                source=source,
+            )
+
+    chosen: dict[int, None] = {}
     if isinstance(selection, str):
         for part in selection.replace(" ", "").split(","):
             if not part:
@@ -126,23 +139,27 @@ def parse_pages(selection: PageSelection, count: int, *, source: str) -> list[in
                 start = int(first) if first else 1
                 end = (int(last) if last else count) if dash else start
             except ValueError:
-                raise PageRangeError(f"bad page range {part!r}", source=source) from None
+                raise PageRangeError(f"bad page range {part[:40]!r}", source=source) from None
             if start > end and dash and last:
                 raise PageRangeError(
                     f"page range {part!r} is reversed (write {end}-{start})", source=source
                 )
-            numbers.extend(range(start, end + 1) if start <= end else [start])
+            check(start)
+            if start <= end:
+                check(end)
+                chosen.update(dict.fromkeys(range(start, end + 1)))
+            else:  # "5-" on a shorter document: the checked start page alone
+                chosen[start] = None
     else:
-        numbers = [int(n) for n in selection]
-    if not numbers:
-        raise PageRangeError(f"the page selection {selection!r} names no page", source=source)
-    for number in numbers:
-        if not 1 <= number <= count:
-            raise PageRangeError(
-                f"page {number} is out of range (the document has {count} page(s))",
-                source=source,
-            )
-    return list(dict.fromkeys(numbers))
+        for item in selection:
+            number = int(item)
+            check(number)
+            chosen[number] = None
+    if not chosen:
+        raise PageRangeError(
+            f"the page selection {str(selection)[:40]!r} names no page", source=source
+        )
+    return list(chosen)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -20,124 +20,35 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import tempfile
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import UploadFile
-from starlette.types import Message, Receive
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import docvlm
 from docvlm.document import Document, json_schema
-from docvlm.errors import CheckpointNotConfiguredError, DocVLMError
 from docvlm.results import MoleculeResult, MusicResult
-from docvlm.server.archive import Archive, PageImageError, Suspect, UploadArchive
-from docvlm.server.conversions import ConversionJob, Converter, QueueFullError
+from docvlm.server.archive import Archive, PageImageError, Suspect
+from docvlm.server.conversions import Converter
+from docvlm.server.convert import add_convert
 from docvlm.server.drawings import DrawingError, molecule_svg, music_svg
-from docvlm.tasks import TASKS, TaskName
+from docvlm.server.uploads import remove_folder
+from docvlm.tasks import TASKS
 
 __all__ = ["VIEWER", "create_app"]
 
 VIEWER = Path(__file__).resolve().parent.parent / "viewer"
-#: Bytes a multipart body may carry besides the file (boundaries, headers, option fields).
-FORM_SLACK = 64 * 1024
 PAGE_CSP = (
     "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 DRAWING_CSP = "default-src 'none'; style-src 'unsafe-inline'"
-CONVERT_FORM: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "tasks": {
-                            "type": "array",
-                            "items": {"type": "string", "enum": list(TASKS)},
-                            "description": "repeatable, or comma-separated (default: text)",
-                        },
-                        "layout": {"type": "boolean"},
-                        "pages": {"type": "string", "examples": ["1-3,7"]},
-                        "password": {"type": "string"},
-                        "dpi": {"type": "integer", "minimum": 36, "maximum": 1200},
-                        "max_new_tokens": {"type": "integer", "minimum": 1},
-                        "question": {"type": "string"},
-                    },
-                }
-            }
-        },
-    }
-}
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _capped(receive: Receive, limit: int) -> Receive:
-    """``receive`` that stops reading a request body once it is over ``limit`` bytes."""
-    seen = 0
-
-    async def capped() -> Message:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise _TooLarge
-        return message
-
-    return capped
-
-
-def _too_large(limit: int) -> JSONResponse:
-    return JSONResponse(
-        {"detail": f"the upload is over the limit of {limit:,} bytes"}, status_code=413
-    )
-
-
-def _options(form: Any) -> dict[str, Any]:
-    """``DocVLM.convert`` options from the form fields; ``ValueError`` names a bad one."""
-    names = [n.strip() for v in form.getlist("tasks") for n in str(v).split(",") if n.strip()]
-    unknown = [n for n in names if n not in TASKS]
-    if unknown:
-        raise ValueError(f"unknown task {unknown[0]!r}; use {', '.join(TASKS)}")
-    tasks: tuple[TaskName, ...] = tuple(t for t in TASKS if t in names) or ("text",)
-
-    def number(name: str, low: int, high: int) -> int | None:
-        value = form.get(name)
-        if value in (None, ""):
-            return None
-        try:
-            parsed = int(str(value))
-        except ValueError:
-            raise ValueError(f"{name} must be a whole number, got {str(value)[:40]!r}") from None
-        if not low <= parsed <= high:
-            raise ValueError(f"{name} must be between {low} and {high}")
-        return parsed
-
-    def text(name: str) -> str | None:
-        value = form.get(name)
-        return str(value) if value not in (None, "") else None
-
-    return {
-        "tasks": tasks,
-        "layout": str(form.get("layout", "")).lower() in ("1", "true", "on", "yes"),
-        "pages": text("pages"),
-        "password": text("password"),
-        "dpi": number("dpi", 36, 1200),
-        "max_new_tokens": number("max_new_tokens", 1, 65536),
-        "question": text("question"),
-    }
 
 
 def create_app(
@@ -145,17 +56,25 @@ def create_app(
     *,
     converter: Converter | None = None,
     max_upload_bytes: int = 64 << 20,
+    request_timeout: float = 300.0,
 ) -> FastAPI:
     """The app: the viewer over ``archive``, and with ``converter`` the conversion API.
 
-    Converted documents are added to ``archive`` when it is an ``UploadArchive``.
+    Converted documents are added to ``archive`` when it is an ``UploadArchive``. Uploads
+    are streamed to a temporary folder; a conversion is cancelled when its client leaves
+    or ``request_timeout`` seconds (upload included) have passed.
     """
+    uploads = Path(tempfile.mkdtemp(prefix="docvlm-uploads-")) if converter else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        if converter is not None:
-            await asyncio.to_thread(converter.close)
+        try:
+            yield
+        finally:
+            if converter is not None:
+                await asyncio.to_thread(converter.close)
+            if uploads is not None:
+                remove_folder(uploads)
 
     app = FastAPI(
         title="docvlm",
@@ -168,15 +87,7 @@ def create_app(
     app.state.archive = archive
     app.state.converter = converter
 
-    @app.middleware("http")
-    async def headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
+    app.add_middleware(_SecurityHeaders)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -202,6 +113,7 @@ def create_app(
             "version": docvlm.__version__,
             "tasks": list(TASKS),
             "max_upload_bytes": max_upload_bytes,
+            "request_timeout": request_timeout if converter else None,
         }
 
     @app.get("/v1/schema")
@@ -231,10 +143,8 @@ def create_app(
         _get(archive, number)
         try:
             png = await asyncio.to_thread(archive.page_png, number, page)
-        except KeyError:
-            raise HTTPException(404, f"document {number} has no page {page}") from None
-        except PageImageError as error:
-            raise HTTPException(404, str(error)) from None
+        except (KeyError, PageImageError):  # one answer, whatever the cause (logged)
+            raise HTTPException(404, "no such page image") from None
         return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=600"})
 
     @app.get(
@@ -272,9 +182,36 @@ def create_app(
         documents that failed; with ``min_confidence``, results read with less."""
         return archive.suspects(min_confidence, limit)
 
-    if converter is not None:
-        _add_convert(app, converter, archive, max_upload_bytes)
+    if converter is not None and uploads is not None:
+        add_convert(app, converter, archive, uploads, max_upload_bytes, request_timeout)
     return app
+
+
+class _SecurityHeaders:
+    """CSP, nosniff and no-referrer on every answer; a plain ASGI middleware (not
+    ``BaseHTTPMiddleware``), so the endpoint still sees its client disconnect."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                if b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", PAGE_CSP.encode()))
+                headers = [h for h in headers if h[0].lower() != b"x-content-type-options"]
+                headers += [(b"x-content-type-options", b"nosniff")]
+                headers += [(b"referrer-policy", b"no-referrer")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _get(archive: Archive, number: int) -> Document:
@@ -282,54 +219,3 @@ def _get(archive: Archive, number: int) -> Document:
         return archive.document(number)
     except KeyError:
         raise HTTPException(404, f"no document {number} (it may have been dropped)") from None
-
-
-def _add_convert(app: FastAPI, converter: Converter, archive: Archive, limit: int) -> None:
-    @app.post("/v1/convert", response_model=Document, openapi_extra=CONVERT_FORM)
-    async def convert(request: Request) -> Response:
-        """Convert one uploaded PDF or image; answers the Document (422 when the file
-        cannot be read, with the cause; 413 over the size limit; 429 when busy)."""
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit + FORM_SLACK:
-            return _too_large(limit)
-        body = Request(request.scope, _capped(request.receive, limit + FORM_SLACK))
-        try:
-            form = await body.form(max_files=1, max_fields=64)
-        except _TooLarge:
-            return _too_large(limit)
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise HTTPException(422, "the form needs a `file` part holding the document")
-        data = await upload.read()
-        await form.close()
-        if len(data) > limit:
-            return _too_large(limit)
-        try:
-            options = _options(form)
-            converter.check(options["tasks"], options["question"])
-        except (ValueError, CheckpointNotConfiguredError) as error:
-            raise HTTPException(422, str(error)) from None
-        name = upload.filename or "<upload>"
-        try:
-            future = converter.submit(ConversionJob(name=name, data=data, **options))
-        except QueueFullError as error:
-            return JSONResponse(
-                {"detail": str(error)},
-                status_code=429,
-                headers={"Retry-After": str(error.retry_after)},
-            )
-        try:
-            document = await asyncio.wrap_future(future)
-        except DocVLMError as error:  # the model could not be loaded
-            raise HTTPException(503, str(error)) from None
-        headers: dict[str, str] = {}
-        if isinstance(archive, UploadArchive):
-            number = archive.add(document, data, options["password"])
-            headers["Content-Location"] = f"/v1/documents/{number}"
-        payload = document.model_dump(mode="json")
-        if document.status == "failure":
-            detail = f"{document.source}: {document.error}"
-            return JSONResponse(
-                {"detail": detail, "document": payload}, status_code=422, headers=headers
-            )
-        return JSONResponse(payload, headers=headers)

@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 from PIL import Image
@@ -285,33 +286,38 @@ def find_page(document: Document, number: int) -> Page:
 
 
 class UploadArchive:
-    """The documents converted by the service, newest last, with their uploaded bytes.
+    """The documents converted by the service, newest last, with their uploads.
 
     Keeps at most ``keep`` documents and ``max_bytes`` of uploads; older ones are dropped
-    (their ids then answer 404).
+    (their ids then answer 404). An upload is bytes, or a file the archive then owns: it
+    is deleted when its document is dropped.
     """
 
     def __init__(self, settings: Settings, *, keep: int = 32, max_bytes: int = 512 << 20) -> None:
         self._settings = settings
         self._keep = keep
         self._max_bytes = max_bytes
-        self._items: OrderedDict[int, tuple[Entry, Document, bytes, str | None]] = OrderedDict()
+        self._items: OrderedDict[int, tuple[Entry, Document, bytes | Path, str | None]] = (
+            OrderedDict()
+        )
         self._next = 0
         self._lock = threading.Lock()
         self._pngs = PngCache()
 
-    def add(self, document: Document, data: bytes, password: str | None) -> int:
-        """Keep ``document`` (and its source bytes, to draw its pages); return its id."""
+    def add(self, document: Document, data: bytes | Path, password: str | None) -> int:
+        """Keep ``document`` (and its source, to draw its pages); return its id."""
         with self._lock:
             number = self._next
             self._next += 1
             self._items[number] = (index_entry(number, document), document, data, password)
-            held = sum(len(item[2]) for item in self._items.values())
+            held = sum(_size(item[2]) for item in self._items.values())
             while len(self._items) > max(self._keep, 1) or (
                 held > self._max_bytes and len(self._items) > 1
             ):
                 _, dropped = self._items.popitem(last=False)
-                held -= len(dropped[2])
+                held -= _size(dropped[2])
+                if isinstance(dropped[2], Path):
+                    dropped[2].unlink(missing_ok=True)
             return number
 
     def summaries(self, offset: int, limit: int) -> tuple[int, list[DocumentSummary]]:
@@ -338,3 +344,12 @@ class UploadArchive:
             data, find_page(document, page), password=password, settings=self._settings
         )
         return self._pngs.put((number, page), png)
+
+
+def _size(data: bytes | Path) -> int:
+    if isinstance(data, bytes):
+        return len(data)
+    try:
+        return data.stat().st_size
+    except OSError:
+        return 0

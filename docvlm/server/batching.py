@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from docvlm.engines import Engine, EngineFactory, Generation, Request
+from docvlm.server.cancel import ConversionCancelled, cancelled
 from docvlm.settings import Settings
 
 __all__ = ["SharedEngine", "SharedEngines"]
@@ -49,6 +50,7 @@ class SharedEngine:
         self.crops = 0
         self.received = 0
         self._waiting: deque[tuple[_Ticket, int, Request]] = deque()
+        self._taken: list[tuple[_Ticket, int, Request]] = []  # the batch in the engine
         self._ready = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._stream, name="docvlm-generate", daemon=True)
@@ -72,17 +74,31 @@ class SharedEngine:
         """Queue ``requests`` into the shared stream and wait for their answers."""
         if not requests:
             return []
+        flag = cancelled()
         ticket = _Ticket(results=[None] * len(requests), remaining=len(requests))
         with self._ready:
             if self._closed:
                 raise RuntimeError("the shared engine is closed")
+            if flag is not None and flag.is_set():
+                raise ConversionCancelled("the conversion was cancelled")
             self._waiting.extend((ticket, i, r) for i, r in enumerate(requests))
             self.received += len(requests)
             self._ready.notify()
-        ticket.done.wait()
+        while not ticket.done.wait(0.05 if flag is not None else None):
+            if flag is not None and flag.is_set() and self._withdraw(ticket):
+                raise ConversionCancelled("the conversion was cancelled")
         if ticket.error is not None:
             raise ticket.error
         return [g for g in ticket.results if g is not None]
+
+    def _withdraw(self, ticket: _Ticket) -> bool:
+        """Take ``ticket``'s crops out of the queue; False when one is already in the
+        engine (its batch finishes first)."""
+        with self._ready:
+            if any(t is ticket for t, _, _ in self._taken):
+                return False
+            self._waiting = deque(item for item in self._waiting if item[0] is not ticket)
+            return True
 
     def close(self) -> None:
         """Stop the stream; calls still waiting fail."""
@@ -105,7 +121,8 @@ class SharedEngine:
             if self.window > 0 and len(self._waiting) < self.max_batch:
                 self._ready.wait(self.window)  # let concurrent requests join this batch
             count = min(self.max_batch, len(self._waiting))
-            return [self._waiting.popleft() for _ in range(count)]
+            self._taken = [self._waiting.popleft() for _ in range(count)]
+            return self._taken
 
     def _stream(self) -> None:
         while (batch := self._take()) is not None:
@@ -116,12 +133,16 @@ class SharedEngine:
                         f"the engine answered {len(answers)} of {len(batch)} requests"
                     )
             except BaseException as error:  # handed to the waiting callers, who raise it
+                with self._ready:
+                    self._taken = []
                 for ticket, _, _ in batch:
                     ticket.error = error
                     ticket.done.set()
                 continue
             self.calls += 1
             self.crops += len(batch)
+            with self._ready:
+                self._taken = []
             for (ticket, index, _), answer in zip(batch, answers, strict=True):
                 ticket.results[index] = answer
                 ticket.remaining -= 1

@@ -11,12 +11,16 @@ It reads each form ``docvlm convert --out`` writes (``docvlm.archive.sinks``):
   the configured DPI; boxes are drawn relative to the page size, so they still line up.
 
 Pages are re-rendered on demand from each Document's source: its path as written
-(absolute, or relative to ``root``, the working directory or the output's folder), or a
-member of a zip/tar archive (``archive.zip!member.pdf``).
+(absolute, or relative to ``root`` or the output's folder), or a member of a zip/tar
+archive (``archive.zip!member.pdf``). A record is data, not an instruction: only files
+under ``root`` or the output's folder (after resolving ``..`` and links) are opened, and
+every page that cannot be drawn, whatever the reason, is the same ``PageImageError`` (the
+cause is logged, not answered), so the viewer cannot be used to probe which paths exist.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,8 @@ from docvlm.settings import Settings
 
 __all__ = ["FileArchive", "OutputError", "read_parquet"]
 
+_log = logging.getLogger("docvlm.server")
+
 
 class OutputError(ValueError):
     """The output cannot be read as Documents; names the file and line."""
@@ -54,7 +60,7 @@ class FileArchive:
     def __init__(self, path: Path, settings: Settings, *, root: Path | None = None) -> None:
         self.path = path
         self._settings = settings
-        self._roots = [r for r in (root, Path.cwd(), path.parent) if r is not None]
+        self._roots = [r.resolve() for r in (root, path.parent) if r is not None]
         self._places: list[tuple[Path, int]] = []  # (file, byte offset of its line or -1)
         self._loaded: list[Document] = []
         self._entries: list[Entry] = []
@@ -113,8 +119,12 @@ class FileArchive:
             return cached
         document = self.document(number)
         found = find_page(document, page)
-        source = self._locate(document.source)
-        png = render_page(source, found, password=None, settings=self._settings)
+        try:
+            source = self._locate(document.source)
+            png = render_page(source, found, password=None, settings=self._settings)
+        except PageImageError as error:
+            _log.info("page %d of document %d not drawn: %s", page, number, error)
+            raise PageImageError(f"document {number} has no page image {page}") from None
         return self._pngs.put((number, page), png)
 
     def _locate(self, name: str) -> Source:
@@ -125,7 +135,7 @@ class FileArchive:
         path = self._find(outer)
         if path is None:
             places = ", ".join(str(r) for r in self._roots)
-            raise PageImageError(f"{outer}: source file not found (looked in {places})")
+            raise PageImageError(f"{outer}: no such source file under {places}")
         if not bang:
             return path
         wanted = f"{path}!{member}"
@@ -135,9 +145,17 @@ class FileArchive:
         raise PageImageError(f"{name}: no such member in the archive")
 
     def _find(self, name: str) -> Path | None:
+        """The file ``name`` names, when it lies under one of the roots."""
         given = Path(name)
         candidates = [given] if given.is_absolute() else [r / given for r in self._roots]
-        return next((c for c in candidates if c.is_file()), None)
+        for candidate in candidates:
+            try:
+                real = candidate.resolve()
+            except (OSError, RuntimeError):  # a link loop, a name too long
+                continue
+            if any(real.is_relative_to(r) for r in self._roots) and real.is_file():
+                return real
+        return None
 
 
 def _looks_like_jsonl(path: Path) -> bool:

@@ -4,10 +4,11 @@ import html
 import json
 from pathlib import Path
 
+import lxml.html
 import pytest
 
 from parsers import Box, Table, TableParseError, parse_table
-from parsers.table import MAX_CELLS
+from parsers.table import MAX_CELLS, Cell
 
 
 def _examples(corpus: Path) -> list[dict[str, object]]:
@@ -418,3 +419,38 @@ def test_a_less_than_sign_in_a_cell_is_text_not_a_tag() -> None:
     """p-values are written '<0.05': a '<' that opens no tag name stays in the cell."""
     table = parse_table("<tr><td>p <0.05, n> 3</td><td>b</td></tr>")
     assert [cell.text for cell in table.cells] == ["p <0.05, n> 3", "b"]
+
+
+def test_a_hand_built_table_cannot_carry_markup_into_its_html() -> None:
+    """``Table.html`` escapes ``Cell.content`` as it writes it; only the bare inline tags
+    the parser itself writes (``<b>``, ``<sup>``, ``<br>``) stay markup."""
+    hostile = Table(
+        cells=(
+            Cell(row=0, col=0, content='<script>alert("x")</script>'),
+            Cell(row=0, col=1, content='<b onclick="steal()">bold</b> &amp; <i>it</i>'),
+            Cell(row=0, col=2, content="x<sup>2</sup><br>A &lt; B<img src=x onerror=y>"),
+        ),
+        shape=(1, 3),
+    )
+    written = hostile.html
+    assert written == (
+        "<table><tbody><tr>"
+        '<td>&lt;script&gt;alert("x")&lt;/script&gt;</td>'
+        '<td>&lt;b onclick="steal()"&gt;bold</b> &amp; <i>it</i></td>'
+        "<td>x<sup>2</sup><br>A &lt; B&lt;img src=x onerror=y&gt;</td>"
+        "</tr></tbody></table>"
+    )
+    # lxml's HTML parser (what a browser builds) finds no script, img or attribute
+    tree = lxml.html.fragment_fromstring(written)
+    assert tree.xpath("//script | //img") == [] and tree.xpath("//@*") == []
+    assert [e.tag for e in tree.iter("b", "i", "sup", "br")] == ["i", "sup", "br"]
+
+
+def test_parsed_tables_write_their_content_unchanged() -> None:
+    """The parser's content (already escaped, bare inline tags) is written as it is."""
+    table = parse_table(
+        "<table><tr><td> a &amp; b <b>x</b><sup>2</sup></td><td>1 &lt; 2<br>y</td></tr></table>"
+    )
+    assert [c.content for c in table.cells] == [" a &amp; b <b>x</b><sup>2</sup>", "1 &lt; 2<br>y"]
+    cells = "".join(f"<td>{c.content}</td>" for c in table.cells)
+    assert table.html == f"<table><tbody><tr>{cells}</tr></tbody></table>"
