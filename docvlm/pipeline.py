@@ -18,13 +18,14 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from docvlm.assemble import make_page
 from docvlm.engines import Engine, Generation, Request
 from docvlm.errors import InputError
+from docvlm.passwords import password_for
 from docvlm.pdf import InProcessPdf, PdfReader, RenderWorker
 from docvlm.reads import Read, finish_reads, plan_reads
 from docvlm.render import PageFailure, PageImage, PageSelection, Source, load_pages
@@ -146,6 +147,7 @@ class Options:
     exclude: Sequence[str] = ()
     render_workers: int = 2
     retries: int = 2
+    passwords: Mapping[str, str] = field(default_factory=dict)  # by name: docvlm.passwords
 
 
 class Stages:
@@ -302,7 +304,7 @@ def _pages(
     pages_of = load_pages(
         work.source,
         pages=pages,
-        password=options.password,
+        password=password_for(work.name, options.passwords, options.password),
         dpi=options.dpi,
         backend=client._backend,
         limits=client.settings.limits(),

@@ -100,7 +100,7 @@ def test_parquet_file_reads_back_under_the_documented_schema(tmp_path: Path) -> 
     assert restored.table is not None and restored.table.grid() == [["dose", "n"], ["5 mg", "12"]]
     assert table_rows["text"].iloc[0] == restored.table.to_markdown()
     assert frame["page_id"].iloc[0].endswith(":1") and frame["page"].isna().iloc[-1]
-    for row in frame.astype(object).where(frame.notna(), None).to_dict("records"):
+    for row in table.to_pylist():
         jsonschema.validate(row, row_json_schema())
 
 
