@@ -348,7 +348,8 @@ class Run:
             found = manifest.written_content(work.sha256, job)
             stop = found[1] if found else None
         pages = list(manifest.finished_pages(work.sha256, job).values())
-        return build_document(work.name, pages, sha256=work.sha256, error=stop)
+        document = build_document(work.name, pages, sha256=work.sha256, error=stop)
+        return renamed(document, work.name)  # the stored pages name the first source
 
     def _count(self, document: Document, stages: Stages) -> None:
         counts = self._counts
