@@ -20,7 +20,7 @@ from docvlm.manifest import Manifest, manifest_path
 from docvlm.pipeline import Options
 from docvlm.progress import JsonLog, RichProgress
 from docvlm.records import content_hash
-from docvlm.runner import EXIT_FAILED, EXIT_OK, Run, Summary, run_job
+from docvlm.runner import EXIT_FAILED, EXIT_OK, Summary, run_job
 from docvlm.testing import ScriptedEngine
 
 ENCRYPTED = "pdfs/encrypted/pypdf_r2-user-password.pdf"  # password: asdfzxcv
@@ -38,7 +38,11 @@ def _run(
     passwords = options.pop("passwords", {})
     with client:
         return run_job(
-            client, sources, Options(tasks=("caption",), dpi=36, passwords=passwords), out, **options
+            client,
+            sources,
+            Options(tasks=("caption",), dpi=36, passwords=passwords),
+            out,
+            **options,
         )
 
 
@@ -107,9 +111,7 @@ def test_a_copy_is_written_when_a_kill_fell_between_it_and_its_original(
     assert _names(out) == {"a.pdf": 1, "copy.pdf": 1}
 
 
-def test_sources_rejected_before_hashing_are_recorded_once(
-    folder: Path, tmp_path: Path
-) -> None:
+def test_sources_rejected_before_hashing_are_recorded_once(folder: Path, tmp_path: Path) -> None:
     with zipfile.ZipFile(folder / "letter.pdf", "w") as odt:  # an ODT renamed .pdf
         odt.writestr("mimetype", "application/vnd.oasis.opendocument.text")
         odt.writestr("content.xml", "<office:document-content/>")
