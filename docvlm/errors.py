@@ -18,7 +18,8 @@ an exception: the result carries ``status="parse_error"`` and the parser's reaso
     │   ├── CheckpointNotConfiguredError  no checkpoint set for a task without a public one
     │   └── CheckpointUnavailableError    missing directory, offline, gated or not found
     ├── MissingDependencyError       an optional extra is not installed
-    └── SettingsError                a setting or DOCVLM_* variable has a bad value
+    ├── SettingsError                a setting or DOCVLM_* variable has a bad value
+    └── DestinationBusyError         another run is writing into the same --out
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "CheckpointNotConfiguredError",
     "CheckpointUnavailableError",
     "CorruptInputError",
+    "DestinationBusyError",
     "DocVLMError",
     "InputError",
     "InputLimitError",
@@ -98,3 +100,7 @@ class MissingDependencyError(DocVLMError, ImportError):
 
 class SettingsError(DocVLMError, ValueError):
     """A setting has a bad value; the message names it (``DOCVLM_DPI`` or ``dpi=``)."""
+
+
+class DestinationBusyError(DocVLMError):
+    """Another run holds the lock of the destination (``docvlm.archive.lock``)."""

@@ -227,9 +227,11 @@ def test_cli_stops_with_exit_3_and_reports(tiny_checkpoint: Path, tmp_path: Path
     common = ["convert", str(folder), "-c", str(tiny_checkpoint), "-o", str(out)]
     result = runner.invoke(app, [*common, "--max-error-rate", "0.5", "--log-format", "rich"])
     assert result.exit_code == EXIT_STOPPED, result.output
-    assert "(stopped: too many failures)" in result.stderr and "exit 3" in result.stderr
+    stopped = "(stopped: 100% of files failed, over the --max-error-rate of 50%)"
+    assert stopped in result.stderr and "exit 3" in result.stderr
     assert "error: " in result.stderr and "bad00.pdf" in result.stderr
     written = len(out.read_text().splitlines())
+    assert written == 10  # stopped when the limit was crossed (judged after 10), not at 30
     status = runner.invoke(app, ["status", str(out)])
     assert status.exit_code == 0
     assert f"files: 0 done, 0 partial, {written} failed" in status.stdout

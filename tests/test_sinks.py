@@ -101,7 +101,7 @@ def test_parquet_file_reads_back_under_the_documented_schema(tmp_path: Path) -> 
     assert restored.table is not None and restored.table.grid() == [["dose", "n"], ["5 mg", "12"]]
     assert table_rows["text"].iloc[0] == restored.table.to_markdown()
     assert frame["page_id"].iloc[0].endswith(":1") and frame["page"].isna().iloc[-1]
-    for row in frame.astype(object).where(frame.notna(), None).to_dict("records"):
+    for row in table.to_pylist():
         jsonschema.validate(row, row_json_schema())
 
 
@@ -187,3 +187,40 @@ def test_a_join_cut_by_a_crash_is_not_joined_twice(tmp_path: Path) -> None:
     resumed.close()
     sources = pq.read_table(path).column("source").to_pylist()
     assert [sources.count(s) for s in ("a.pdf", "b.pdf")] == [3, 3]
+
+
+def test_parquet_has_a_typed_column_for_every_fact_of_the_json_record(tmp_path: Path) -> None:
+    pandas = pytest.importorskip("pandas")
+    pq = pytest.importorskip("pyarrow.parquet")
+    warned = _document("a.pdf")
+    pages = list(warned.pages)
+    pages[0] = pages[0].model_copy(
+        update={"dpi": 66.0, "warnings": ("rendered at 66 dpi instead of 150",)}
+    )
+    document = warned.model_copy(update={"pages": tuple(pages)})
+    path = tmp_path / "out.parquet"
+    with open_sink(path) as sink:
+        sink.write(document)
+        sink.write(build_document("broken.pdf", [], error="not a PDF"))
+    table = pq.read_table(path)
+    for name in ("schema_version", "document_id", "source", "document_status", "status"):
+        assert not table.schema.field(name).nullable
+    frame = pandas.read_parquet(path)
+    for name in ("page", "page_width", "page_height", "result_index"):
+        assert str(frame[name].dtype) == "Int64", name  # not float64 with NaN
+    assert frame["page"].isna().iloc[-1] and frame["page"].iloc[0] == 1
+    record = json.loads(document.model_dump_json())
+    rows = [r for r in table.to_pylist() if r["source"] == "a.pdf"]
+    for row in rows:
+        page = next(p for p in record["pages"] if p["number"] == row["page"])
+        assert row["page_warnings"] == page["warnings"] and row["page_dpi"] == page["dpi"]
+        assert (row["page_width"], row["page_height"]) == (page["width"], page["height"])
+        assert (row["page_status"], row["page_error"]) == (page["status"], page["error"])
+        if row["result_index"] is not None:
+            result = page["results"][row["result_index"]]
+            assert json.loads(row["result_json"]) == result
+            for key in ("task", "status", "error", "confidence", "stop", "checkpoint"):
+                assert row[key] == result[key], key
+            assert (row["prompt"], row["raw"]) == (result["prompt"], result["raw"])
+            assert row["box_x0"] == result["box"]["x0"] and row["box_y1"] == result["box"]["y1"]
+    assert rows[0]["page_warnings"] == ["rendered at 66 dpi instead of 150"]

@@ -108,7 +108,8 @@ class Manifest:
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may have rolled back already (disk full)
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
@@ -186,11 +187,12 @@ class Manifest:
 
     # --- documents ---------------------------------------------------------------------
 
-    def written_status(self, source: str, job: str, sha256: str) -> str | None:
+    def written_status(self, source: str, job: str, sha256: str | None) -> str | None:
         """The recorded status of ``source`` if it was written under this job with these
-        bytes (a changed file is converted again), else None."""
+        bytes (a changed file is converted again; ``None``: a source with no bytes to hash,
+        such as a missing file), else None."""
         row = self._one(
-            "SELECT status FROM documents WHERE source = ? AND job = ? AND sha256 = ? "
+            "SELECT status FROM documents WHERE source = ? AND job = ? AND sha256 IS ? "
             "AND state = 'written'",
             source,
             job,
@@ -198,20 +200,50 @@ class Manifest:
         )
         return None if row is None else str(row[0])
 
-    def written_content(self, sha256: str, job: str) -> tuple[str, str | None] | None:
+    def written_content(
+        self, sha256: str, job: str, *, successful: bool = False
+    ) -> tuple[str, str | None] | None:
         """A name these bytes were already written under, with the error that stopped the
-        source (None when it was read to the end), or None."""
+        source (None when it was read to the end), or None; ``successful``: only a name
+        recorded as ``success`` counts (a retry reads failed content again)."""
         row = self._one(
-            "SELECT source, stop_error FROM documents "
-            "WHERE sha256 = ? AND job = ? AND state = 'written' LIMIT 1",
+            "SELECT source, stop_error FROM documents WHERE sha256 = ? AND job = ? "
+            "AND state = 'written' AND (status = 'success' OR NOT ?) LIMIT 1",
             sha256,
             job,
+            successful,
         )
         return None if row is None else (str(row[0]), None if row[1] is None else str(row[1]))
 
-    def start(self, source: str, sha256: str | None, job: str) -> None:
-        """Mark ``source`` pending (it is being converted)."""
+    def forget_failed_pages(self, sha256: str, job: str) -> None:
+        """Drop this content's failed pages so that a retry reads them again."""
         with self._transaction() as db:
+            db.execute(
+                "DELETE FROM pages WHERE sha256 = ? AND job = ? AND status = 'error'",
+                (sha256, job),
+            )
+
+    def needs_compaction(self) -> bool:
+        """Whether a record in the sink was replaced (a retried or changed file) since the
+        sink was last compacted to one record per source."""
+        return self._one("SELECT value FROM meta WHERE key = 'compact'") is not None
+
+    def compacted(self, cursor: str) -> None:
+        """The sink now holds one record per source, up to ``cursor``."""
+        with self._transaction(durable=True) as db:
+            db.execute("DELETE FROM meta WHERE key = 'compact'")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('cursor', ?)", (cursor,))
+
+    def start(self, source: str, sha256: str | None, job: str) -> None:
+        """Mark ``source`` pending (it is being converted). Converting a name written
+        before (a retry, or changed bytes) flags the sink for compaction: its new record
+        replaces the old one."""
+        with self._transaction() as db:
+            if db.execute(
+                "SELECT 1 FROM documents WHERE source = ? AND job = ? AND state = 'written'",
+                (source, job),
+            ).fetchone():
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('compact', '1')")
             db.execute(
                 "INSERT OR REPLACE INTO documents (source, job, sha256, state, updated) "
                 "VALUES (?, ?, ?, 'pending', ?)",
@@ -227,6 +259,12 @@ class Manifest:
         with self._transaction(durable=True) as db:
             for document, job, stop_error in written:
                 failed = sum(1 for p in document.pages if p.status == "error")
+                replaced = db.execute(
+                    "SELECT 1 FROM documents WHERE source = ? AND job = ? AND state = 'written'",
+                    (document.source, job),
+                ).fetchone()
+                if replaced is not None:  # the sink now holds two records of this source
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('compact', '1')")
                 db.execute(
                     "INSERT OR REPLACE INTO documents VALUES "
                     "(?, ?, ?, 'written', ?, ?, ?, ?, ?, ?)",

@@ -3,6 +3,9 @@
 A page without results (it failed, or nothing was found) is one row with an empty
 ``task``; a source that could not be read at all is one row with an empty ``page``. The
 result itself is kept whole as JSON in ``result_json``, its plain text in ``text``.
+Every other fact of the JSON record has a typed column: integer columns that can be empty
+load into pandas as nullable ``Int64`` (the file carries pandas metadata saying so), the
+columns that are never empty are marked non-null, page warnings are a list of strings.
 
 Rows are buffered and written as whole part files (``part-000000.parquet``, one row
 group each), each staged under a hidden name, fsynced and renamed: a part is either
@@ -14,6 +17,7 @@ parts it holds, so a join cut short by a crash is neither lost nor doubled.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import time
@@ -48,6 +52,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "page_error": ("string", "why the page failed"),
     "page_width": ("int32", "rendered width in pixels"),
     "page_height": ("int32", "rendered height in pixels"),
+    "page_dpi": ("float64", "render resolution (PDF pages)"),
+    "page_warnings": ("list<string>", "what went less than perfectly on the page"),
     "result_index": ("int32", "position of the result on its page (reading order)"),
     "task": ("string", "text, table, molecule, music, layout, caption or ask"),
     "status": (
@@ -60,6 +66,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "stop": ("string", "eos, length or repetition"),
     "checkpoint": ("string", "model that wrote the result"),
     "prompt": ("string", "prompt given to the model"),
+    "raw": ("string", "model output as written, <loc>/<seg> tokens kept"),
     "box_x0": ("float64", "region read, page pixels"),
     "box_y0": ("float64", "region read, page pixels"),
     "box_x1": ("float64", "region read, page pixels"),
@@ -72,6 +79,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
 def _pyarrow() -> Any:
     try:
         import pyarrow
+        import pyarrow.compute
         import pyarrow.parquet
     except ImportError as error:
         raise MissingDependencyError(
@@ -80,21 +88,53 @@ def _pyarrow() -> Any:
     return pyarrow
 
 
-def arrow_schema() -> Any:
-    """The ``pyarrow.Schema`` of every Parquet file docvlm writes."""
-    pa = _pyarrow()
-    return pa.schema(
-        [
-            pa.field(name, getattr(pa, kind)(), metadata={"description": text})
-            for name, (kind, text) in COLUMNS.items()
-        ],
-        metadata={"docvlm.schema_version": str(SCHEMA_VERSION)},
+#: Columns that are never empty.
+REQUIRED = ("schema_version", "document_id", "source", "document_status", "status")
+
+
+def _pandas_metadata() -> str:
+    """pandas metadata naming the nullable integer columns ``Int64``, so that
+    ``pandas.read_parquet`` gives ``<NA>`` instead of turning them into float64 with NaN."""
+    columns = [
+        {"name": name, "field_name": name, "pandas_type": kind, "numpy_type": "Int64"}
+        for name, (kind, _) in COLUMNS.items()
+        if kind == "int32" and name not in REQUIRED
+    ]
+    return json.dumps(
+        {"index_columns": [], "column_indexes": [], "columns": columns, "creator": {}}
     )
 
 
-_JSON_TYPES = {"int32": "integer", "float64": "number", "string": "string"}
-#: Columns that are never empty.
-REQUIRED = ("schema_version", "document_id", "source", "document_status", "status")
+def arrow_schema() -> Any:
+    """The ``pyarrow.Schema`` of every Parquet file docvlm writes."""
+    pa = _pyarrow()
+
+    def arrow_type(kind: str) -> Any:
+        return pa.list_(pa.string()) if kind == "list<string>" else getattr(pa, kind)()
+
+    return pa.schema(
+        [
+            pa.field(
+                name,
+                arrow_type(kind),
+                nullable=name not in REQUIRED,
+                metadata={"description": text},
+            )
+            for name, (kind, text) in COLUMNS.items()
+        ],
+        metadata={
+            "docvlm.schema_version": str(SCHEMA_VERSION),
+            "pandas": _pandas_metadata(),
+        },
+    )
+
+
+_JSON_TYPES: dict[str, Any] = {
+    "int32": "integer",
+    "float64": "number",
+    "string": "string",
+    "list<string>": "array",
+}
 
 
 def row_json_schema() -> dict[str, Any]:
@@ -103,6 +143,8 @@ def row_json_schema() -> dict[str, Any]:
     for name, (kind, text) in COLUMNS.items():
         json_type: Any = _JSON_TYPES[kind] if name in REQUIRED else [_JSON_TYPES[kind], "null"]
         properties[name] = {"type": json_type, "description": text}
+        if kind == "list<string>":
+            properties[name]["items"] = {"type": "string"}
     return {
         "title": "ParquetRow",
         "description": "One row of docvlm's Parquet output: one result, or a page or "
@@ -142,6 +184,8 @@ def document_rows(document: Document) -> list[dict[str, Any]]:
             page_error=page.error,
             page_width=page.width,
             page_height=page.height,
+            page_dpi=page.dpi,
+            page_warnings=list(page.warnings),
             status=page.status,
             error=page.error,
         )
@@ -159,6 +203,7 @@ def document_rows(document: Document) -> list[dict[str, Any]]:
                     stop=result.stop,
                     checkpoint=result.checkpoint,
                     prompt=result.prompt,
+                    raw=result.raw,
                     box_x0=result.box.x0,
                     box_y0=result.box.y0,
                     box_x1=result.box.x1,
@@ -176,6 +221,27 @@ def _part(number: int) -> str:
 
 def _number(path: Path) -> int:
     return int(path.name[5:11])
+
+
+def _without(table: Any, sources: set[str]) -> Any:
+    """``table`` without the rows of ``sources``."""
+    if not sources:
+        return table
+    pa = _pyarrow()
+    held = pa.compute.is_in(table["source"], value_set=pa.array(sorted(sources), pa.string()))
+    return table.filter(pa.compute.invert(held))
+
+
+def _write_part(table: Any, path: Path) -> None:
+    """``table`` as the part ``path``, complete or not at all (staged, fsynced, renamed)."""
+    pa = _pyarrow()
+    staging = path.with_name(f".{path.name}.tmp")
+    with staging.open("wb") as handle:
+        pa.parquet.write_table(table, handle, compression="zstd")
+        handle.flush()
+        os.fsync(handle.fileno())
+    staging.replace(path)
+    fsync_dir(path.parent)
 
 
 class ParquetPartsSink:
@@ -213,18 +279,29 @@ class ParquetPartsSink:
         if self._rows:
             pa = _pyarrow()
             table = pa.Table.from_pylist(self._rows, schema=self._schema)
-            name = _part(self.parts)
-            staging = self.path / f".{name}.tmp"
-            with staging.open("wb") as handle:
-                pa.parquet.write_table(table, handle, compression="zstd")
-                handle.flush()
-                os.fsync(handle.fileno())
-            staging.rename(self.path / name)
-            fsync_dir(self.path)
+            _write_part(table, self.path / _part(self.parts))
             self.parts += 1
             self._rows = []
         self._last = time.monotonic()
         return str(self.parts)
+
+    def compact(self) -> str:
+        """Drop the rows of each source from every part but the last that holds it; each
+        part is rewritten whole (staged, renamed), so the cursor (the part count) stays."""
+        cursor = self.commit()
+        pa = _pyarrow()
+        parts = sorted(self.path.glob("part-*.parquet"))
+        sources = [
+            set(pa.parquet.read_table(p, columns=["source"])["source"].to_pylist()) for p in parts
+        ]
+        later: set[str] = set()
+        for part, held in reversed(list(zip(parts, sources, strict=True))):
+            stale = held & later
+            later |= held
+            if stale:
+                table = pa.parquet.read_table(part, schema=self._schema)
+                _write_part(_without(table, stale), part)
+        return cursor
 
     def close(self) -> None:
         self.commit()
@@ -277,6 +354,9 @@ class ParquetFileSink:
     def abandon(self) -> None:
         self._parts.abandon()
 
+    def compact(self) -> str:
+        return self._parts.compact()  # the join on close drops the file's replaced rows
+
     def close(self) -> None:
         self.commit()
         parts = sorted(self._parts.path.glob("part-*.parquet"))
@@ -287,12 +367,17 @@ class ParquetFileSink:
         schema = arrow_schema().with_metadata(
             {**arrow_schema().metadata, _MERGED: str(self._parts.parts).encode()}
         )
+        self._parts.compact()
+        replaced = set()  # sources the parts write again (retried or changed files)
+        for part in parts:
+            replaced |= set(pa.parquet.read_table(part, columns=["source"])["source"].to_pylist())
         staging = self.path.with_name(f".{self.path.name}.tmp")
         with staging.open("wb") as handle:
             with pa.parquet.ParquetWriter(handle, schema, compression="zstd") as writer:
                 if self.path.exists():
                     for batch in pa.parquet.ParquetFile(self.path).iter_batches():
-                        writer.write_batch(batch)
+                        table = pa.Table.from_batches([batch]).cast(schema)
+                        writer.write_table(_without(table, replaced))
                 for part in parts:
                     writer.write_table(pa.parquet.read_table(part, schema=schema))
             handle.flush()

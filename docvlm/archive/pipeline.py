@@ -18,10 +18,11 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from docvlm.archive.passwords import password_for
 from docvlm.engines.pool import ModelPool
 from docvlm.errors import InputError
 from docvlm.reading.assemble import make_page
@@ -154,6 +155,7 @@ class Options:
     render_workers: int = 2
     retries: int = 2
     backend: Backend = "pypdfium2"
+    passwords: Mapping[str, str] = field(default_factory=dict)  # by name: docvlm.archive.passwords
 
 
 class Stages:
@@ -310,7 +312,7 @@ def _pages(
     pages_of = load_pages(
         work.source,
         pages=pages,
-        password=options.password,
+        password=password_for(work.name, options.passwords, options.password),
         dpi=options.dpi,
         backend=options.backend,
         limits=models.settings.limits(),

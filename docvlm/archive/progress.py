@@ -4,6 +4,7 @@ JSON lines (one object per line on stderr, for log collectors)::
 
     {"event": "start", "files": 120}
     {"event": "document", "source": "a.pdf", "status": "success", "pages": 3, ...}
+    {"event": "ignored", "source": "scans/README.txt", "reason": "not a document ..."}
     {"event": "summary", "files_done": 118, ..., "exit_code": 1}
 """
 
@@ -35,7 +36,12 @@ LogFormat = Literal["auto", "rich", "json"]
 def summary_line(summary: Summary) -> str:
     """The summary for people, one line."""
     files = summary.files_done + summary.files_partial + summary.files_failed
-    stopped = " (stopped: too many failures)" if summary.stopped else ""
+    stopped = ""
+    if summary.stopped and summary.error_rate is not None and summary.max_error_rate is not None:
+        stopped = (
+            f" (stopped: {summary.error_rate:.0%} of files failed, over the "
+            f"--max-error-rate of {summary.max_error_rate:.0%})"
+        )
     return (
         f"{files} file(s) converted in {summary.seconds:.1f} s{stopped}: "
         f"{summary.files_done} done, {summary.files_partial} partial, "
@@ -59,7 +65,11 @@ class JsonLog:
         self._stream.flush()
 
     def started(self, total_files: int | None) -> None:
+        self._last = time.perf_counter()  # a document's seconds never count the model loading
         self._emit({"event": "start", "files": total_files})
+
+    def ignored(self, name: str, why: str) -> None:
+        self._emit({"event": "ignored", "source": name, "reason": why})
 
     def document(self, document: Document, *, skipped: bool, pages: int) -> None:
         now = time.perf_counter()
@@ -105,7 +115,19 @@ class RichProgress:
         self._bar.update(self._job, total=total_files)
         self._bar.start()
 
+    def ignored(self, name: str, why: str) -> None:
+        self._shrink()
+
+    def _shrink(self) -> None:
+        """One file fewer to convert (skipped or left out): the bar counts conversions."""
+        total = self._bar.tasks[0].total
+        if total is not None:
+            self._bar.update(self._job, total=max(total - 1, 0))
+
     def document(self, document: Document, *, skipped: bool, pages: int) -> None:
+        if skipped:
+            self._shrink()
+            return
         self._pages += pages
         rate = self._pages / max(time.perf_counter() - self._start, 1e-9)
         if document.status != "success":

@@ -11,25 +11,42 @@ and manifest (``docvlm.archive.manifest``):
 3. a finished document is written to the sink; at each sink commit the documents it
    covers are committed to the manifest with the sink's cursor.
 
+A destination is written by one run at a time (``docvlm.archive.lock``); a record that replaces
+an earlier one (``retry_failed``, changed bytes) leaves the sink compacted to one record
+per source at the end, or at the next start after a kill.
+
 Exit codes (``Summary.exit_code``): 0 every file converted; 1 some files failed or were
-converted in part (each reported with its cause); 3 stopped by ``max_error_rate``.
+converted in part (each reported with its cause); 3 stopped by ``max_error_rate``. The
+command line adds 4 (another run holds the destination) and 5 (the run itself stopped on
+an error, such as a full disk; a rerun resumes).
 """
 
 from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from docvlm.archive.lock import DestinationLock
 from docvlm.archive.manifest import Manifest, manifest_path
 from docvlm.archive.pipeline import Finished, Options, Stages, Work
 from docvlm.archive.records import JobKey, ReadKey, build_document, content_hash, renamed
 from docvlm.archive.sinks import open_sink
+from docvlm.archive.summary import (
+    EXIT_BUSY,
+    EXIT_CRASHED,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    MIN_FILES_FOR_RATE,
+    Observer,
+    Summary,
+    count_files,
+)
 from docvlm.document import Document
 from docvlm.engines.pool import ModelPool
 from docvlm.reading.render import Source
@@ -38,6 +55,8 @@ from docvlm.results import Page
 from docvlm.tasks import TASKS
 
 __all__ = [
+    "EXIT_BUSY",
+    "EXIT_CRASHED",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_STOPPED",
@@ -47,60 +66,6 @@ __all__ = [
     "Summary",
     "run_job",
 ]
-
-EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 3
-#: ``max_error_rate`` is judged once this many files finished (a first bad file alone
-#: does not stop a job).
-MIN_FILES_FOR_RATE = 10
-
-
-class Summary(BaseModel):
-    """What a run did; printed at the end and returned by ``Run.summary``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    files_done: int = Field(description="files converted in full")
-    files_partial: int = Field(description="files converted in part (some pages failed)")
-    files_failed: int = Field(description="files that could not be converted")
-    files_skipped: int = Field(description="files already written by an earlier run")
-    files_ignored: int = Field(
-        description="files in folders left out: not documents, or by --include/--exclude"
-    )
-    pages_done: int = Field(description="pages read, in the files written by this run")
-    pages_failed: int = Field(description="pages that failed, in the files written by this run")
-    pages_reused: int = Field(description="of those, pages an interrupted run had already read")
-    seconds: float = Field(description="wall time")
-    pages_per_second: float = Field(description="pages read (done or failed) per second")
-    engine_busy: float = Field(description="fraction of the wall time the engine worked")
-    stopped: bool = Field(description="stopped early by --max-error-rate")
-    exit_code: int = Field(description="0 all converted, 1 some failed, 3 stopped")
-
-
-class Observer(Protocol):
-    """Told about the run as it goes (the CLI draws progress or logs JSON lines)."""
-
-    def started(self, total_files: int | None) -> None: ...
-
-    def document(self, document: Document, *, skipped: bool, pages: int) -> None: ...
-
-    def finished(self, summary: Summary) -> None: ...
-
-
-def count_files(sources: Iterable[Source]) -> int:
-    """Files behind ``sources`` (a folder's visible files; an archive counts once), for
-    a progress total; cheap, nothing is opened."""
-    total = 0
-    for source in sources:
-        path = Path(source) if isinstance(source, str | Path) else None
-        if path is not None and path.is_dir():
-            total += sum(
-                1
-                for f in path.rglob("*")
-                if f.is_file() and not any(p.startswith(".") for p in f.relative_to(path).parts)
-            )
-        else:
-            total += 1
-    return total
 
 
 @dataclass
@@ -150,8 +115,12 @@ class Run:
         redo: bool = False,
         max_error_rate: float | None = None,
         observer: Observer | None = None,
+        retry_failed: bool = False,
+        wait: bool = False,
     ) -> None:
         self.models = pool_of(models)
+        self.retry_failed = retry_failed
+        self.wait = wait
         self.options = options
         self.destination = destination
         self.redo = redo
@@ -160,6 +129,8 @@ class Run:
         self.summary: Summary | None = None
         self._counts = _Counts()
         self._stopped = False
+        self._error_rate: float | None = None
+        self._reading: set[str] = set()  # content read in this run (its copies wait for it)
 
     # --- keys --------------------------------------------------------------------------
 
@@ -194,8 +165,15 @@ class Run:
     # --- the job -----------------------------------------------------------------------
 
     def documents(self, sources: Iterable[Source]) -> Iterator[Document]:
-        """Documents as they are written; ``self.summary`` is set when this ends."""
-        sources = list(sources)
+        """Documents as they are written; ``self.summary`` is set when this ends. Raises
+        ``DestinationBusyError`` at once when another run writes the destination (unless
+        ``wait``)."""
+        with ExitStack() as stack:
+            if self.destination is not None:  # before the models load: a busy --out fails fast
+                stack.enter_context(DestinationLock(self.destination, wait=self.wait))
+            yield from self._documents(list(sources))
+
+    def _documents(self, sources: list[Source]) -> Iterator[Document]:
         job = self.job_key()
         fingerprint = job.fingerprint()
         manifest = sink = None
@@ -205,6 +183,8 @@ class Run:
                 manifest.reset()
             manifest.register_job(fingerprint, job.model_dump_json())
             sink = open_sink(self.destination, cursor=manifest.cursor())
+            if manifest.needs_compaction():  # a run replacing records was killed
+                manifest.compacted(sink.compact())
         stages = Stages(self.models, self.options)
         if self.observer:
             self.observer.started(count_files(sources))
@@ -215,38 +195,48 @@ class Run:
         clean = False
         try:
             works = self._works(sources, manifest, fingerprint, stages)
-            for item in stages.run(works):
-                for document, stop in self._handle(
-                    item, opened, waiting, ended, manifest, fingerprint
-                ):
-                    if sink is not None and manifest is not None:
-                        sink.write(document)
-                        pending.append((document, fingerprint, stop))
-                        if sink.due():
-                            manifest.commit_written(pending, sink.commit())
-                            pending = []
-                    self._count(document, stages)
-                    yield document
+            run = cast(Generator[Finished, None, None], stages.run(works))
+            with closing(run) as finished:  # closed on a break: the stages stop
+                for item in finished:
+                    for document, stop in self._handle(
+                        item, opened, waiting, ended, manifest, fingerprint
+                    ):
+                        if sink is not None and manifest is not None:
+                            sink.write(document)
+                            pending.append((document, fingerprint, stop))
+                            if sink.due():
+                                manifest.commit_written(pending, sink.commit())
+                                pending = []
+                        self._count(document, stages)
+                        yield document
+                    if self._stopped:  # over --max-error-rate: stop now, not after the rest
+                        break
             clean = True
         finally:
-            if sink is not None and manifest is not None and clean:
-                manifest.commit_written(pending, sink.commit())
-                sink.close()
-            elif sink is not None:
-                sink.abandon()
-            if manifest is not None:
-                manifest.close()
-            self._finish(stages)
+            try:
+                if sink is not None and manifest is not None and clean:
+                    manifest.commit_written(pending, sink.commit())
+                    if manifest.needs_compaction():
+                        manifest.compacted(sink.compact())
+                    sink.close()
+                elif sink is not None:
+                    sink.abandon()
+            finally:
+                if manifest is not None:
+                    manifest.close()
+                self._finish(stages)
 
     def _works(
         self, sources: list[Source], manifest: Manifest | None, job: str, stages: Stages
     ) -> Iterator[Work]:
         """Each entry behind ``sources``, hashed and checked against the manifest (this runs
         on the feeding thread, ahead of the readers)."""
-        seen: set[str] = set()
+        seen = self._reading
 
-        def ignored(_path: str, _why: str) -> None:
+        def ignored(path: str, why: str) -> None:
             self._counts.ignored += 1
+            if self.observer:
+                self.observer.ignored(path, why)
 
         for item in expand_sources(
             sources,
@@ -255,17 +245,26 @@ class Run:
             exclude=self.options.exclude,
             on_skip=ignored,
         ):
-            if item.source is None:
+            if item.source is None:  # rejected before reading: recorded once, like the rest
                 error = item.error.reason if item.error else "cannot be read"
-                yield Work(item.name, None, None, kind="failed", error=error)
+                path = Path(item.name)
+                _, sha256 = self._hashed(path, item.name, manifest) if path.is_file() else (0, None)
+                status = manifest.written_status(item.name, job, sha256) if manifest else None
+                if status is not None and not self._retry(status):
+                    yield Work(item.name, None, sha256, kind="skip", status=status)
+                    continue
+                yield Work(item.name, None, sha256, kind="failed", error=error)
                 continue
             source, sha256 = self._hashed(item.source, item.name, manifest)
             if manifest is not None and sha256 is not None:
                 status = manifest.written_status(item.name, job, sha256)
-                if status is not None:
+                if status is not None and not self._retry(status):
                     yield Work(item.name, None, sha256, kind="skip", status=status)
                     continue
-                if sha256 in seen or manifest.written_content(sha256, job) is not None:
+                if status is not None:  # retried: its failed pages are read again
+                    manifest.forget_failed_pages(sha256, job)
+                earlier = manifest.written_content(sha256, job, successful=self.retry_failed)
+                if sha256 in seen or earlier is not None:
                     manifest.start(item.name, sha256, job)
                     yield Work(item.name, None, sha256, kind="alias")
                     continue
@@ -274,6 +273,10 @@ class Run:
                 yield Work(item.name, source, sha256, manifest.finished_pages(sha256, job))
             else:
                 yield Work(item.name, source, sha256)
+
+    def _retry(self, status: str) -> bool:
+        """Whether a file recorded with ``status`` is converted again (``retry_failed``)."""
+        return self.retry_failed and status != "success"
 
     @staticmethod
     def _hashed(source: Source, name: str, manifest: Manifest | None) -> tuple[Source, str | None]:
@@ -317,11 +320,13 @@ class Run:
                 self.observer.document(recorded, skipped=True, pages=0)
             return
         if work.kind == "failed":
-            yield build_document(work.name, [], error=work.error), work.error
+            yield build_document(work.name, [], sha256=work.sha256, error=work.error), work.error
             return
         if work.kind == "alias":
             assert work.sha256 is not None
-            if work.sha256 in ended or manifest is None:
+            # read in this run: wait for it; else written by an earlier run (its pages and
+            # status are in the manifest), even when that name is skipped now
+            if work.sha256 in ended or manifest is None or work.sha256 not in self._reading:
                 yield self._alias(work, manifest, job, ended), ended.get(work.sha256)
             else:
                 waiting.setdefault(work.sha256, []).append(work)
@@ -357,7 +362,8 @@ class Run:
             found = manifest.written_content(work.sha256, job)
             stop = found[1] if found else None
         pages = list(manifest.finished_pages(work.sha256, job).values())
-        return build_document(work.name, pages, sha256=work.sha256, error=stop)
+        document = build_document(work.name, pages, sha256=work.sha256, error=stop)
+        return renamed(document, work.name)  # the stored pages name the first source
 
     def _count(self, document: Document, stages: Stages) -> None:
         counts = self._counts
@@ -376,6 +382,7 @@ class Run:
             and bad / finished > self.max_error_rate
         ):
             self._stopped = True
+            self._error_rate = bad / finished
             stages.stop_feeding.set()
 
     def _finish(self, stages: Stages) -> None:
@@ -397,6 +404,8 @@ class Run:
             pages_per_second=round(max(pages, 0) / seconds, 3) if seconds > 0 else 0.0,
             engine_busy=round(min(1.0, stages.engine_seconds / seconds), 3) if seconds else 0.0,
             stopped=self._stopped,
+            error_rate=None if self._error_rate is None else round(self._error_rate, 4),
+            max_error_rate=self.max_error_rate if self._stopped else None,
             exit_code=code,
         )
         if self.observer:
@@ -413,11 +422,24 @@ def run_job(
     max_error_rate: float | None = None,
     observer: Observer | None = None,
     on_document: Callable[[Document], None] | None = None,
+    retry_failed: bool = False,
+    wait: bool = False,
 ) -> Summary:
     """Run a whole job (what ``docvlm convert`` does) and return its summary; ``models`` is
-    a model pool or a ``DocVLM`` client (its pool is used)."""
+    a model pool or a ``DocVLM`` client (its pool is used).
+
+    ``retry_failed`` converts again the files recorded as failed or partial (their new
+    record replaces the old one in the sink); ``wait`` waits for another run writing the
+    same destination instead of raising ``DestinationBusyError``."""
     run = Run(
-        models, options, destination, redo=redo, max_error_rate=max_error_rate, observer=observer
+        models,
+        options,
+        destination,
+        redo=redo,
+        max_error_rate=max_error_rate,
+        observer=observer,
+        retry_failed=retry_failed,
+        wait=wait,
     )
     for document in run.documents(sources):
         if on_document is not None:

@@ -21,7 +21,9 @@ Without a cursor a sink starts empty. From Python::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -61,6 +63,11 @@ class Sink(Protocol):
         """Make everything written durable; the cursor to resume from."""
         ...
 
+    def compact(self) -> str:
+        """Keep only the last record of each source (a retried or changed file replaced
+        an earlier one), atomically; the cursor after it. Call after ``commit``."""
+        ...
+
     def close(self) -> None:
         """Commit and finish the output (a single Parquet file is joined here)."""
         ...
@@ -79,6 +86,9 @@ class _Base:
 
     def commit(self) -> str:
         raise NotImplementedError
+
+    def compact(self) -> str:
+        return self.commit()  # one folder per source name: a write replaces the old one
 
     def close(self) -> None:
         self.commit()
@@ -103,7 +113,9 @@ class JsonlSink(_Base):
             self._file: IO[bytes] = path.open("wb")
         else:
             self._file = path.open("r+b")
-            self._file.truncate(int(cursor))  # drop what was written after the last commit
+            # drop what was written after the last commit; a file shorter than the cursor
+            # was compacted just before a kill (compaction only removes committed lines)
+            self._file.truncate(min(int(cursor), path.stat().st_size))
             self._file.seek(0, os.SEEK_END)
 
     def write(self, document: Document) -> None:
@@ -117,13 +129,33 @@ class JsonlSink(_Base):
         os.fsync(self._file.fileno())
         return str(self._file.tell())
 
+    def compact(self) -> str:
+        """Rewrite the file with the last line of each source, staged and renamed."""
+        self.commit()
+        self._file.close()
+        last: dict[str, int] = {}
+        with self.path.open("rb") as lines:
+            for number, line in enumerate(lines):
+                last[json.loads(line)["source"]] = number
+        keep = set(last.values())
+        staging = self.path.with_name(f".{self.path.name}.compact")
+        with self.path.open("rb") as lines, staging.open("wb") as out:
+            out.writelines(line for number, line in enumerate(lines) if number in keep)
+            out.flush()
+            os.fsync(out.fileno())
+        staging.replace(self.path)
+        fsync_dir(self.path.parent)
+        self._file = self.path.open("ab")
+        return str(self._file.tell())
+
     def close(self) -> None:
         if not self._file.closed:
             self.commit()
             self._file.close()
 
     def abandon(self) -> None:
-        self._file.close()
+        with contextlib.suppress(OSError):  # unflushed (a full disk): trimmed on resume
+            self._file.close()
 
 
 def folder_name(source: str) -> str:

@@ -107,6 +107,3 @@ def main() -> None:
         sys.stderr.write(f"error: {error}\n")
         raise SystemExit(2) from None
 
-
-if __name__ == "__main__":
-    main()

@@ -19,13 +19,11 @@ from docvlm.cli.common import (
     Pages,
     Password,
     err,
-    fail,
     human,
     settings_for,
 )
-from docvlm.client import DocVLM
+from docvlm.cli.local import convert_locally
 from docvlm.document import Document, json_schema
-from docvlm.errors import DocVLMError
 from docvlm.reading.options import option_help
 from docvlm.settings import Settings
 from docvlm.tasks import TASKS
@@ -74,13 +72,33 @@ def convert(
     redo: Annotated[
         bool, typer.Option("--redo", help="Ignore the manifest of --out and start over.")
     ] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Convert again the files --out records as failed or partial (e.g. with "
+            "--password now given); each new record replaces the old one.",
+        ),
+    ] = False,
+    passwords: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--passwords",
+            help='A JSON object of file name (or path as recorded) to password: {"a.pdf": "pw"}.',
+        ),
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="If another run is writing --out, wait for it (else exit 4)."),
+    ] = False,
     max_error_rate: Annotated[
         Optional[float],  # noqa: UP045
         typer.Option(
             "--max-error-rate",
             min=0.0,
             max=1.0,
-            help="Stop (exit 3) when more than this fraction of files fail (judged after 10).",
+            help="Stop (exit 3) as soon as more than this fraction of files failed (judged "
+            "after 10).",
         ),
     ] = None,
     log_format: Annotated[
@@ -121,11 +139,11 @@ def convert(
     Folders are read recursively (hidden files skipped), zip/tar archives member by member.
     With --out, each Document is written as it finishes, a manifest beside it records what
     is done, and the same command run again resumes. Exit status: 0 all converted, 1 some
-    files failed (each reported with its cause), 3 stopped by --max-error-rate.
+    files failed (each reported with its cause), 3 stopped by --max-error-rate, 4 another
+    run is writing --out, 5 the run stopped on an error such as a full disk (rerun resumes).
     """
     from docvlm.archive.pipeline import Options
     from docvlm.archive.progress import observer_for
-    from docvlm.archive.runner import run_job
     from docvlm.archive.sinks import sink_kind
 
     names = task or ["text"]
@@ -161,6 +179,8 @@ def convert(
         exclude=tuple(exclude or ()),
         render_workers=workers,
     )
+    if ray is not None and (retry_failed or wait or passwords):
+        raise typer.BadParameter("not with --ray", param_hint="--retry-failed/--wait/--passwords")
     if ray is not None:  # docvlm.distributed: Ray loads only here
         from docvlm.distributed.command import convert_on_ray
 
@@ -178,22 +198,21 @@ def convert(
             observer=observer_for(log_format, err),  # type: ignore[arg-type]
         )
         raise typer.Exit(code)
-    try:
-        with DocVLM(settings, checkpoint=checkpoint) as client:
-            summary = run_job(
-                client,
-                files,
-                options,
-                out,
-                redo=redo,
-                max_error_rate=max_error_rate,
-                observer=observer_for(log_format, err),  # type: ignore[arg-type]
-                on_document=None if out else to_stdout,
-            )
-    except DocVLMError as error:
-        fail(error)
-        return
-    raise typer.Exit(summary.exit_code)
+    code = convert_locally(  # docvlm.cli.local: the run, its errors and exit codes
+        files,
+        out,
+        options,
+        settings,
+        checkpoint,
+        redo=redo,
+        max_error_rate=max_error_rate,
+        retry_failed=retry_failed,
+        passwords=passwords,
+        wait=wait,
+        observer=observer_for(log_format, err),  # type: ignore[arg-type]
+        on_document=None if out else to_stdout,
+    )
+    raise typer.Exit(code)
 
 
 def inspect(

@@ -100,7 +100,19 @@ def _hidden(name: str) -> bool:
     )
 
 
-def _zip_members(path: Path, limits: Limits) -> Iterator[Item]:
+def _not_document(member: str, data: bytes, chosen: _Filter | None) -> bool:
+    """An archive member skipped as a file in a folder would be: neither its content nor
+    its name says document (a README.txt), and no ``include`` glob asks for it. Reported
+    through ``on_skip``."""
+    if chosen is None or chosen.include:
+        return False
+    if sniff(data[:512]) is not None or PurePosixPath(member).suffix.lower() in DOCUMENT_SUFFIXES:
+        return False
+    chosen.skip(member, "not a document (by content and name)")
+    return True
+
+
+def _zip_members(path: Path, limits: Limits, chosen: _Filter | None = None) -> Iterator[Item]:
     with zipfile.ZipFile(path) as archive:
         members = [m for m in archive.infolist() if not m.is_dir() and not _hidden(m.filename)]
         yield from _bounded(path, len(members), limits)
@@ -120,10 +132,11 @@ def _zip_members(path: Path, limits: Limits) -> Iterator[Item]:
                     name, None, InputLimitError("member is over the size limit", source=name)
                 )
                 continue
-            yield Item(name, data)
+            if not _not_document(name, data, chosen):
+                yield Item(name, data)
 
 
-def _tar_members(path: Path, limits: Limits) -> Iterator[Item]:
+def _tar_members(path: Path, limits: Limits, chosen: _Filter | None = None) -> Iterator[Item]:
     with tarfile.open(path) as archive:
         members = [m for m in archive.getmembers() if not m.isdir() and not _hidden(m.name)]
         yield from _bounded(path, len(members), limits)
@@ -139,7 +152,8 @@ def _tar_members(path: Path, limits: Limits) -> Iterator[Item]:
                 continue
             handle = archive.extractfile(member)
             data = handle.read() if handle else b""
-            yield Item(name, data)
+            if not _not_document(name, data, chosen):
+                yield Item(name, data)
 
 
 def _bounded(path: Path, count: int, limits: Limits) -> Iterator[Item]:
@@ -198,10 +212,12 @@ def _expand_folder(folder: Path, limits: Limits, chosen: _Filter) -> Iterator[It
         if not known and file.suffix.lower() not in DOCUMENT_SUFFIXES and not chosen.include:
             chosen.skip(str(file), "not a document (by content and name)")
             continue
-        yield from _expand_file(file, limits, head)
+        yield from _expand_file(file, limits, head, chosen)
 
 
-def _expand_file(path: Path, limits: Limits, head: bytes) -> Iterator[Item]:
+def _expand_file(
+    path: Path, limits: Limits, head: bytes, chosen: _Filter | None = None
+) -> Iterator[Item]:
     name = str(path)
     if not _is_archive(path, head):
         yield Item(name, path)
@@ -216,7 +232,7 @@ def _expand_file(path: Path, limits: Limits, head: bytes) -> Iterator[Item]:
     else:
         reader = _tar_members
     try:
-        yield from reader(path, limits)
+        yield from reader(path, limits, chosen)
     except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as error:
         yield Item(name, None, UnsupportedInputError(f"damaged archive ({error})", source=name))
 
@@ -233,7 +249,7 @@ def _expand_path(path: Path, limits: Limits, chosen: _Filter) -> Iterator[Item]:
         except OSError as error:
             yield Item(name, None, InputError(f"cannot read ({error})", source=name))
             return
-        yield from _expand_file(path, limits, head)
+        yield from _expand_file(path, limits, head, chosen)
 
 
 def expand_sources(

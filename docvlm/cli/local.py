@@ -1,0 +1,93 @@
+"""``docvlm convert`` run here (not on Ray): the job, and what stops it as one line on
+stderr with an exit code of its own:
+
+0 every file converted; 1 some files failed (each listed); 3 stopped by --max-error-rate;
+4 another run is writing the same --out (it is named; ``--wait`` waits for it instead);
+5 the run itself stopped on an error (a full disk, a model that does not load): nothing
+committed is lost and the same command run again resumes.
+"""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from docvlm.archive.passwords import load_passwords
+from docvlm.archive.summary import EXIT_BUSY, EXIT_CRASHED, Observer
+from docvlm.errors import DestinationBusyError, DocVLMError, SettingsError
+
+if TYPE_CHECKING:
+    from docvlm.archive.pipeline import Options
+    from docvlm.document import Document
+    from docvlm.settings import Settings
+
+__all__ = ["convert_locally", "crash_line"]
+
+
+def crash_line(error: BaseException, destination: str | None) -> str:
+    """What stopped a run, in one line (no traceback: a rerun resumes)."""
+    where = f"{destination}: " if destination else ""
+    full = isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+    if full or (isinstance(error, sqlite3.Error) and "full" in str(error)):
+        return (
+            f"{where}no space left on device ({error}); nothing committed is lost: free "
+            "space and run the same command again to resume"
+        )
+    if isinstance(error, OSError):
+        return f"{where}{error.strerror or error} ({error.filename or 'output'}); rerun to resume"
+    if isinstance(error, sqlite3.Error):
+        return f"{where}the manifest failed ({type(error).__name__}: {error}); rerun to resume"
+    return str(error)
+
+
+def convert_locally(
+    files: Sequence[Path],
+    destination: str | None,
+    options: Options,
+    settings: Settings,
+    checkpoint: str | None,
+    *,
+    redo: bool,
+    max_error_rate: float | None,
+    retry_failed: bool,
+    passwords: Path | None,
+    wait: bool,
+    observer: Observer,
+    on_document: Callable[[Document], None] | None,
+) -> int:
+    """Run ``docvlm convert`` here and return its exit code (see the module docstring)."""
+    from docvlm.archive.runner import run_job
+    from docvlm.client import DocVLM
+
+    if passwords is not None:
+        try:
+            options = replace(options, passwords=load_passwords(passwords))
+        except SettingsError as error:
+            sys.stderr.write(f"error: {error}\n")
+            return 1
+    try:
+        with DocVLM(settings, checkpoint=checkpoint) as client:
+            summary = run_job(
+                client.models,
+                files,
+                options,
+                destination,
+                redo=redo,
+                max_error_rate=max_error_rate,
+                observer=observer,
+                on_document=on_document,
+                retry_failed=retry_failed,
+                wait=wait,
+            )
+    except DestinationBusyError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return EXIT_BUSY
+    except (DocVLMError, OSError, sqlite3.Error) as error:
+        sys.stderr.write(f"error: {crash_line(error, destination)}\n")
+        return EXIT_CRASHED
+    return summary.exit_code
