@@ -74,10 +74,11 @@ class ResultBase(_Frozen):
     confidence: float | None = Field(
         default=None, description="geometric mean probability of the generated tokens (0-1)"
     )
-    stop: Literal["eos", "length", "repetition"] | None = Field(
+    stop: Literal["eos", "length", "repetition", "blank"] | None = Field(
         default=None,
         description="why generation ended: eos; length (cut at the token "
-        "limit); repetition (a runaway loop was stopped, the output is suspect)",
+        "limit); repetition (a runaway loop was stopped, the output is suspect); "
+        "blank (the region has no ink: the model was not called, nothing was read)",
     )
 
     @classmethod
