@@ -128,6 +128,7 @@ def finish_reads(
 def _blank(source: str, number: int, read: Read) -> Result:
     """The result of a region with no ink: read as empty, without a model call."""
     empty = RESULT_TYPES[read.task](
+        task=read.task,
         source=source,
         page=number,
         box=read.region,
