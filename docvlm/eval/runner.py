@@ -54,7 +54,8 @@ class EvalReport(BaseModel):
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """JSON objects of a JSONL file (a JSON array is accepted too)."""
+    """JSON objects of a JSONL file (a JSON array is accepted too, and PubTabNet's own
+    ``{name: {"html": ...}}`` / ``{name: html}`` object, each name becoming the ``id``)."""
     if not path.is_file():
         raise InputError("no such file", source=str(path))
     try:
@@ -63,6 +64,17 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
         reason = error.strerror if isinstance(error, OSError) else f"not UTF-8 text ({error})"
         raise InputError(f"cannot read ({reason})", source=str(path)) from error
     try:
+        if text.lstrip().startswith("{") and "\n{" not in text.strip():
+            whole = json.loads(text)
+            if isinstance(whole, dict) and not ({"id", "html", "image", "source"} & set(whole)):
+                # PubTabNet's own layout (sample_gt.json / sample_pred.json of its TEDS):
+                # image name -> {"html": ...} or the HTML string itself
+                for name, value in whole.items():
+                    fields = value if isinstance(value, dict) else {"html": value}
+                    yield {**fields, "id": name}
+                return
+            yield whole
+            return
         if text.lstrip().startswith("["):
             items = json.loads(text)
             for number, item in enumerate(items, start=1):
