@@ -74,10 +74,11 @@ class ResultBase(Frozen):
     confidence: float | None = Field(
         default=None, description="geometric mean probability of the generated tokens (0-1)"
     )
-    stop: Literal["eos", "length", "repetition"] | None = Field(
+    stop: Literal["eos", "length", "repetition", "blank"] | None = Field(
         default=None,
         description="why generation ended: eos; length (cut at the token "
-        "limit); repetition (a runaway loop was stopped, the output is suspect)",
+        "limit); repetition (a runaway loop was stopped, the output is suspect); "
+        "blank (the region has no ink: the model was not called, nothing was read)",
     )
 
     @classmethod
@@ -104,8 +105,15 @@ class ResultBase(Frozen):
         raise NotImplementedError
 
     def summary(self) -> str:
-        """The result as plain text for people (what the CLI prints without --json)."""
-        return self.raw
+        """The result as plain text for people (what the CLI prints without --json); a
+        result that holds nothing says why instead (``_why``)."""
+        return self.raw if self.status == "ok" else self._why()
+
+    def _why(self) -> str:
+        """Why nothing was read: the status and its cause, or the blank region."""
+        if self.stop == "blank":
+            return f"{self.task} not read (blank): no ink in the region"
+        return f"{self.task} not read ({self.status}): {self.error or 'no output'}"
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """A short repr: where it came from, how it went, and a preview of what was read."""
@@ -151,7 +159,7 @@ class TextResult(ResultBase):
     lines: tuple[TextLine, ...] = Field(default=(), description="lines, boxes in page pixels")
 
     def summary(self) -> str:
-        return self.text
+        return self.text if self.status == "ok" else self._why()
 
     @property
     def text(self) -> str:
@@ -183,7 +191,7 @@ class TableResult(ResultBase):
     )
 
     def summary(self) -> str:
-        return self.table.to_markdown() if self.table else ""
+        return self.table.to_markdown() if self.table else self._why()
 
     def _repr_html_(self) -> str:
         """Notebooks show the table (rebuilt, sanitized HTML), not the model's raw text."""
@@ -211,7 +219,9 @@ class MoleculeResult(ResultBase):
     molecule: Molecule | None = Field(default=None, description="RDKit-checked molecule")
 
     def summary(self) -> str:
-        return (self.molecule.smiles or "") if self.molecule else ""
+        if self.status != "ok" or self.molecule is None or not self.molecule.smiles:
+            return self._why()
+        return self.molecule.smiles
 
     def _repr_svg_(self) -> str | None:
         """Notebooks show the structure drawn by RDKit (nothing for an invalid SMILES)."""
@@ -241,7 +251,7 @@ class MusicResult(ResultBase):
     score: Score | None = Field(default=None, description="the score, None on parse errors")
 
     def summary(self) -> str:
-        return self.score.kern if self.score else ""
+        return self.score.kern if self.score else self._why()
 
     @classmethod
     def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
@@ -255,6 +265,8 @@ class LayoutResult(ResultBase):
     regions: tuple[Detection, ...] = Field(default=(), description="labelled boxes")
 
     def summary(self) -> str:
+        if self.status != "ok":
+            return self._why()
         return "\n".join(
             f"{d.label}\t{d.box.x0:.0f},{d.box.y0:.0f},{d.box.x1:.0f},{d.box.y1:.0f}"
             for d in self.regions

@@ -29,10 +29,15 @@ __all__ = [
     "parse_kern",
 ]
 
-#: Most notes and rests (each chord member counts) a kern text may hold. The music task
-#: writes at most 1,024 tokens, a system of a few measures; music21 takes about a second
-#: to read and export 400 notes, and time grows with them.
-MAX_KERN_NOTES = 400
+#: Most notes and rests (each chord member counts) a kern text may hold: a bound on time,
+#: not on what real scores hold. Time grows about linearly with notes (measures are bounded
+#: below); measured on a busy 2-core CPU (music21 9), the corpus's real Paderewski waltz
+#: cut at barlines: 598 lines (419 notes) read in 0.55 s, 2.6 s with MusicXML; 796 lines
+#: (531) 0.46 s / 1.7 s; the whole 1,015 lines (656 notes) 1.0 s / 2.3 s. 1,000 notes keep
+#: a call within a few seconds and take every real score of the held-out set (252-620 lines);
+#: the slowest text within them (1,000 sixteenths in full measures, tests/parsers/
+#: worst_cases.py) takes 4.8 s with MusicXML on the same machine.
+MAX_KERN_NOTES = 1000
 #: Most data records between two barlines. music21's MusicXML export is quadratic in the
 #: notes of one measure (a 160-note measure takes seconds); real measures hold a few dozen.
 MAX_MEASURE_RECORDS = 64
@@ -250,7 +255,7 @@ def parse_kern(text: str, *, musicxml: bool = True) -> Score:
     kern, repairs = normalise_kern(text)
     too_large = _size_error(kern)
     if too_large:
-        raise KernParseError(f"{too_large}: longer than a model output can be", text)
+        raise KernParseError(f"{too_large}: over the parser's limit, which bounds its time", text)
     score = _music21(kern, text)
     notes = len(score.flatten().notes)
     if notes == 0:

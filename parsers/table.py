@@ -325,13 +325,15 @@ class _RawCell:
 
 
 def _content(markup: str) -> str:
-    # PubTabNet keeps a leading space and never has trailing whitespace; line breaks and
-    # indentation around the content come from pretty-printed HTML, not from the cell.
-    markup = markup.rstrip()
-    stripped = markup.lstrip()
-    if "\n" in markup[: len(markup) - len(stripped)]:
-        return stripped
-    return markup
+    # Whitespace is kept as written: PubTabNet has leading spaces and cells of one space
+    # (``<td> </td>``), and TEDS counts them. Only a side whose whitespace holds a line
+    # break is trimmed: that is pretty-printed HTML's indentation, not the cell's text.
+    core = markup.strip()
+    lead = markup[: len(markup) - len(markup.lstrip())]
+    trail = markup[len(markup.rstrip()) :]
+    if not core:
+        return "" if "\n" in markup else markup
+    return ("" if "\n" in lead else lead) + core + ("" if "\n" in trail else trail)
 
 
 @dataclass

@@ -32,15 +32,26 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt", resolution=224)
 
 
+def scribbled(size: tuple[int, int], paper: str = "white", ink: str = "black") -> Image.Image:
+    """A page written all over (a word every 60 x 24 px): every tile and region has ink,
+    so none is skipped as blank (``docvlm.reading.ink``)."""
+    image = Image.new("RGB", size, paper)
+    draw = ImageDraw.Draw(image)
+    for y in range(2, size[1], 24):
+        for x in range(2, size[0], 60):
+            draw.text((x, y), "word", fill=ink)
+    return image
+
+
 def page_image(number: int, size: tuple[int, int] = (850, 1100)) -> Image.Image:
-    """A scan-like page: a heading, lines of text and a small ruled table."""
+    """A scan-like page: a heading, a small ruled table and lines of text down to the foot
+    and across the width (every text tile has ink, so none is skipped as blank)."""
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
     draw.text((60, 50), f"Page {number}: results of the assay", fill="black")
-    for row in range(12):
-        draw.text(
-            (60, 100 + row * 22), f"line {row} of page {number} with some words", fill="black"
-        )
+    for row, y in enumerate(y for y in range(100, size[1] - 30, 22) if not 400 < y < 560):
+        for x in range(60, size[0] - 60, 240):
+            draw.text((x, y), f"line {row} of page {number} with words", fill="black")
     for r in range(4):
         for c in range(3):
             draw.rectangle(

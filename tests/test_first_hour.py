@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from conftest import scribbled
 from PIL import Image, TiffImagePlugin
 
 from docvlm import (
@@ -306,7 +307,7 @@ def test_cut_off_output_is_visible_and_boxes_stay_on_the_page(tmp_path: Path) ->
         return Generation(text="<tr><td>1</td><td>2", stop="length")
 
     scan = tmp_path / "scan.png"
-    Image.new("RGB", (1275, 900), "white").save(scan)
+    scribbled((1275, 900)).save(scan)
     engine = ScriptedEngine(respond)
     client = DocVLM(engine_factory=lambda c, s: engine, checkpoint="scripted")
     document = client.convert(scan, tasks=("layout", "table"))

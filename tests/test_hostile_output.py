@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from conftest import scribbled
 
 from docvlm import DocVLM, Settings
 from docvlm.archive.pipeline import Options
@@ -30,7 +30,7 @@ CASES = [
 def _scan(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "scan.png"
-    Image.new("RGB", (160, 120), "white").save(path)
+    scribbled((160, 120)).save(path)  # ink: a blank page would make no model call
     return path
 
 

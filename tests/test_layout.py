@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import scribbled
 from PIL import Image
 
 from docvlm import DocVLM, Settings, TableResult, TextResult
@@ -17,7 +18,7 @@ TABLE = "<thead><tr><td>Name</td><td>Value</td></tr></thead><tr><td>{a}</td><td>
 
 
 def _two_column_page() -> Image.Image:
-    return Image.new("RGB", (1000, 1000), "white")
+    return scribbled((1000, 1000))
 
 
 def _layout_output(side: float = 1000) -> str:
@@ -91,7 +92,7 @@ def test_reading_order_two_columns() -> None:
 
 
 def test_table_continued_on_the_next_page_is_joined(tmp_path: Path) -> None:
-    pages = [Image.new("RGB", (600, 800), "white") for _ in range(3)]
+    pages = [scribbled((600, 800)) for _ in range(3)]
     pdf = tmp_path / "tables.pdf"
     pages[0].save(pdf, "PDF", save_all=True, append_images=pages[1:])
     outputs = iter(

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from conftest import scribbled
+from PIL import Image, ImageDraw
 
 import docvlm
 from docvlm import (
@@ -110,9 +111,11 @@ def _scripted(text: str) -> tuple[DocVLM, ScriptedEngine]:
     ), engine
 
 
-def test_text_tiles_cover_the_page_and_merge(make_pdf: Callable[..., Path]) -> None:
+def test_text_tiles_cover_the_page_and_merge(tmp_path: Path) -> None:
     client, engine = _scripted("<loc0100><loc0300><loc0200><loc0700> a line")
-    (result,) = client.read_text(make_pdf(1))
+    pdf = tmp_path / "written.pdf"
+    scribbled((850, 1100)).save(pdf, "PDF", resolution=100.0)  # ink in every tile
+    (result,) = client.read_text(pdf)
     # 1275 x 1651 page, 448 px tiles with 96 px overlap: 4 columns x 5 rows
     assert len(engine.requests) == 20
     assert all(r.image.size == (448, 448) for r in engine.requests)
@@ -126,6 +129,7 @@ def test_text_tiles_cover_the_page_and_merge(make_pdf: Callable[..., Path]) -> N
 def test_crops_are_padded_not_stretched() -> None:
     client, engine = _scripted("<tr><td>1</td></tr>")
     image = Image.new("RGB", (400, 100), "black")
+    ImageDraw.Draw(image).text((100, 60), "white on black", fill="white")  # ink to read
     (result,) = client.read_table(image)
     (request,) = engine.requests
     assert request.image.size == (400, 400)
@@ -137,7 +141,7 @@ def test_crops_are_padded_not_stretched() -> None:
 def test_table_cell_boxes_land_in_page_pixels() -> None:
     # the model saw a 400x400 square padded from a 400x100 crop; the cell covers its top half
     client, _ = _scripted('<tr><td coords="<loc0000><loc0000><loc0127><loc1023>">x</td></tr>')
-    (result,) = client.read_table(Image.new("RGB", (400, 100), "white"))
+    (result,) = client.read_table(scribbled((400, 100)))
     box = result.table.cells[0].box  # type: ignore[union-attr]
     assert box is not None and (box.x0, box.y0, box.x1, box.y1) == (0, 0, 400, 50)
 
@@ -162,6 +166,6 @@ def test_requests_carry_task_prompt_and_budget() -> None:
 
     engine = ScriptedEngine(respond)
     client = DocVLM(engine_factory=lambda c, s: engine, checkpoint="x")
-    (result,) = client.read_molecule(Image.new("RGB", (50, 80), "white"))
+    (result,) = client.read_molecule(scribbled((50, 80)))
     assert result.molecule is not None and result.molecule.smiles == "CCO"
     assert (seen[0].prompt, seen[0].max_new_tokens) == ("smiles", 256)

@@ -63,7 +63,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     ),
     "error": ("string", "the row's error, at the same level as status"),
     "confidence": ("float64", "geometric mean token probability (0-1)"),
-    "stop": ("string", "eos, length or repetition"),
+    "stop": ("string", "eos, length, repetition, or blank (no ink: no model call)"),
     "checkpoint": ("string", "model that wrote the result"),
     "prompt": ("string", "prompt given to the model"),
     "raw": ("string", "model output as written, <loc>/<seg> tokens kept"),
@@ -208,7 +208,9 @@ def document_rows(document: Document) -> list[dict[str, Any]]:
                     box_y0=result.box.y0,
                     box_x1=result.box.x1,
                     box_y1=result.box.y1,
-                    text=result.summary(),
+                    text=result.summary()
+                    if result.status == "ok" and result.stop != "blank"
+                    else "",
                     result_json=result.model_dump_json(),
                 )
             )

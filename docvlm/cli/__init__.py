@@ -106,4 +106,3 @@ def main() -> None:
     except SettingsError as error:
         sys.stderr.write(f"error: {error}\n")
         raise SystemExit(2) from None
-

@@ -57,7 +57,8 @@ class EvalReport(BaseModel):
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """JSON objects of a JSONL file (a JSON array is accepted too)."""
+    """JSON objects of a JSONL file (a JSON array is accepted too, and PubTabNet's own
+    ``{name: {"html": ...}}`` / ``{name: html}`` object, each name becoming the ``id``)."""
     if not path.is_file():
         raise InputError("no such file", source=str(path))
     try:
@@ -66,6 +67,10 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
         reason = error.strerror if isinstance(error, OSError) else f"not UTF-8 text ({error})"
         raise InputError(f"cannot read ({reason})", source=str(path)) from error
     try:
+        keyed = _pubtabnet_layout(text)
+        if keyed is not None:
+            yield from keyed
+            return
         if text.lstrip().startswith("["):
             items = json.loads(text)
             for number, item in enumerate(items, start=1):
@@ -81,6 +86,26 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
                 yield record
     except json.JSONDecodeError as error:
         raise InputError(f"not JSON Lines ({error})", source=str(path)) from error
+
+
+def _pubtabnet_layout(text: str) -> list[dict[str, Any]] | None:
+    """Records of PubTabNet's own layout (``sample_gt.json`` / ``sample_pred.json`` of its
+    TEDS: image name -> ``{"html": ...}`` or the HTML itself), the name as ``id``; None
+    for JSON Lines (or anything else)."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        return None  # JSON Lines: one object per line
+    if not isinstance(whole, dict) or {"id", "html", "image", "source"} & set(whole):
+        return None  # a single record
+    if not all(isinstance(value, dict | str) for value in whole.values()):
+        return None
+    return [
+        {**(value if isinstance(value, dict) else {"html": value}), "id": name}
+        for name, value in whole.items()
+    ]
 
 
 def _id(record: dict[str, Any]) -> str | None:

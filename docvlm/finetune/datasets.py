@@ -47,6 +47,8 @@ def pubtabnet_target(item: dict[str, Any], size: tuple[int, int] | None = None) 
     tokens written in. With ``size`` (the image's width, height) every cell that has a
     box gets ``coords="<loc y0><loc x0><loc y1><loc x1>"`` in bins of the white square
     the model sees (the image padded right and bottom to its longer side)."""
+    if isinstance(item["html"], str):  # PubTabNet's sample_gt.json layout: the HTML itself
+        return _table_body(item["html"])
     cells = iter(item["html"]["cells"])
     side = max(size) if size else 0
     parts: list[str] = []
@@ -65,6 +67,14 @@ def pubtabnet_target(item: dict[str, Any], size: tuple[int, int] | None = None) 
             "".join(t if t in _INLINE else html.escape(t, quote=False) for t in cell["tokens"])
         )
     return "".join(parts)
+
+
+def _table_body(markup: str) -> str:
+    """What is inside ``<table>`` of a whole HTML table (as ``pubtabnet_target`` writes it)."""
+    start, end = markup.find("<table>"), markup.rfind("</table>")
+    if start < 0 or end < start:
+        raise ValueError("the html holds no <table>...</table>")
+    return markup[start + len("<table>") : end]
 
 
 def pubtabnet_records(
@@ -137,6 +147,10 @@ def _annotation_items(
         raise InputError(f"cannot read ({read_cause(error)})", source=str(annotations)) from error
     if not any(line.strip() for line in lines):
         raise InputError("no annotations", source=str(annotations))
+    keyed = _keyed_annotations("\n".join(lines))
+    if keyed is not None:  # {name: {"html": ...}}, as PubTabNet's sample_gt.json
+        yield from ((f"{annotations}:{name}", item) for name, item in keyed)
+        return
     for number, line in enumerate(lines, start=1):
         where = f"{annotations}:{number}"
         if not line.strip():
@@ -150,6 +164,25 @@ def _annotation_items(
             _skip(skipped, f"{where}: not a JSON object", annotations)
             continue
         yield where, item
+
+
+def _keyed_annotations(text: str) -> list[tuple[str, dict[str, Any]]] | None:
+    """PubTabNet's own example layout (``src/sample_gt.json`` of its repository, read by
+    its TEDS): one JSON object of image name -> ``{"html": "<html>...</html>"}`` (or the
+    HTML string itself, as in ``sample_pred.json``); None for any other text."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(whole, dict) or "html" in whole or "filename" in whole:
+        return None  # one JSON Lines record on one line
+    items = []
+    for name, value in whole.items():
+        markup = value.get("html") if isinstance(value, dict) else value
+        items.append((name, {"filename": name, "html": markup}))
+    return items
 
 
 def _image_size(path: Path) -> tuple[int, int]:

@@ -65,9 +65,15 @@ def make_page(
     results: Sequence[Result],
     warnings: Sequence[str] = (),
 ) -> Page:
-    """A read page: boxes clipped to it, and a warning for each cut-off or looping result."""
+    """A read page: boxes clipped to it, and a warning for each cut-off or looping result
+    and for what was not read for want of ink."""
     kept = [_clipped(result, size) for result in results]
     notes = [STOP_WARNINGS[r.stop].format(task=r.task) for r in kept if r.stop in STOP_WARNINGS]
+    blank = [r for r in kept if r.stop == "blank"]
+    if blank and len(blank) == len(kept):
+        notes.insert(0, f"page {number}: blank (no ink), not read")
+    else:
+        notes += [f"page {number}: a {r.task} region is blank (no ink), not read" for r in blank]
     return Page(
         number=number,
         width=size[0],

@@ -127,7 +127,7 @@ def test_inline_tags_outside_cells_are_ignored() -> None:
     ("cell_html", "content", "text"),
     [
         (" ≤69", " ≤69", "≤69"),  # PubTabNet keeps a leading space
-        ("a  b ", "a  b", "a b"),  # trailing whitespace: PubTabNet has none
+        ("a  b ", "a  b ", "a b"),  # whitespace as written, trailing too
         ("\n    Total\n  ", "Total", "Total"),  # pretty-printed HTML
         ("x&amp;y &lt;z&gt;", "x&amp;y &lt;z&gt;", "x&y <z>"),
     ],
@@ -399,7 +399,7 @@ def test_spans_at_the_limit_and_boxes_from_coords_first() -> None:
 
 def test_inline_tag_closed_twice_closes_only_itself() -> None:
     (cell,) = parse_table("<td><i><b>x</b></b>y</i> <br>z </td>").cells
-    assert cell.content == "<i><b>x</b>y</i> <br>z"
+    assert cell.content == "<i><b>x</b>y</i> <br>z "
     assert cell.text == "xy z"
     assert parse_table("<td> a\nb</td>").cells[0].content == " a\nb"  # inner line break kept
 
@@ -454,3 +454,26 @@ def test_parsed_tables_write_their_content_unchanged() -> None:
     assert [c.content for c in table.cells] == [" a &amp; b <b>x</b><sup>2</sup>", "1 &lt; 2<br>y"]
     cells = "".join(f"<td>{c.content}</td>" for c in table.cells)
     assert table.html == f"<table><tbody><tr>{cells}</tr></tbody></table>"
+
+
+def test_whitespace_only_cells_are_kept_as_written() -> None:
+    """``<td> </td>`` is a cell of one space in PubTabNet, not an empty one (issue 20)."""
+    table = parse_table("<tr><td> </td><td>a </td><td>  </td><td></td></tr>")
+    assert [c.content for c in table.cells] == [" ", "a ", "  ", ""]
+    assert table.html.count("<td> </td>") == 1 and "<td>  </td>" in table.html
+    pretty = parse_table("<tr>\n  <td>\n    x\n  </td>\n  <td>\n  </td>\n</tr>")
+    assert [c.content for c in pretty.cells] == ["x", ""]  # indentation is not text
+
+
+def test_pubtabnet_tables_with_a_whitespace_cell_round_trip_at_teds_1(corpus: Path) -> None:
+    """Each corpus table with a cell written as one space (as 3 of 20 held-out tables have)
+    reads back byte for byte, at TEDS 1.0 by the repository's TEDS (checked against the
+    official implementation's vectors in tests/test_eval.py)."""
+    from docvlm.eval import teds
+
+    for name, truth in truth_tables(corpus).items():
+        start = truth.index("<td>", truth.index("<tbody>")) + len("<td>")
+        spaced = truth[:start] + " " + truth[truth.index("</td>", start) :]
+        rebuilt = page(parse_table(spaced).html)
+        assert rebuilt == spaced, name
+        assert teds(rebuilt, spaced) == 1.0, name
