@@ -44,6 +44,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from docvlm.engines import Generation, Request  # noqa: E402
 from docvlm.engines.fast import PaliGemmaEngine  # noqa: E402
+from docvlm.engines.gemma2 import eager_text_attention  # noqa: E402
 from docvlm.engines.hf import TransformersEngine  # noqa: E402
 from docvlm.testing import teacher_forced_logits  # noqa: E402
 
@@ -94,6 +95,7 @@ def random_3b(resolution: int, dtype: torch.dtype, device: str = "cuda") -> tupl
     with torch.device(device):
         model = PaliGemmaForConditionalGeneration(config).eval()
     torch.set_default_dtype(torch.float32)
+    eager_text_attention(model)  # as docvlm loads every model (transformers 5.17 picks SDPA)
     model.generation_config.eos_token_id = None  # random weights: run every budget out
     return model, tiny_processor(resolution)
 

@@ -3,8 +3,13 @@
 # pydantic and no network), installs docvlm from wheels carried in benchmarks/wheels/
 # (git-ignored), then runs the stages named in $STAGES (default: engine) and writes JSON
 # and logs under $OUT:
-#   engine    the engine's GPU tests, then benchmarks/generate.py (random 3B, bf16, 896
-#             then 448 px, batch 1 and 32, plain generate against the engine); under 8 min;
+#   engine    the engine's GPU tests (float32 and bf16 against transformers, graph
+#             re-capture and reuse, the compiled step within the recompile limit), the CPU
+#             engine tests on this transformers, `docvlm info --check` on the tiny
+#             checkpoint, benchmarks/profile_prefill.py (896 px: SigLIP, projector, Gemma
+#             prefill apart), then benchmarks/generate.py (random 3B, bf16, 896 then
+#             448 px, batch 1 and 32, plain generate against the engine, then 896 px
+#             compiled); under 9 min;
 #   finetune  tests/test_finetune_gpu.py (bf16 and QLoRA steps, merged output loads), then
 #             benchmarks/finetune_gpu.py (random 3B, 448 and 896 px, LoRA and QLoRA: step
 #             time and peak memory); under 7 min.
@@ -56,22 +61,38 @@ EOF
 
 if [[ " $STAGES " == *" engine "* ]]; then
     stage "gpu tests"
-    # float32 on the GPU: fused kernels against the reference attention, and the engine
-    # (FlexAttention, CUDA graph, with and without torch.compile) against transformers
-    timeout 120 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider \
+    # fused kernels against the reference attention; the engine (FlexAttention, CUDA
+    # graph, compiled step) against transformers in float32 and bf16
+    timeout 240 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider \
         --junitxml="$OUT/gpu_tests.xml" tests/test_attention.py tests/test_engine.py \
-        2>&1 | tee "$OUT/gpu_tests.log"
+        tests/test_engine_cuda.py 2>&1 | tee "$OUT/gpu_tests.log"
     echo "gpu tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
+    stage "engine tests on this transformers (CPU)"
+    timeout 120 "$PYTHON" -m pytest -q -p no:cacheprovider --junitxml="$OUT/exact_tests.xml" \
+        tests/test_engine_exact.py 2>&1 | tee "$OUT/exact_tests.log"
+    echo "exact tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
+    stage "docvlm info --check"
+    "$PYTHON" -m docvlm.testing /tmp/docvlm-tiny >/dev/null &&
+        timeout 60 "$PYTHON" -m docvlm info --check -c /tmp/docvlm-tiny --device cuda --json \
+            2>&1 | tee "$OUT/info_check.json"
+    echo "info --check exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
+    stage "prefill profile"
+    timeout 100 "$PYTHON" benchmarks/profile_prefill.py --resolutions 896 --batches 1,8 \
+        --json "$OUT/profile_prefill.json" 2>&1 | tee "$OUT/profile_prefill.log"
+    echo "prefill profile exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
 
     # 896 px first (the targets are there), then 448 px, then 896 px with the whole decode
-    # step compiled (opt-in until the GPU tests show it equal to transformers)
+    # step compiled
     for run in 896 448 896-compiled; do
         resolution=${run%%-*}
         extra=()
         [[ $run == *compiled ]] && extra=(--compile)
-        left=$((460 - (SECONDS - started)))
-        if [[ $run == 896 ]] && ((left > 200)); then
-            left=200  # leaves 448 px about two minutes
+        left=$((540 - (SECONDS - started)))
+        if [[ $run == 896 ]] && ((left > 170)); then
+            left=170  # leaves 448 px and the compiled run about two minutes each
+        fi
+        if [[ $run == 448 ]] && ((left > 120)); then
+            left=120
         fi
         if ((left < 60)); then
             stage "skipped $run: time is up"
@@ -103,7 +124,7 @@ if [[ " $STAGES " == *" finetune "* ]]; then
         fi
         stage "finetune benchmark $resolution (limit $left s)"
         timeout "$left" "$PYTHON" benchmarks/finetune_gpu.py --resolutions "$resolution" \
-            --steps 6 --json "$OUT/finetune_$resolution.json" \
+            --steps 8 --warmup 3 --json "$OUT/finetune_$resolution.json" \
             2>&1 | tee "$OUT/finetune_$resolution.log"
         echo "finetune benchmark $resolution exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
     done

@@ -166,7 +166,8 @@ def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed:
 
     The text decoder is a real Gemma 2 with everything the 3B has, at a size where a
     wrong engine shows: grouped-query attention (4 query heads on 2 KV heads), a sliding
-    window (64) shorter than the prompt even at 224 px (256 image tokens), and weights
+    window (64) shorter than the prompt even at 224 px (256 image tokens), a query scalar
+    unlike the head size (scaling by the wrong one shows), and weights
     scaled so attention scores and final logits reach their soft-caps. The output head is
     untied from the embeddings (and scaled) so that greedy output depends on the context
     and writes many distinct tokens, instead of repeating the token it was fed.
@@ -194,7 +195,7 @@ def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed:
         num_attention_heads=4,
         num_key_value_heads=2,
         head_dim=16,
-        query_pre_attn_scalar=16,
+        query_pre_attn_scalar=24,  # unlike head_dim (as in the 28B: 144 and 128)
         sliding_window=64,
         attn_logit_softcapping=50.0,
         final_logit_softcapping=30.0,
@@ -233,8 +234,12 @@ def write_tiny_checkpoint(directory: str | Path, *, resolution: int = 224, seed:
 
 def teacher_forced_logits(model: Any, processor: Any, request: Request, answer: list[int]) -> Any:
     """transformers' float32 logits after the prompt and after each ``answer`` token, from
-    one forward pass (the reference an engine's logits are checked against)."""
+    one forward pass (the reference an engine's logits are checked against), with Gemma 2's
+    final soft-cap applied once whatever the transformers version
+    (``docvlm.engines.gemma2``)."""
     import torch
+
+    from docvlm.engines.gemma2 import missing_final_cap, soft_cap
 
     inputs = processor(
         images=[request.image], text=["<image>" + request.prompt], return_tensors="pt"
@@ -250,7 +255,7 @@ def teacher_forced_logits(model: Any, processor: Any, request: Request, answer: 
             attention_mask=torch.ones_like(ids).to(model.device),
             use_cache=False,
         )
-    return output.logits[0, n - 1 :].float()
+    return soft_cap(output.logits[0, n - 1 :].float(), missing_final_cap(model))
 
 
 class ScriptedEngine:

@@ -108,6 +108,64 @@ def test_prefill_blocks_cover_each_prompt() -> None:
         assert _listed(blocks)[row] == set(range(-(-length // attn.BLOCK)))
 
 
+def _kernel_reads(blocks: object, queries: int, keys: int) -> torch.Tensor:
+    """What a fused FlexAttention kernel lets each query see, [B, Q, K] bool: the keys of
+    the blocks listed for the query's block (``kv_num_blocks`` of ``kv_indices``, read
+    here as the kernel reads them, not through ``to_dense``), then ``mask_mod``. The CPU
+    runs flex unfused and ignores the list, so this is how a CPU test sees it."""
+    count, indices = blocks.kv_num_blocks, blocks.kv_indices  # type: ignore[attr-defined]
+    size = blocks.BLOCK_SIZE[1]  # type: ignore[attr-defined]
+    rows = count.shape[0]
+    listed = torch.zeros(rows, queries, keys, dtype=torch.bool)
+    for b in range(rows):
+        for q_block in range(count.shape[2]):
+            q_part = slice(q_block * size, (q_block + 1) * size)
+            for k_block in indices[b, 0, q_block, : int(count[b, 0, q_block])].tolist():
+                listed[b, q_part, k_block * size : (k_block + 1) * size] = True
+    b, q, k = (
+        torch.arange(n).view(*(-1 if i == j else 1 for j in range(3)))
+        for i, n in enumerate((rows, queries, keys))
+    )
+    modded = blocks.mask_mod(b, torch.zeros(1, dtype=torch.long), q, k)  # type: ignore[attr-defined]
+    return listed & modded.expand(rows, queries, keys)
+
+
+def _touched(visible: torch.Tensor) -> set[int]:
+    """Key blocks holding at least one visible key, for a [K] mask."""
+    return set((torch.nonzero(visible).flatten() // attn.BLOCK).tolist())
+
+
+@pytest.mark.parametrize("window", [None, WINDOW, 200])
+def test_decode_kernel_reads_exactly_the_visible_keys(window: int | None) -> None:
+    """From the definition alone (key j visible iff j <= now, and j > now - window):
+    the kernel's reads are exactly the visible keys, from exactly the blocks holding them
+    (an idle slot, length 0, reads key 0)."""
+    # 191, 327: the window starts right on a block edge (for 64 and 200)
+    lengths = torch.tensor([300, 63, 64, 127, 128, 130, 0, 511, 255, 256, 191, 327])
+    capacity = 512
+    reads = _kernel_reads(attn.decode_blocks(lengths, capacity, window), 1, capacity)
+    listed = attn.decode_blocks(lengths, capacity, window).kv_num_blocks[:, 0, 0].tolist()
+    index = torch.arange(capacity)
+    for slot, now in enumerate(lengths.tolist()):
+        visible = index <= now
+        if window is not None:
+            visible &= index > now - window
+        assert torch.equal(reads[slot, 0], visible), (slot, now)
+        assert listed[slot] == len(_touched(visible))  # no block read in vain
+
+
+def test_prefill_kernel_reads_each_whole_prompt() -> None:
+    lengths = torch.tensor([300, 97, 129, 128, 1])
+    n = 384
+    blocks = attn.prefill_blocks(lengths, n)
+    reads = _kernel_reads(blocks, n, n)
+    index = torch.arange(n)
+    for row, length in enumerate(lengths.tolist()):
+        visible = (index < length).expand(length, n)  # every prompt query, every prompt key
+        assert torch.equal(reads[row, :length], visible), (row, length)
+        assert blocks.kv_num_blocks[row, 0].tolist() == [len(_touched(visible[0]))] * 3
+
+
 @pytest.mark.gpu
 def test_fused_kernels_on_cuda_equal_the_reference() -> None:
     """The compiled FlexAttention kernels read only the listed blocks: any block missing

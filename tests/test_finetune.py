@@ -340,3 +340,37 @@ def test_freeze_vision_trains_the_text_weights_only(
     assert vision and not changed & vision
     assert any("language_model." in name for name in changed)
     assert any("multi_modal_projector." in name for name in changed)
+
+
+@pytest.mark.parametrize("rank", [0, 4])
+def test_gradient_checkpointing_says_use_reentrant(
+    tiny_checkpoint: Path,
+    corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rank: int,
+) -> None:
+    """torch warns (and from 2.9 on some builds raises) when checkpointing leaves
+    ``use_reentrant`` unsaid; warnings are errors here, so one step shows it."""
+    from transformers import PreTrainedModel
+
+    asked: list[object] = []
+    enable = PreTrainedModel.gradient_checkpointing_enable
+
+    def spy(self: PreTrainedModel, *args: object, **kwargs: object) -> None:
+        asked.append(kwargs.get("gradient_checkpointing_kwargs"))
+        enable(self, *args, **kwargs)
+
+    monkeypatch.setattr(PreTrainedModel, "gradient_checkpointing_enable", spy)
+    options = _options(
+        tiny_checkpoint,
+        _data(tmp_path, corpus),
+        tmp_path / "out",
+        max_steps=1,
+        lora_rank=rank,
+        gradient_checkpointing=True,
+        save="adapter" if rank else "merged",
+    )
+    report = finetune(options, CPU)
+    assert report.steps == 1 and report.losses[0] > 0
+    assert asked == [{"use_reentrant": False}]

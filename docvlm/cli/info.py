@@ -2,6 +2,8 @@
 
 Prints the device, dtype, quantization, threads and engine that ``Settings`` resolve to
 on this machine, and what the CPU offers (``docvlm.engines.cpu``), so the choice is visible.
+``--check`` loads the checkpoint and runs ``docvlm.engines.check`` (exit status 1 when
+docvlm's engine differs from transformers).
 """
 
 from __future__ import annotations
@@ -83,15 +85,46 @@ def info_command(
         typer.Option("--device", help="auto, cpu or cuda (default: DOCVLM_DEVICE or auto)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Load the checkpoint, compare docvlm's engine with transformers on a "
+            "synthetic page (tokens, log-probabilities), time prefill and decode.",
+        ),
+    ] = False,
+    checkpoint: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--checkpoint", "-c", help="for --check (default: the text task's)"),
+    ] = None,
 ) -> None:
     """Show the device, dtype, quantization, threads and engine a model would run with."""
     if device is not None and device not in ("auto", "cpu", "cuda"):
         raise typer.BadParameter("use auto, cpu or cuda", param_hint="--device")
     chosen: Device | None = device  # type: ignore[assignment]
     settings = Settings() if chosen is None else Settings(device=chosen)
+    if check:
+        from docvlm.engines.check import check_engine
+
+        name = checkpoint or settings.checkpoint_for("text") or ""
+        result = check_engine(name, settings)
+        typer.echo(result.model_dump_json(indent=2) if as_json else _lines(result.model_dump()))
+        raise typer.Exit(0 if result.agreement.passed else 1)
     info = runtime_info(settings)
     if as_json:
         typer.echo(json.dumps(asdict(info), indent=2))
         return
     for key, value in asdict(info).items():
         typer.echo(f"{key.replace('_', ' ')}: {value}")
+
+
+def _lines(values: dict[str, object], indent: str = "") -> str:
+    rows = []
+    for key, value in values.items():
+        label = indent + key.replace("_", " ")
+        if isinstance(value, dict):
+            rows += [f"{label}:", _lines(value, indent + "  ")]
+        else:
+            shown = f"{value:.4g}" if isinstance(value, float) else value
+            rows.append(f"{label}: {shown}")
+    return "\n".join(rows)

@@ -35,24 +35,15 @@ EngineFactory = Callable[[str, Settings], Engine]
 
 def load_engine(checkpoint: str, settings: Settings) -> Engine:
     """The default factory: ``settings.engine`` picks; ``auto`` is docvlm's own engine
-    on CUDA and transformers' ``generate`` on the CPU."""
+    on CUDA, once it equals transformers on a synthetic page (``docvlm.engines.check``;
+    else transformers, with one warning), and transformers' ``generate`` on the CPU."""
     from docvlm.engines.hf import TransformersEngine, load_for_inference, pick_device
 
     choice = settings.engine
     if choice == "auto":
         choice = "docvlm" if pick_device(settings.device) == "cuda" else "transformers"
     model, processor, device = load_for_inference(checkpoint, settings)  # CPU: docvlm.engines.cpu
-    if choice == "docvlm":
-        from docvlm.engines.fast import PaliGemmaEngine
-
-        return PaliGemmaEngine(
-            model,
-            processor,
-            checkpoint,
-            slots=settings.batch_size,
-            repetition_span=settings.repetition_span,
-        )
-    return TransformersEngine(
+    plain = TransformersEngine(
         checkpoint,
         model,
         processor,
@@ -60,3 +51,19 @@ def load_engine(checkpoint: str, settings: Settings) -> Engine:
         settings.repetition_span,
         batch_size=settings.batch_size,
     )
+    if choice == "transformers":
+        return plain
+    from docvlm.engines.fast import PaliGemmaEngine
+
+    fast = PaliGemmaEngine(
+        model,
+        processor,
+        checkpoint,
+        slots=settings.batch_size,
+        repetition_span=settings.repetition_span,
+    )
+    if settings.engine == "auto":
+        from docvlm.engines.check import pick_auto
+
+        return pick_auto(fast, plain)
+    return fast

@@ -16,12 +16,14 @@ cache span some slot still needs). ``flex`` is PyTorch's FlexAttention: the soft
 ``score_mod`` and the mask a block mask built from ``lengths``, so the fused kernel never
 materializes a mask and, when decoding, reads only each slot's live blocks (none for an
 idle slot). Block masks are built with static shapes only, so a decode step that uses them
-can be captured in a CUDA graph.
+can be captured in a CUDA graph. Every index tensor a mask reads is int32, as the
+kernel's own block indices are: an int64 length beside them made Triton reject the
+compiled kernel ("Ternary expression with dynamic condition has inconsistent types int64
+and int32", seen on an H200).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,7 +31,16 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Backend", "Geometry", "decode", "decode_blocks", "prefill", "prefill_blocks"]
+__all__ = [
+    "RECOMPILE_LIMIT",
+    "Backend",
+    "Geometry",
+    "compile_static",
+    "decode",
+    "decode_blocks",
+    "prefill",
+    "prefill_blocks",
+]
 
 Backend = Literal["eager", "flex"]
 
@@ -82,22 +93,55 @@ def _score_mod(geometry: Geometry) -> Callable[..., torch.Tensor] | None:
     return softcap
 
 
-@functools.cache
-def _compiled_flex() -> Callable[..., Any]:
-    import torch
-    from torch.nn.attention.flex_attention import flex_attention
+#: Shapes one process may compile a kernel for: prefill rows (1, 2, 4, 8) times prompt
+#: blocks per resolution, and one decode shape per cache size, sliding and full. torch's
+#: default (8) is reached by a service mixing resolutions, after which it silently runs
+#: the unfused kernel (scores materialized) for every new shape.
+RECOMPILE_LIMIT = 64
 
-    compiled: Callable[..., Any] = torch.compile(flex_attention, dynamic=False)
+
+def compile_static(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.compile`` for static shapes, allowed ``RECOMPILE_LIMIT`` shapes."""
+    import inspect
+
+    import torch
+
+    compile: Any = torch.compile  # its typed overloads leave out recompile_limit
+    if "recompile_limit" in inspect.signature(compile).parameters:
+        compiled: Callable[..., Any] = compile(
+            function, dynamic=False, recompile_limit=RECOMPILE_LIMIT
+        )
+        return compiled
+    config = torch._dynamo.config  # older torch: one limit for every compiled region
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, name, max(getattr(config, name), RECOMPILE_LIMIT))
+    compiled = compile(function, dynamic=False)
     return compiled
+
+
+class _Kernels:
+    """The compiled FlexAttention, made once per process on first use.
+
+    A plain holder, not ``functools.cache``: dynamo cannot trace into an ``lru_cache``
+    wrapper and warns (then graph-breaks) when a compiled decode step reaches it.
+    """
+
+    flex: Callable[..., Any] | None = None
 
 
 def _flex(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: Any, geometry: Geometry
 ) -> torch.Tensor:
+    import torch
     from torch.nn.attention.flex_attention import flex_attention
 
-    # the fused kernel on GPUs; elsewhere the unfused reference (materialized scores)
-    kernel: Any = _compiled_flex() if q.device.type == "cuda" else flex_attention
+    # the fused kernel on GPUs; elsewhere the unfused reference (materialized scores).
+    # Inside a compiled decode step, the step's own compilation fuses it.
+    kernel: Any = flex_attention
+    if q.device.type == "cuda" and not torch.compiler.is_compiling():
+        if _Kernels.flex is None:
+            _Kernels.flex = compile_static(flex_attention)
+        kernel = _Kernels.flex
     out: torch.Tensor = kernel(
         q,
         k,
@@ -115,10 +159,11 @@ def prefill_blocks(lengths: torch.Tensor, n: int) -> Any:
     import torch
     from torch.nn.attention.flex_attention import BlockMask
 
+    lengths = lengths.to(torch.int32)  # every index the kernel sees is int32 (module docstring)
     rows = lengths.shape[0]
     q_blocks = -(-n // BLOCK)
     kv_blocks = torch.arange(q_blocks, device=lengths.device, dtype=torch.int32)
-    count = (-(-lengths // BLOCK)).to(torch.int32).view(rows, 1, 1).expand(rows, 1, q_blocks)
+    count = (-(-lengths // BLOCK)).view(rows, 1, 1).expand(rows, 1, q_blocks)
     indices = kv_blocks.view(1, 1, 1, q_blocks).expand(rows, 1, q_blocks, q_blocks)
 
     def valid(b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -143,6 +188,7 @@ def decode_blocks(lengths: torch.Tensor, capacity: int, window: int | None) -> A
     import torch
     from torch.nn.attention.flex_attention import BlockMask
 
+    lengths = lengths.to(torch.int32)  # int32 like the kernel's own indices (module docstring)
     slots = lengths.shape[0]
     total = -(-capacity // BLOCK)
     last = lengths // BLOCK
@@ -151,8 +197,8 @@ def decode_blocks(lengths: torch.Tensor, capacity: int, window: int | None) -> A
         if window is not None
         else torch.zeros_like(lengths)
     )
-    count = (last - first + 1).to(torch.int32).view(slots, 1, 1)
-    steps = torch.arange(total, device=lengths.device)
+    count = (last - first + 1).view(slots, 1, 1)
+    steps = torch.arange(total, device=lengths.device, dtype=torch.int32)
     indices = torch.clamp(first.view(slots, 1) + steps, max=total - 1).to(torch.int32)
 
     def live(b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:

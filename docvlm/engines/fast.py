@@ -50,11 +50,11 @@ class PaliGemmaEngine:
     runaway repetition when ``repetition_span`` is set) frees its slot for the next
     request, so crops from different pages, tasks and resolutions share the GPU.
     ``attention`` is ``"flex"`` (FlexAttention, default on CUDA) or ``"eager"``;
-    ``compile`` runs the whole decode step through ``torch.compile`` (off by default:
-    with FlexAttention inside, PyTorch 2.13's CPU compiler gives wrong logits, and the
-    CUDA one is still to be checked by ``benchmarks/gpu_check.sh``; the attention kernels
-    are compiled on CUDA either way); ``cuda_graphs`` (CUDA only) captures the decode
-    step once per cache size.
+    ``compile`` runs the whole decode step through ``torch.compile`` (off by default;
+    the attention kernels are compiled on CUDA either way). PyTorch 2.13's CPU compiler
+    has no FlexAttention kernel for these shapes, so on the CPU the step falls back to
+    eager with one warning; on CUDA ``tests/test_engine_cuda.py`` checks that it
+    compiles. ``cuda_graphs`` (CUDA only) captures the decode step once per cache size.
     """
 
     def __init__(
@@ -267,7 +267,7 @@ class PaliGemmaEngine:
 
         step: Callable[[State], None] = self._decode
         if self.compile:
-            compiled = torch.compile(self._decode, dynamic=False)
+            compiled = attn.compile_static(self._decode)
             try:
                 compiled(s)
                 compiled(s)
@@ -362,7 +362,7 @@ class PaliGemmaEngine:
 
     def _span(self, lengths: list[int], occupied: dict[int, Running]) -> tuple[int, int] | None:
         """Cache indices the eager attention reads (None: all of them, as graphs need)."""
-        if self.cuda_graphs or self.attention != "eager" or not occupied:
+        if self.cuda_graphs or self.compile or self.attention != "eager" or not occupied:
             return None
         capacity = self._state["keys"].shape[3] if self._state is not None else 0
         return 0, min(capacity, max(lengths[slot] for slot in occupied) + 1)

@@ -7,6 +7,8 @@ configuration of ``docvlm.engines.cpu`` (bf16 prepacked or int8 weight-only laye
 ``token_type_ids`` (prefix tokens attend bidirectionally), each row stopping on its own
 (EOS, its budget, a runaway loop). Answers are decoded with special tokens dropped but
 ``<loc>``/``<seg>`` kept, since they are ordinary vocabulary that the parsers read.
+Gemma 2 runs as it was trained on every supported transformers: eager, soft-capped
+attention and capped logits (``docvlm.engines.gemma2``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docvlm.engines.checkpoints import resolve_checkpoint
+from docvlm.engines.gemma2 import eager_text_attention
 from docvlm.errors import CheckpointUnavailableError, MissingDependencyError
 from docvlm.reading.requests import Generation, Request
 from docvlm.settings import Settings
@@ -163,6 +166,7 @@ def load_model(checkpoint: str, settings: Settings) -> tuple[Any, Any, str]:
         raise CheckpointUnavailableError(
             f"checkpoint {checkpoint!r} is not a PaliGemma checkpoint docvlm can load: {first}"
         ) from error
+    eager_text_attention(model)  # Gemma 2's soft-capped attention on every transformers
     if settings.adapter:
         model = _with_adapter(model, settings.adapter, settings)
     if quantization is None:
@@ -251,6 +255,7 @@ class TransformersEngine:
         import torch
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
+        from docvlm.engines.gemma2 import missing_final_cap
         from docvlm.engines.stopping import ChosenLogprobs, RowStops
 
         if not requests:
@@ -272,7 +277,7 @@ class TransformersEngine:
         stops = RowStops(
             prompt, [r.max_new_tokens for r in requests], self._eos, self.repetition_span
         )
-        chosen = ChosenLogprobs()
+        chosen = ChosenLogprobs(missing_final_cap(self.model))
         with torch.inference_mode():
             output = self.model.generate(
                 **inputs,

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from transformers import LogitsProcessor, StoppingCriteria
 
+from docvlm.engines.gemma2 import soft_cap
 from docvlm.reading.requests import Stop
 
 __all__ = ["ChosenLogprobs", "RowStops", "cycles"]
@@ -66,12 +67,18 @@ class RowStops(StoppingCriteria):  # type: ignore[misc]
 
 class ChosenLogprobs(LogitsProcessor):  # type: ignore[misc]
     """Records, per step, the log-probability of the greedy token (the argmax of the
-    final scores); placed last, it sees the scores ``generate`` picks from."""
+    final scores); placed last, it sees the scores ``generate`` picks from.
 
-    def __init__(self) -> None:
+    ``cap`` is Gemma 2's final soft-cap when the installed transformers leaves it out
+    (``docvlm.engines.gemma2.missing_final_cap``): the token is the same either way, its
+    probability is not.
+    """
+
+    def __init__(self, cap: float | None = None) -> None:
         self.steps: list[torch.Tensor] = []
+        self.cap = cap
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        wide = scores.float()
+        wide = soft_cap(scores.float(), self.cap)
         self.steps.append(wide.max(dim=-1).values - wide.logsumexp(dim=-1))
         return scores

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from docvlm.engines.gemma2 import missing_final_cap, soft_cap
 from docvlm.errors import InputError, MissingDependencyError, SettingsError
 from docvlm.finetune.data import (
     Example,
@@ -36,6 +37,10 @@ from docvlm.settings import Settings
 from docvlm.tasks import TASKS
 
 __all__ = ["Progress", "finetune", "prepare"]
+
+#: Non-reentrant checkpointing, said explicitly: torch asks for the choice (an error in
+#: recent versions), and the reentrant variant loses gradients when no input requires them.
+_CHECKPOINTING = {"use_reentrant": False}
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,7 @@ def finetune(
         for group in optimizer.param_groups:
             group["lr"] = run.plan.learning_rate * schedule(step)
     model.train()
+    cap = missing_final_cap(model)  # Gemma 2 trained on capped logits; old transformers skip it
     spec = TASKS[options.task]
     order = batch_order(
         len(run.train), run.plan.batch_size, options.seed, step * run.plan.grad_accum
@@ -148,7 +154,7 @@ def finetune(
             ).to(device)
             inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
             labels = inputs.pop("labels")
-            logits = model(**inputs).logits
+            logits = soft_cap(model(**inputs).logits, cap)
             loss = _loss(logits, labels, run.plan.label_smoothing) / run.plan.grad_accum
             loss.backward()
             loss_sum += float(loss.item())
@@ -290,7 +296,7 @@ def _trainable(model: Any, rank: int, options: FinetuneOptions) -> Any:
     if options.freeze_vision:
         model.model.vision_tower.requires_grad_(False)
     if options.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=_CHECKPOINTING)
     if rank == 0:
         return model
     try:
@@ -301,7 +307,9 @@ def _trainable(model: Any, rank: int, options: FinetuneOptions) -> Any:
         ) from error
     if options.quantization == "nf4":
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=options.gradient_checkpointing
+            model,
+            use_gradient_checkpointing=options.gradient_checkpointing,
+            gradient_checkpointing_kwargs=_CHECKPOINTING,
         )
     config = LoraConfig(
         r=rank,
