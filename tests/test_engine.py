@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import scribbled
 from PIL import Image, ImageDraw
 
 from docvlm import DocVLM, MissingDependencyError, Settings
@@ -140,7 +141,7 @@ def test_engine_choice_and_results_carry_confidence(tiny_checkpoint: Path) -> No
     client = DocVLM(settings, checkpoint=str(tiny_checkpoint))
     engine = client.engine("text")
     assert isinstance(engine, PaliGemmaEngine) and engine.repetition_span == 32
-    (result,) = client.read_text(Image.new("RGB", (200, 200), "white"), max_new_tokens=16)
+    (result,) = client.read_text(scribbled((200, 200)), max_new_tokens=16)
     assert result.stop in ("eos", "length") and result.confidence is not None
     assert 0 < result.confidence <= 1
 

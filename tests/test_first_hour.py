@@ -16,6 +16,7 @@ import pytest
 import typer
 from conftest import scribbled
 from PIL import Image, TiffImagePlugin
+from pydantic import TypeAdapter
 
 from docvlm import (
     CheckpointUnavailableError,
@@ -34,7 +35,7 @@ from docvlm.engines.checkpoints import resolve_checkpoint
 from docvlm.reading.inspection import inspect_sources
 from docvlm.reading.render import PageImage, load_pages
 from docvlm.reading.sources import expand_sources
-from docvlm.results import _RESULTS
+from docvlm.results import Result
 from docvlm.settings import Limits
 from docvlm.testing import ScriptedEngine, write_tiny_checkpoint
 
@@ -117,9 +118,10 @@ def test_every_record_validates_under_its_schema_and_loads_back(
     jsonschema.validate(record, json_schema("document"))
     assert Document.model_validate_json(document.model_dump_json()) == document
 
-    listed = json.loads(_RESULTS.dump_json(list(document.pages[0].results)))
+    results = TypeAdapter(list[Result])
+    listed = json.loads(results.dump_json(list(document.pages[0].results)))
     jsonschema.validate(listed, json_schema("results"))
-    assert _RESULTS.validate_python(listed) == list(document.pages[0].results)
+    assert results.validate_python(listed) == list(document.pages[0].results)
     # a field the model does not have is still refused (extra="forbid" holds)
     record["pages"][0]["unknown"] = 1
     with pytest.raises(jsonschema.ValidationError):

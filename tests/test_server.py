@@ -22,7 +22,7 @@ pytest.importorskip("python_multipart")
 
 import httpx
 from fastapi import FastAPI
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from docvlm import Document, DocVLM, Settings, json_schema
 from docvlm.engines import Engine, Request
@@ -45,8 +45,13 @@ def client(app: FastAPI) -> httpx.AsyncClient:
 
 
 def png(color: tuple[int, int, int], size: tuple[int, int] = (120, 90)) -> bytes:
+    """A page of one colour with a mark of ink in its corner (a page without ink is never
+    sent to the model), leaving the middle, where scripted engines look, the colour."""
+    image = Image.new("RGB", size, color)
+    ink = "black" if sum(color) > 384 else "white"
+    ImageDraw.Draw(image).rectangle((4, 4, size[0] // 4, size[1] // 5), fill=ink)
     buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, "PNG")
+    image.save(buffer, "PNG")
     return buffer.getvalue()
 
 

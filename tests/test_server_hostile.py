@@ -24,6 +24,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("python_multipart")
 
 import httpx
+from conftest import scribbled
 from PIL import Image
 
 from docvlm import Document, Settings
@@ -53,8 +54,9 @@ def scripted(respond: Callable[[Request], str], **options: Any) -> tuple[Any, li
 
 
 def png_bytes(size: tuple[int, int] = (120, 90)) -> bytes:
+    """A page with ink (a blank one is never sent to the model)."""
     buffer = io.BytesIO()
-    Image.new("RGB", size, "white").save(buffer, "PNG")
+    scribbled(size).save(buffer, "PNG")
     return buffer.getvalue()
 
 
@@ -167,15 +169,19 @@ def test_the_viewer_draws_only_files_under_its_folders(tmp_path: Path) -> None:
     ] * len(refused)
 
 
-def blank_pdf(path: Path, pages: int) -> Path:
-    """A PDF of ``pages`` blank pages (small, quick to render, long to convert)."""
+def inked_pdf(path: Path, pages: int) -> Path:
+    """A PDF of ``pages`` small pages, each written on (a blank page would never reach the
+    model): quick to render, long to convert."""
     import pypdfium2 as pdfium
 
+    one = io.BytesIO()
+    scribbled((200, 200)).save(one, "PDF")
+    source = pdfium.PdfDocument(one.getvalue())
     document = pdfium.PdfDocument.new()
-    for _ in range(pages):
-        document.new_page(200, 200)
+    document.import_pages(source, [0] * pages)
     document.save(str(path))
     document.close()
+    source.close()
     return path
 
 
@@ -235,7 +241,7 @@ def test_a_client_that_disconnects_cancels_its_conversion(
     app, _ = scripted(slow(0.05, calls), workers=1)
     converter = app.state.converter
     url = uvicorn_thread(app)
-    pdf = blank_pdf(tmp_path / "long.pdf", 400).read_bytes()  # 400 x 0.05 s = 20 s of work
+    pdf = inked_pdf(tmp_path / "long.pdf", 400).read_bytes()  # 400 x 0.05 s = 20 s of work
     with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes its connection
         httpx.post(
             f"{url}/v1/convert",
@@ -254,7 +260,7 @@ def test_a_client_that_disconnects_cancels_its_conversion(
 def test_a_request_past_its_time_budget_is_a_504_and_stops(tmp_path: Path) -> None:
     calls: list[float] = []
     app, _ = scripted(slow(0.05, calls), workers=1, request_timeout=1.0)
-    pdf = blank_pdf(tmp_path / "long.pdf", 400).read_bytes()
+    pdf = inked_pdf(tmp_path / "long.pdf", 400).read_bytes()
 
     async def go() -> httpx.Response:
         async with client(app) as http:
@@ -380,7 +386,7 @@ def test_sigterm_during_a_long_conversion_exits_within_seconds(
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    pdf = blank_pdf(tmp_path / "long.pdf", 2000).read_bytes()
+    pdf = inked_pdf(tmp_path / "long.pdf", 2000).read_bytes()
     answers: list[int] = []
 
     def convert() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from format_pages import FOOTER, HEADER, LEFT, RIGHT, TWO_COLUMNS, two_column_document
-from PIL import Image
 
 from docvlm import TextResult
 from docvlm.formats.order import column_groups, reading_order
@@ -64,6 +63,7 @@ def test_words_on_one_row_read_left_to_right_though_their_boxes_wobble() -> None
 
 
 def test_layout_regions_give_the_order_and_the_labels() -> None:
+    from conftest import scribbled
     from format_pages import convert_scripted, model_output
 
     from parsers import box_to_tokens
@@ -83,9 +83,7 @@ def test_layout_regions_give_the_order_and_the_labels() -> None:
     respond = {"detect table ; molecule ; music ; text ; figure": layout, "table html": table}
     # every text crop is a padded square of its region: the OCR answer is the same for all
     respond["ocr"] = ocr_of(896)
-    document = convert_scripted(
-        Image.new("RGB", (896, 896), "white"), respond, ["text", "table"], layout=True
-    )
+    document = convert_scripted(scribbled((896, 896)), respond, ["text", "table"], layout=True)
     blocks = reading_order(document.pages[0])
     assert [b.kind for b in blocks] == ["text", "text", "table", "text"]
     starts = [(b.result.box.x0, b.result.box.y0) for b in blocks]
