@@ -25,7 +25,8 @@ from parsers.base import (
 from parsers.kern import Score, kern_to_ekern, normalise_kern, parse_kern
 from parsers.locations import Detection, box_from_bins, box_to_tokens, parse_locations
 from parsers.smiles import Molecule, parse_smiles
-from parsers.table import Cell, Table, parse_table
+from parsers.table import Cell, Table
+from parsers.table_reader import parse_table
 from parsers.text import TextLine, TextLines, parse_text
 
 __all__ = [

@@ -18,23 +18,20 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, cast
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from docvlm.archive.passwords import password_for
+from docvlm.archive.work import Finished, Options, Plan, Work, finish_plan
 from docvlm.engines.pool import ModelPool
 from docvlm.errors import InputError
-from docvlm.reading.assemble import make_page
-from docvlm.reading.pages import Regions, read_pages
+from docvlm.reading.pages import read_pages
 from docvlm.reading.pdf import InProcessPdf, PdfReader, RenderWorker
-from docvlm.reading.reads import Read, finish_reads, plan_reads
+from docvlm.reading.reads import plan_reads
 from docvlm.reading.render import (
-    Backend,
     PageFailure,
     PageImage,
     PageSelection,
-    Source,
     load_pages,
 )
 from docvlm.reading.requests import Engine, Generation, Request
@@ -57,56 +54,6 @@ __all__ = [
     "read_layout",
     "render_work",
 ]
-
-
-@dataclass
-class Work:
-    """One entry of a run. ``kind`` says what to do: ``read`` the source (``finished``
-    holds pages a previous run already read); record it as ``failed`` with ``error``;
-    ``alias``: the same bytes under another name, read once; ``skip``: already written
-    (``status`` is what was recorded)."""
-
-    name: str
-    source: Source | None
-    sha256: str | None
-    finished: dict[int, Page] = field(default_factory=dict)
-    kind: Literal["read", "failed", "alias", "skip"] = "read"
-    error: str | None = None
-    status: str | None = None
-
-
-@dataclass
-class Plan:
-    """A rendered page with its reads and requests, ready for the engine."""
-
-    work: Work
-    page: PageImage | None  # kept only for layout mode (regions are cut after the engine)
-    number: int
-    size: tuple[int, int]
-    dpi: float | None
-    warnings: tuple[str, ...]
-    reads: list[Read]
-    requests: list[Request]
-
-
-@dataclass
-class Finished:
-    """Stage output: a page done (``page``, or a ``plan`` with the engine's ``outputs``), or
-    the end of a work's rendering (``count`` pages were sent on; ``error`` stopped it)."""
-
-    work: Work
-    page: Page | None = None
-    count: int = 0
-    error: str | None = None
-    end: bool = False
-    plan: Plan | None = None
-    outputs: Sequence[Generation | str] = ()
-
-    def finished_page(self) -> Page | None:
-        """The page this reports, parsed from the generations when it came from the engine."""
-        if self.plan is not None:
-            return finish_plan(self.plan, self.outputs)
-        return self.page
 
 
 _DONE = object()
@@ -138,24 +85,6 @@ class _Skipping:
 
     def close(self) -> None:
         self._reader.close()
-
-
-@dataclass
-class Options:
-    tasks: Sequence[TaskName]
-    pages: PageSelection = None
-    password: str | None = None
-    dpi: int = 150
-    max_new_tokens: int | None = None
-    question: str | None = None
-    layout: bool = False
-    regions: Regions | None = None
-    include: Sequence[str] = ()
-    exclude: Sequence[str] = ()
-    render_workers: int = 2
-    retries: int = 2
-    backend: Backend = "pypdfium2"
-    passwords: Mapping[str, str] = field(default_factory=dict)  # by name: docvlm.archive.passwords
 
 
 class Stages:
@@ -443,22 +372,3 @@ def read_layout(models: ModelPool, pages: list[PageImage], options: Options) -> 
     except Exception as error:  # engine failures are data
         cause = f"the engine failed ({type(error).__name__}: {error})"
         return [Page(number=p.number, status="error", error=cause) for p in pages]
-
-
-def finish_plan(plan: Plan, outputs: Sequence[Generation | str]) -> Page:
-    """The Page of a plan from its generations (parsed here, off the generation thread)."""
-    failed = [o for o in outputs if isinstance(o, str)]
-    width, height = plan.size
-    if failed:
-        return Page(
-            number=plan.number,
-            width=width,
-            height=height,
-            dpi=plan.dpi,
-            status="error",
-            error=failed[0],
-            warnings=plan.warnings,
-        )
-    generations = [o for o in outputs if isinstance(o, Generation)]
-    results = finish_reads(plan.work.name, plan.number, plan.reads, generations)
-    return make_page(plan.number, plan.size, plan.dpi, results, plan.warnings)

@@ -6,20 +6,15 @@ pypdfium2 by default (no system package, fastest here) or with pdf2image/poppler
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
-import os
-import sys
-import tempfile
-import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from docvlm.errors import (
     CorruptInputError,
@@ -30,6 +25,7 @@ from docvlm.errors import (
     PasswordRequiredError,
     UnsupportedInputError,
 )
+from docvlm.reading.decoding import decoder_messages, image_error
 from docvlm.reading.pdf import ENCRYPTED, InProcessPdf, PdfReader
 from docvlm.settings import Limits
 
@@ -275,47 +271,6 @@ def _fitted(image: Image.Image, limits: Limits) -> tuple[Image.Image, tuple[str,
         f"{limits.max_page_pixels:,} pixels"
     )
     return image.reduce(factor), (note,)
-
-
-def image_error(error: Exception) -> str:
-    """A short cause for an image the decoder refused (no object reprs, no paths)."""
-    if isinstance(error, Image.DecompressionBombError):
-        return "refused as a decompression bomb (too many pixels)"
-    if isinstance(error, UnidentifiedImageError):
-        return "cannot identify the image format (damaged or not an image)"
-    text = str(error).split(" <", 1)[0]
-    return f"cannot decode the image ({text})" if text else "cannot decode the image"
-
-
-_STDERR_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def decoder_messages(image_format: str | None) -> Iterator[list[str]]:
-    """Collect what a C decoder prints on stderr while the block runs (TIFF only).
-
-    libtiff reports problems (``More samples per pixel than can be decoded``) on the
-    process's stderr, naming no file; captured, they become the page's warnings instead.
-    Only TIFF decoding is wrapped: file descriptor 2 is borrowed for the decode alone.
-    """
-    messages: list[str] = []
-    if image_format != "TIFF":
-        yield messages
-        return
-    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield messages
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read(4096).decode("utf-8", "replace")
-            messages.extend(
-                f"decoder: {line.strip()}" for line in text.splitlines() if line.strip()
-            )
 
 
 def _image_pages(

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 
 from docvlm.document import Document
 from docvlm.errors import CheckpointNotConfiguredError, DocVLMError
+from docvlm.reading.options import DPI_RANGE, MAX_NEW_TOKENS_RANGE, form_schema
 from docvlm.reading.pdf import ENCRYPTED
 from docvlm.server.archive import Archive, UploadArchive
 from docvlm.server.cancel import ConversionCancelled
@@ -54,11 +55,7 @@ CONVERT_FORM: dict[str, Any] = {
                             "description": "repeatable, or comma-separated (default: text)",
                         },
                         "layout": {"type": "boolean"},
-                        "pages": {"type": "string", "examples": ["1-3,7"]},
-                        "password": {"type": "string"},
-                        "dpi": {"type": "integer", "minimum": 36, "maximum": 1200},
-                        "max_new_tokens": {"type": "integer", "minimum": 1},
-                        "question": {"type": "string"},
+                        **form_schema(),  # pages, password, dpi, ...: as the CLI's options
                     },
                 }
             }
@@ -96,8 +93,8 @@ def _options(form: Any) -> dict[str, Any]:
         "layout": str(form.get("layout", "")).lower() in ("1", "true", "on", "yes"),
         "pages": text("pages"),
         "password": form.get("password") or None,
-        "dpi": number("dpi", 36, 1200),
-        "max_new_tokens": number("max_new_tokens", 1, 65536),
+        "dpi": number("dpi", *DPI_RANGE),
+        "max_new_tokens": number("max_new_tokens", *MAX_NEW_TOKENS_RANGE),
         "question": text("question"),
     }
 
