@@ -275,6 +275,7 @@ class DocVLM:
         exclude: Sequence[str] = (),
         out: str | Path | None = None,
         redo: bool = False,
+        formats: Sequence[str] | None = None,
     ) -> Iterator[Document]:
         """``convert`` every document behind ``sources`` (folders and zip/tar archives are
         expanded; in folders, ``include``/``exclude`` globs choose files), yielding each
@@ -284,10 +285,14 @@ class DocVLM:
         requests across pages and documents (``docvlm.archive.runner``); memory stays flat. With
         ``out`` (``.jsonl``, ``.parquet``, ``NAME.parquet/`` or ``DIR/``) each Document is
         also written there, and a rerun into the same ``out`` skips what is done and
-        redoes what was in flight (``redo=True`` starts over).
+        redoes what was in flight (``redo=True`` starts over). ``formats`` (with an output
+        folder ``out``) chooses the files each document's folder holds besides its record:
+        ``md`` (the default), ``txt``, ``hocr``, ``alto``, ``page``, ``docling``, ``pdf``
+        (``docvlm.formats.files``).
         """
         from docvlm.archive.pipeline import Options
         from docvlm.archive.runner import Run
+        from docvlm.formats.files import parse_formats
 
         if "ask" in tasks and not question:
             raise ValueError("the 'ask' task needs a question")
@@ -303,6 +308,7 @@ class DocVLM:
             include=tuple(include),
             exclude=tuple(exclude),
             backend=self.backend,
+            formats=None if formats is None else parse_formats(formats),
         )
         yield from Run(self.models, options, out, redo=redo).documents(sources)
 

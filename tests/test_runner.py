@@ -238,7 +238,7 @@ def test_cli_stops_with_exit_3_and_reports(tiny_checkpoint: Path, tmp_path: Path
     status = runner.invoke(app, ["status", str(out)])
     assert status.exit_code == 0
     assert f"files: 0 done, 0 partial, {written} failed" in status.stdout
-    refused = runner.invoke(app, ["convert", str(folder), "-o", str(tmp_path / "x.txt")])
+    refused = runner.invoke(app, ["convert", str(folder), "-o", str(tmp_path / "x.docx")])
     assert refused.exit_code == 2 and "cannot tell the output format" in refused.stderr
 
 

@@ -29,10 +29,11 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, cast
+from typing import cast
 
 from docvlm.archive.lock import DestinationLock
 from docvlm.archive.manifest import Manifest, manifest_path
+from docvlm.archive.passwords import password_for
 from docvlm.archive.pipeline import Finished, Options, Stages, Work
 from docvlm.archive.records import JobKey, ReadKey, build_document, content_hash, renamed
 from docvlm.archive.sinks import open_sink
@@ -48,7 +49,7 @@ from docvlm.archive.summary import (
     count_files,
 )
 from docvlm.document import Document
-from docvlm.engines.pool import ModelPool
+from docvlm.engines.pool import HasModels, ModelPool, pool_of
 from docvlm.reading.render import Source
 from docvlm.reading.sources import expand_sources
 from docvlm.results import Page
@@ -90,18 +91,6 @@ class _Counts:
     pages_reused: int = 0
 
 
-class HasModels(Protocol):
-    """Anything that owns a model pool (``DocVLM`` does: ``client.models``)."""
-
-    @property
-    def models(self) -> ModelPool: ...
-
-
-def pool_of(models: ModelPool | HasModels) -> ModelPool:
-    """The pool itself, or the pool of a client passed in its place."""
-    return models if isinstance(models, ModelPool) else models.models
-
-
 class Run:
     """One conversion job; see the module docstring. ``models`` is the model pool the
     stages read with (a ``DocVLM`` client may be passed for its pool)."""
@@ -131,6 +120,9 @@ class Run:
         self._stopped = False
         self._error_rate: float | None = None
         self._reading: set[str] = set()  # content read in this run (its copies wait for it)
+
+    def _password(self, name: str) -> str | None:
+        return password_for(name, self.options.passwords, self.options.password)
 
     # --- keys --------------------------------------------------------------------------
 
@@ -182,7 +174,12 @@ class Run:
             if self.redo:
                 manifest.reset()
             manifest.register_job(fingerprint, job.model_dump_json())
-            sink = open_sink(self.destination, cursor=manifest.cursor())
+            sink = open_sink(
+                self.destination,
+                cursor=manifest.cursor(),
+                formats=self.options.formats,
+                password_for=self._password,
+            )
             if manifest.needs_compaction():  # a run replacing records was killed
                 manifest.compacted(sink.compact())
         stages = Stages(self.models, self.options)

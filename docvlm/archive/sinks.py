@@ -28,19 +28,20 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Literal, Protocol, Self
 
 from docvlm.archive.disk import fsync_dir
 from docvlm.document import Document
-from docvlm.results import LayoutResult, MoleculeResult, MusicResult, TableResult
+from docvlm.results import MoleculeResult, MusicResult, TableResult
 
 __all__ = [
+    "DEFAULT_FORMATS",
     "FolderSink",
     "JsonlSink",
     "Sink",
     "SinkKind",
-    "document_markdown",
     "open_sink",
     "sink_kind",
 ]
@@ -166,28 +167,10 @@ def folder_name(source: str) -> str:
     return f"{safe}-{hashlib.sha256(source.encode()).hexdigest()[:10]}"
 
 
-def document_markdown(document: Document) -> str:
-    """The document for people: per page, each result's text (tables as Markdown)."""
-    lines = [f"# {document.source}", "", f"status: {document.status}"]
-    if document.error:
-        lines.append(f"error: {document.error}")
-    for page in document.pages:
-        lines += ["", f"## Page {page.number}", ""]
-        if page.error:
-            lines.append(f"> error: {page.error}")
-        for result in page.results:
-            text = result.summary().rstrip()
-            if isinstance(result, MoleculeResult | MusicResult | LayoutResult):
-                text = f"```{result.task}\n{text}\n```"
-            lines += [text, ""]
-    return "\n".join(lines).rstrip() + "\n"
-
-
 def _files(document: Document) -> dict[str, str]:
     """File name -> text of everything written for one document."""
     files = {
         "document.json": document.model_dump_json(indent=2),
-        "document.md": document_markdown(document),
     }
     tables = document.tables or tuple(
         r for p in document.pages for r in p.results if isinstance(r, TableResult)
@@ -207,11 +190,27 @@ def _files(document: Document) -> dict[str, str]:
     return files
 
 
-class FolderSink(_Base):
-    """Per document a folder, staged under ``.tmp-NAME`` and renamed into place whole."""
+#: What an output folder holds besides document.json when no --formats are chosen.
+DEFAULT_FORMATS = ("md",)
 
-    def __init__(self, path: Path, cursor: str | None = None) -> None:
+
+class FolderSink(_Base):
+    """Per document a folder, staged under ``.tmp-NAME`` and renamed into place whole: its
+    record, its tables, molecules and scores, and the ``formats`` chosen
+    (``docvlm.formats.files``); ``password_for(source)`` opens an encrypted original for
+    the searchable PDF."""
+
+    def __init__(
+        self,
+        path: Path,
+        cursor: str | None = None,
+        *,
+        formats: Sequence[str] = DEFAULT_FORMATS,
+        password_for: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.path = path
+        self.formats = tuple(formats)
+        self._password_for = password_for
         path.mkdir(parents=True, exist_ok=True)
         for stale in path.glob(".tmp-*"):  # staged by a run that was killed
             shutil.rmtree(stale, ignore_errors=True)
@@ -225,9 +224,25 @@ class FolderSink(_Base):
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
+        self._write_formats(document, staging)
         if final.exists():  # written before the last crash but never committed: replace
             shutil.rmtree(final)
         staging.rename(final)
+
+    def _write_formats(self, document: Document, staging: Path) -> None:
+        """The chosen formats; one that cannot be written is named in formats-errors.txt
+        (the record is kept: a format is an extra)."""
+        from docvlm.formats.files import write_formats
+
+        password = self._password_for(document.source) if self._password_for else None
+        failed = write_formats(document, staging, self.formats, password=password)
+        if failed:
+            lines = "".join(f"{name}: {why}\n" for name, why in failed.items())
+            (staging / "formats-errors.txt").write_text(lines, encoding="utf-8")
+        for written in staging.rglob("*"):
+            if written.is_file():
+                with written.open("rb") as handle:
+                    os.fsync(handle.fileno())
 
     def due(self) -> bool:
         return True
@@ -238,6 +253,7 @@ class FolderSink(_Base):
 
 
 SinkKind = Literal["jsonl", "parquet", "parquet-parts", "folder"]
+_FORMAT_OF = {".md": "md", ".txt": "txt", ".xml": "alto,page", ".html": "hocr", ".pdf": "pdf"}
 
 
 def sink_kind(destination: str | Path) -> SinkKind:
@@ -252,17 +268,35 @@ def sink_kind(destination: str | Path) -> SinkKind:
         return "jsonl"
     if folder or not suffix:
         return "folder"
+    if suffix in (".md", ".txt", ".xml", ".html", ".pdf"):
+        raise ValueError(
+            f"{text}: docvlm writes {suffix[1:]} one file per document, into an output folder: "
+            f"use --out DIR/ --formats {_FORMAT_OF.get(suffix, 'md')} (DIR/NAME/document{suffix} "
+            "and the like for each document)"
+        )
     raise ValueError(
         f"{text}: cannot tell the output format from {suffix!r}; use a .jsonl or .parquet "
         "file, a folder of Parquet parts (NAME.parquet/) or an output folder (DIR/)"
     )
 
 
-def open_sink(destination: str | Path, *, cursor: str | None = None) -> Sink:
+def open_sink(
+    destination: str | Path,
+    *,
+    cursor: str | None = None,
+    formats: Sequence[str] | None = None,
+    password_for: Callable[[str], str | None] | None = None,
+) -> Sink:
     """The sink for ``destination`` (see the table above); ``cursor`` resumes one that a
-    runner committed, None starts it empty."""
+    runner committed, None starts it empty. ``formats`` (an output folder only; ValueError
+    otherwise) chooses what each document's folder holds besides its record."""
     path = Path(destination)
     kind = sink_kind(destination)
+    if formats and kind != "folder":
+        raise ValueError(
+            f"{destination}: --formats writes files per document into an output folder; "
+            "use --out DIR/"
+        )
     if kind.startswith("parquet"):
         from docvlm.archive.parquet import ParquetFileSink, ParquetPartsSink
 
@@ -271,4 +305,7 @@ def open_sink(destination: str | Path, *, cursor: str | None = None) -> Sink:
             if kind == "parquet-parts"
             else ParquetFileSink(path, cursor)
         )
-    return JsonlSink(path, cursor) if kind == "jsonl" else FolderSink(path, cursor)
+    if kind == "jsonl":
+        return JsonlSink(path, cursor)
+    chosen = DEFAULT_FORMATS if formats is None else tuple(formats)
+    return FolderSink(path, cursor, formats=chosen, password_for=password_for)

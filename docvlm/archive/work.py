@@ -90,6 +90,7 @@ class Options:
     retries: int = 2
     backend: Backend = "pypdfium2"
     passwords: Mapping[str, str] = field(default_factory=dict)  # by name: docvlm.archive.passwords
+    formats: Sequence[str] | None = None  # an output folder's files (docvlm.formats.files)
 
 
 def finish_plan(plan: Plan, outputs: Sequence[Generation | str]) -> Page:

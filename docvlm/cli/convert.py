@@ -69,6 +69,15 @@ def convert(
             "parts), DIR/ (files per document). Default: stdout.",
         ),
     ] = None,
+    formats: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--formats",
+            help="With an output folder (--out DIR/): the files each document's folder holds "
+            "besides document.json, comma-separated: md (default), txt, hocr, alto, page, "
+            "docling, pdf (searchable). See docs/formats.md.",
+        ),
+    ] = None,
     redo: Annotated[
         bool, typer.Option("--redo", help="Ignore the manifest of --out and start over.")
     ] = False,
@@ -156,9 +165,10 @@ def convert(
     if log_format not in ("auto", "rich", "json"):
         raise typer.BadParameter("use auto, rich or json", param_hint="--log-format")
     try:
-        sink_kind(out or "-.jsonl")
+        kind = sink_kind(out or "-.jsonl")
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--out") from None
+    chosen = _formats(formats, kind if out else None)
 
     def to_stdout(document: Document) -> None:
         text = document.model_dump_json() + "\n" if as_json else ""
@@ -178,9 +188,12 @@ def convert(
         include=tuple(include or ()),
         exclude=tuple(exclude or ()),
         render_workers=workers,
+        formats=chosen,
     )
-    if ray is not None and (retry_failed or wait or passwords):
-        raise typer.BadParameter("not with --ray", param_hint="--retry-failed/--wait/--passwords")
+    if ray is not None and (retry_failed or wait or passwords or chosen):
+        raise typer.BadParameter(
+            "not with --ray", param_hint="--retry-failed/--wait/--passwords/--formats"
+        )
     if ray is not None:  # docvlm.distributed: Ray loads only here
         from docvlm.distributed.command import convert_on_ray
 
@@ -289,3 +302,21 @@ def status_command(
         f"{counts.files_failed} failed, {counts.files_pending} pending\n"
         f"pages: {counts.pages_done} done, {counts.pages_failed} failed\n"
     )
+
+
+def _formats(given: list[str] | None, kind: str | None) -> tuple[str, ...] | None:
+    """``--formats`` as format names, refused unless --out is an output folder."""
+    if not given:
+        return None
+    from docvlm.formats.files import parse_formats
+
+    try:
+        chosen = parse_formats(given)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--formats") from None
+    if kind != "folder":
+        raise typer.BadParameter(
+            "the formats are written per document into an output folder: add --out DIR/",
+            param_hint="--formats",
+        )
+    return chosen

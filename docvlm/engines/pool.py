@@ -7,13 +7,15 @@ its checkpoint and input resolution) and nothing else.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from docvlm.engines import EngineFactory, load_engine
 from docvlm.errors import CheckpointNotConfiguredError
 from docvlm.reading.requests import Engine
 from docvlm.settings import Settings
 from docvlm.tasks import TaskName
 
-__all__ = ["ModelPool"]
+__all__ = ["HasModels", "ModelPool", "pool_of"]
 
 
 class ModelPool:
@@ -61,3 +63,15 @@ class ModelPool:
     def close(self) -> None:
         """Drop the loaded models (their memory is freed when nothing else holds them)."""
         self._engines.clear()
+
+
+class HasModels(Protocol):
+    """Anything that owns a model pool (``DocVLM`` does: ``client.models``)."""
+
+    @property
+    def models(self) -> ModelPool: ...
+
+
+def pool_of(models: ModelPool | HasModels) -> ModelPool:
+    """The pool itself, or the pool of a client passed in its place."""
+    return models if isinstance(models, ModelPool) else models.models
