@@ -31,12 +31,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from docvlm import (  # noqa: E402
-    DocVLM,
-    Settings,
-    reads,
-)
+from docvlm import DocVLM, Settings  # noqa: E402
 from docvlm.engines import Engine, Generation, Request  # noqa: E402
+from docvlm.reading import reads  # noqa: E402
 from docvlm.reading.ink import InkMap  # noqa: E402
 from docvlm.testing import ScriptedEngine  # noqa: E402
 

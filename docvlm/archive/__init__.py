@@ -5,7 +5,8 @@ resumable and exactly once.
     manifest (SQLite: what is done), records (content hash, job key, Document)
     sinks / parquet / disk (JSON Lines, Parquet, folders; durable writes), progress
 
-May import: docvlm.reading, docvlm.engines (the model pool), docvlm.results,
-docvlm.settings, docvlm.errors, docvlm.tasks, parsers. Never imports the client, the CLI,
+May import: docvlm.reading, docvlm.engines (the model pool), docvlm.formats (the files
+of an output folder), docvlm.document, docvlm.results, docvlm.settings, docvlm.errors,
+docvlm.tasks, parsers. Never imports the client, the CLI,
 the server or docvlm.distributed: those are given a model pool and drive the runner.
 """

@@ -36,7 +36,7 @@ from docvlm.archive.manifest import Manifest, manifest_path
 from docvlm.archive.passwords import password_for
 from docvlm.archive.pipeline import Finished, Options, Stages, Work
 from docvlm.archive.records import JobKey, ReadKey, build_document, content_hash, renamed
-from docvlm.archive.sinks import open_sink
+from docvlm.archive.sinks import open_sink, sink_kind
 from docvlm.archive.summary import (
     EXIT_BUSY,
     EXIT_CRASHED,
@@ -107,6 +107,8 @@ class Run:
         retry_failed: bool = False,
         wait: bool = False,
     ) -> None:
+        if options.formats and (destination is None or sink_kind(destination) != "folder"):
+            raise ValueError("formats are written per document into an output folder: out='DIR/'")
         self.models = pool_of(models)
         self.retry_failed = retry_failed
         self.wait = wait
@@ -179,6 +181,7 @@ class Run:
                 cursor=manifest.cursor(),
                 formats=self.options.formats,
                 password_for=self._password,
+                limits=self.models.settings.limits(),
             )
             if manifest.needs_compaction():  # a run replacing records was killed
                 manifest.compacted(sink.compact())

@@ -2,11 +2,12 @@
 
 ==========================  ==========================================================
 ``out.jsonl``               one Document per line (JSON Lines); cursor = byte offset
-``out.parquet``             one flat row per result (``docvlm.rows``); parts are staged
+``out.parquet``             one flat row per result (``parquet.document_rows``); staged
                             in ``out.parquet.parts/`` and joined into the file on close
 ``out.parquet/``            a folder of Parquet parts (``part-000000.parquet``, ...)
-``DIR/``                    per document a folder: the Document JSON, Markdown, tables as
-                            CSV and HTML, molecules as ``.sdf``, music as ``.musicxml``
+``DIR/``                    per document a folder: the Document JSON, tables as CSV and
+                            HTML, molecules as ``.sdf``, music as ``.musicxml``, and the
+                            formats chosen (``docvlm.formats.files``; Markdown by default)
 ==========================  ==========================================================
 
 Every sink writes first and makes it durable in ``commit()``, which returns a *cursor*:
@@ -35,6 +36,7 @@ from typing import IO, Literal, Protocol, Self
 from docvlm.archive.disk import fsync_dir
 from docvlm.document import Document
 from docvlm.results import MoleculeResult, MusicResult, TableResult
+from docvlm.settings import Limits
 
 __all__ = [
     "DEFAULT_FORMATS",
@@ -207,10 +209,14 @@ class FolderSink(_Base):
         *,
         formats: Sequence[str] = DEFAULT_FORMATS,
         password_for: Callable[[str], str | None] | None = None,
+        limits: Limits | None = None,
     ) -> None:
+        from docvlm.formats.files import parse_formats
+
         self.path = path
-        self.formats = tuple(formats)
+        self.formats = parse_formats(formats) if formats else ()
         self._password_for = password_for
+        self._limits = limits
         path.mkdir(parents=True, exist_ok=True)
         for stale in path.glob(".tmp-*"):  # staged by a run that was killed
             shutil.rmtree(stale, ignore_errors=True)
@@ -235,14 +241,19 @@ class FolderSink(_Base):
         from docvlm.formats.files import write_formats
 
         password = self._password_for(document.source) if self._password_for else None
-        failed = write_formats(document, staging, self.formats, password=password)
+        failed = write_formats(
+            document, staging, self.formats, password=password, limits=self._limits
+        )
         if failed:
             lines = "".join(f"{name}: {why}\n" for name, why in failed.items())
             (staging / "formats-errors.txt").write_text(lines, encoding="utf-8")
-        for written in staging.rglob("*"):
+        for written in sorted(staging.rglob("*"), key=lambda p: -len(p.parts)):
             if written.is_file():
                 with written.open("rb") as handle:
                     os.fsync(handle.fileno())
+            else:
+                fsync_dir(written)  # alto/, hocr/, page/: their entries survive a power loss
+        fsync_dir(staging)
 
     def due(self) -> bool:
         return True
@@ -270,9 +281,9 @@ def sink_kind(destination: str | Path) -> SinkKind:
         return "folder"
     if suffix in (".md", ".txt", ".xml", ".html", ".pdf"):
         raise ValueError(
-            f"{text}: docvlm writes {suffix[1:]} one file per document, into an output folder: "
-            f"use --out DIR/ --formats {_FORMAT_OF.get(suffix, 'md')} (DIR/NAME/document{suffix} "
-            "and the like for each document)"
+            f"{text}: docvlm writes {suffix[1:]} files per document, into an output folder: "
+            f"use --out DIR/ --formats {_FORMAT_OF[suffix]} (each document's files in "
+            "DIR/NAME/, see docs/formats.md)"
         )
     raise ValueError(
         f"{text}: cannot tell the output format from {suffix!r}; use a .jsonl or .parquet "
@@ -286,6 +297,7 @@ def open_sink(
     cursor: str | None = None,
     formats: Sequence[str] | None = None,
     password_for: Callable[[str], str | None] | None = None,
+    limits: Limits | None = None,
 ) -> Sink:
     """The sink for ``destination`` (see the table above); ``cursor`` resumes one that a
     runner committed, None starts it empty. ``formats`` (an output folder only; ValueError
@@ -294,8 +306,8 @@ def open_sink(
     kind = sink_kind(destination)
     if formats and kind != "folder":
         raise ValueError(
-            f"{destination}: --formats writes files per document into an output folder; "
-            "use --out DIR/"
+            f"{destination}: the formats are written per document into an output folder "
+            "(a destination ending in /)"
         )
     if kind.startswith("parquet"):
         from docvlm.archive.parquet import ParquetFileSink, ParquetPartsSink
@@ -308,4 +320,4 @@ def open_sink(
     if kind == "jsonl":
         return JsonlSink(path, cursor)
     chosen = DEFAULT_FORMATS if formats is None else tuple(formats)
-    return FolderSink(path, cursor, formats=chosen, password_for=password_for)
+    return FolderSink(path, cursor, formats=chosen, password_for=password_for, limits=limits)

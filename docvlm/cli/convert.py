@@ -24,6 +24,7 @@ from docvlm.cli.common import (
 )
 from docvlm.cli.local import convert_locally
 from docvlm.document import Document, json_schema
+from docvlm.errors import DocVLMError
 from docvlm.reading.options import option_help
 from docvlm.settings import Settings
 from docvlm.tasks import TASKS
@@ -168,6 +169,10 @@ def convert(
         kind = sink_kind(out or "-.jsonl")
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--out") from None
+    if ray is not None and formats:
+        raise typer.BadParameter(
+            "not with --ray (the local runner writes them)", param_hint="--formats"
+        )
     chosen = _formats(formats, kind if out else None)
 
     def to_stdout(document: Document) -> None:
@@ -312,7 +317,7 @@ def _formats(given: list[str] | None, kind: str | None) -> tuple[str, ...] | Non
 
     try:
         chosen = parse_formats(given)
-    except ValueError as error:
+    except (ValueError, DocVLMError) as error:
         raise typer.BadParameter(str(error), param_hint="--formats") from None
     if kind != "folder":
         raise typer.BadParameter(

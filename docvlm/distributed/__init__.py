@@ -198,8 +198,10 @@ def convert_dataset(
     process already runs or ``ray.init()`` finds, ``"local"`` starts one here, anything
     else is a cluster address (``ray://host:10001``). Returns the local runner's summary.
     """
-    ray = import_ray()
     options = options or Options(tasks=("text",))
+    if options.formats:
+        raise ValueError("formats (an output folder's files) are written by the local runner only")
+    ray = import_ray()
     scale = scale or ScaleOptions()
     settings = settings or Settings()
     if "ask" in options.tasks and not options.question:

@@ -6,8 +6,9 @@ searchable PDF and DoclingDocument), and the engraving of scores as SVG (``engra
 Each writer turns a ``Page`` of records into the format's own units; none of them reads an
 image again or runs a model.
 
-It may import ``docvlm.results``, ``docvlm.errors``, ``parsers``, lxml and the optional
-libraries of its own formats, loaded when used. It never imports engines, the archive
+It may import ``docvlm.results``, ``docvlm.errors``, ``docvlm.settings``, the reading
+path (``docvlm.reading``: sniffing and re-reading an original), ``parsers``, lxml and the
+optional libraries of its own formats, loaded when used. It never imports engines, the archive
 runner, the client or the CLI: formats sit at the end of the data flow, and
 ``Document.to_*`` load them lazily so ``import docvlm`` stays light.
 """

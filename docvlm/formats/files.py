@@ -15,27 +15,35 @@ whole folder into place: resume and the manifest cover them like ``document.json
 
 from __future__ import annotations
 
+import errno
+import importlib.util
+import shutil
+import tarfile
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from docvlm.errors import InputError
+from docvlm.errors import InputError, InputLimitError, MissingDependencyError
 from docvlm.formats.common import Converted
 from docvlm.reading.sources import expand_sources
 from docvlm.results import Page
-from docvlm.settings import Settings
+from docvlm.settings import Limits, Settings
 
 __all__ = ["FORMATS", "FormatSpec", "archive_member", "parse_formats", "write_formats"]
 
 
 @dataclass(frozen=True)
 class FormatSpec:
-    """One output format: what it is, and the writer of its files into a folder."""
+    """One output format: what it is, the writer of its files into a folder, and the
+    modules it needs with the extra that installs them."""
 
     name: str
     summary: str
     write: Callable[[Converted, Path, bytes | None, str | None], None]
+    needs: tuple[str, ...] = ()
+    extra: str = ""
 
 
 def _text(name: str, render: Callable[[Converted], str]) -> Callable[..., None]:
@@ -106,34 +114,72 @@ _SPECS = (
     FormatSpec("hocr", "hOCR per page", _per_page("hocr", "html", _hocr)),
     FormatSpec("alto", "ALTO 4.4 per page", _per_page("alto", "xml", _alto)),
     FormatSpec("page", "PAGE XML 2019 per page", _per_page("page", "xml", _page_xml)),
-    FormatSpec("docling", "DoclingDocument JSON", _docling),
-    FormatSpec("pdf", "searchable PDF", _pdf),
+    FormatSpec("docling", "DoclingDocument JSON", _docling, ("docling_core",), "docling"),
+    FormatSpec("pdf", "searchable PDF", _pdf, ("pikepdf", "fpdf"), "pdf"),
 )
 FORMATS: Mapping[str, FormatSpec] = MappingProxyType({spec.name: spec for spec in _SPECS})
 
 
 def parse_formats(names: Sequence[str] | str) -> tuple[str, ...]:
-    """``"pdf,alto"`` or ``["pdf", "alto"]`` as known format names in table order;
-    ValueError naming an unknown one and listing the known."""
+    """``"pdf,alto"`` or ``["pdf", "alto"]`` as known format names in table order.
+
+    ValueError names an unknown one and lists the known; ``MissingDependencyError`` says
+    which extra a chosen format needs, before any page is read."""
     items = [names] if isinstance(names, str) else list(names)
     given = [name for item in items for name in item.split(",")]
     wanted = {n.strip().lower() for n in given if n.strip()}
     unknown = sorted(wanted - set(FORMATS))
     if unknown:
         raise ValueError(f"unknown format {unknown[0]!r}; use {', '.join(FORMATS)}")
+    for name in wanted:
+        spec = FORMATS[name]
+        missing = [m for m in spec.needs if importlib.util.find_spec(m) is None]
+        if missing:
+            raise MissingDependencyError(
+                f"the {name} format needs {', '.join(missing)}: pip install 'docvlm[{spec.extra}]'"
+            )
     return tuple(name for name in FORMATS if name in wanted)
 
 
-def archive_member(name: str, settings: Settings) -> bytes | None:
+def archive_member(name: str, limits: Limits) -> bytes | None:
     """The bytes of ``archive.zip!member.pdf`` (a document read from inside an archive),
-    or None when ``name`` is a plain file."""
-    outer, bang, _ = name.partition("!")
+    or None when ``name`` is a plain file. A zip or tar member is read on its own; a
+    member of a nested archive is found as the run found it, within the run's limits."""
+    outer, bang, member = name.partition("!")
     if not bang or not Path(outer).is_file():
         return None
-    for item in expand_sources([Path(outer)], settings.limits()):
+    too_big = InputLimitError(
+        f"the member is over the limit of {limits.archive_max_bytes:,} bytes", source=name
+    )
+    try:
+        if "!" not in member and zipfile.is_zipfile(outer):
+            with zipfile.ZipFile(outer) as archive:
+                if archive.getinfo(member).file_size > limits.archive_max_bytes:
+                    raise too_big
+                return archive.read(member)
+        if "!" not in member and tarfile.is_tarfile(outer):
+            with tarfile.open(outer) as archive:
+                entry = archive.getmember(member)
+                if entry.size > limits.archive_max_bytes:
+                    raise too_big
+                handle = archive.extractfile(entry)
+                if handle is not None:
+                    return handle.read()
+    except (KeyError, zipfile.BadZipFile, tarfile.TarError) as error:
+        raise InputError("the member is no longer in its archive", source=name) from error
+    for item in expand_sources([Path(outer)], limits):
         if item.name == name and isinstance(item.source, bytes):
             return item.source
     raise InputError("the member is no longer in its archive", source=name)
+
+
+def _remove_new(folder: Path, before: set[Path]) -> None:
+    """What a failed format left in ``folder`` (half a PDF, some pages' XML) goes."""
+    for path in sorted(set(folder.rglob("*")) - before, key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def write_formats(
@@ -142,18 +188,26 @@ def write_formats(
     formats: Sequence[str],
     *,
     password: str | None = None,
-    settings: Settings | None = None,
+    limits: Limits | None = None,
 ) -> dict[str, str]:
     """Write ``formats`` of ``document`` into ``folder``; returns, per format that could not
-    be written (its original gone or changed, an extra not installed), why. The others are
-    written: one failing format never costs the document its record."""
+    be written (its original gone or changed), why, and leaves none of its files. The
+    others are written: one failing format never costs the document its record. A full
+    disk is raised (the run stops, and resumes once there is space)."""
     failed: dict[str, str] = {}
     original: bytes | None = None
     for name in formats:
+        before = set(folder.rglob("*"))
         try:
             if name == "pdf" and original is None:
-                original = archive_member(document.source, settings or Settings())
+                original = archive_member(document.source, limits or Settings().limits())
             FORMATS[name].write(document, folder, original, password)
+        except OSError as error:
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            _remove_new(folder, before)
+            failed[name] = f"{type(error).__name__}: {error}"
         except Exception as error:  # a format is extra: its failure is reported, not fatal
+            _remove_new(folder, before)
             failed[name] = f"{type(error).__name__}: {error}"
     return failed

@@ -138,10 +138,17 @@ def _pdf_source(
     pages: Sequence[Page], data: bytes | Path, name: str, password: str | None, out: Path
 ) -> None:
     pikepdf = _pikepdf()
+
+    def opened(given: str) -> Any:
+        return pikepdf.open(io.BytesIO(data) if isinstance(data, bytes) else data, password=given)
+
     try:
-        original = pikepdf.open(
-            io.BytesIO(data) if isinstance(data, bytes) else data, password=password or ""
-        )
+        try:  # without the password first: a run-wide one makes pikepdf warn on plain PDFs
+            original = opened("")
+        except pikepdf.PasswordError:
+            if not password:
+                raise
+            original = opened(password)
     except pikepdf.PasswordError as error:
         hint = "a wrong password was given" if password else "it is encrypted: give password="
         raise PasswordRequiredError(hint, source=name) from error

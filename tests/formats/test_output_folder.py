@@ -104,3 +104,60 @@ def test_formats_need_an_output_folder_and_x_md_says_what_to_do(tmp_path: Path) 
         app, ["convert", str(sample), "--formats", "docx", "-o", f"{tmp_path}/"]
     )
     assert unknown.exit_code == 2 and "unknown format 'docx'" in unknown.stderr
+
+
+def test_a_format_that_fails_halfway_leaves_none_of_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from format_pages import two_column_document
+
+    import docvlm.formats.alto as alto
+
+    document = two_column_document()
+    second = document.pages[0].model_copy(update={"number": 2})
+    document = document.model_copy(update={"pages": (document.pages[0], second)})
+    written = alto.page_alto
+
+    def second_page_fails(page: object, source: str) -> str:
+        if getattr(page, "number", 0) == 2:
+            raise RuntimeError("page 2 cannot be written")
+        return written(page, source)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(alto, "page_alto", second_page_fails)
+    failed = write_formats(document, tmp_path, ["alto", "md"])
+    assert list(failed) == ["alto"] and not (tmp_path / "alto").exists()
+    assert (tmp_path / "document.md").is_file()
+
+    def disk_full(page: object, source: str) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(alto, "page_alto", disk_full)
+    (tmp_path / "full").mkdir()
+    with pytest.raises(OSError, match="No space left"):  # the run stops; a rerun resumes
+        write_formats(document, tmp_path / "full", ["alto"])
+
+
+def test_formats_are_checked_before_anything_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from docvlm.errors import MissingDependencyError
+    from docvlm.formats.files import parse_formats
+
+    assert parse_formats("txt, PDF,alto") == ("txt", "alto", "pdf")
+    with pytest.raises(ValueError, match="unknown format 'docx'"):
+        parse_formats(["md,docx"])
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "pikepdf" else real(name)
+    )
+    with pytest.raises(MissingDependencyError, match=r"docvlm\[pdf\]"):
+        parse_formats("pdf")
+    with DocVLM(Settings(device="cpu"), engine_factory=factory) as client:
+        for out in (None, tmp_path / "x.jsonl"):
+            with pytest.raises(ValueError, match="output folder"):
+                next(client.convert_many([tmp_path], out=out, formats=["md"]))
+    assert not list(tmp_path.iterdir())  # refused before any lock, manifest or model
