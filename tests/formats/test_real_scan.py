@@ -34,7 +34,7 @@ Scan = tuple[Document, list[tuple[Box, str]]]
 def scan(corpus: Path) -> Scan:
     path = corpus / SCAN
     if not path.exists():
-        pytest.skip(f"{SCAN} is in the shared corpus only (not in tests/data/corpus)")
+        pytest.skip(f"{SCAN} is missing from the corpus")
     truth = scan_lines(json.loads(Path(f"{path}_iocr.parse_format.json").read_text()))
     return convert_scan(Image.open(path), truth), truth
 
