@@ -125,6 +125,14 @@ def view_command(
             "instead of serving the viewer.",
         ),
     ] = None,
+    formats: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--formats",
+            help="With --export: also write these formats of each document from its record "
+            "(md, txt, hocr, alto, page, docling, pdf), without running a model again.",
+        ),
+    ] = None,
 ) -> None:
     """Open the viewer over a conversion output: pages with boxes beside what was read."""
     _server()
@@ -133,8 +141,10 @@ def view_command(
 
     if not output.exists():
         raise typer.BadParameter(f"{output} does not exist", param_hint="OUTPUT")
+    if formats and export is None:
+        raise typer.BadParameter("--formats goes with --export DIR", param_hint="--formats")
     if export is not None:
-        _export(output, root, export)
+        _export(output, root, export, formats or [])
         return
     try:
         app = viewer_app(output, root=root)
@@ -144,17 +154,23 @@ def view_command(
     run(app, host=host, port=port, open_browser=open_browser)
 
 
-def _export(output: Path, root: Path | None, folder: Path) -> None:
+def _export(output: Path, root: Path | None, folder: Path, formats: list[str]) -> None:
+    from docvlm.errors import DocVLMError
+    from docvlm.formats.files import parse_formats
     from docvlm.server.export import export_pictures
     from docvlm.server.outputs import FileArchive, OutputError
 
     try:
+        chosen = parse_formats(formats) if formats else ()
+    except (ValueError, DocVLMError) as error:
+        raise typer.BadParameter(str(error), param_hint="--formats") from None
+    try:
         archive = FileArchive(output, Settings(), root=root)
     except OutputError as error:
         raise typer.BadParameter(str(error), param_hint="OUTPUT") from None
-    done = export_pictures(archive, folder)
+    done = export_pictures(archive, folder, formats=chosen)
     for failure in done.failed:
         sys.stderr.write(f"error: {failure}\n")
-    sys.stderr.write(f"wrote {len(done.written)} page picture(s) into {folder}\n")
+    sys.stderr.write(f"wrote {len(done.written)} file(s) into {folder}\n")
     if done.failed:
         raise typer.Exit(1)

@@ -189,13 +189,14 @@ def write_formats(
     *,
     password: str | None = None,
     limits: Limits | None = None,
+    original: bytes | None = None,
 ) -> dict[str, str]:
     """Write ``formats`` of ``document`` into ``folder``; returns, per format that could not
     be written (its original gone or changed), why, and leaves none of its files. The
     others are written: one failing format never costs the document its record. A full
-    disk is raised (the run stops, and resumes once there is space)."""
+    disk is raised (the run stops, and resumes once there is space). ``original``: the
+    source's bytes when ``document.source`` does not lead to them."""
     failed: dict[str, str] = {}
-    original: bytes | None = None
     for name in formats:
         before = set(folder.rglob("*"))
         try:

@@ -1,4 +1,5 @@
-"""``docvlm view OUT --export DIR``: the viewer's pages as PNG files, boxes drawn.
+"""``docvlm view OUT --export DIR``: the viewer's pages as PNG files, boxes drawn, and with
+``--formats`` each document's archive formats written from its record.
 
 Each page is re-rendered from its source exactly as the viewer shows it
 (``FileArchive.page_png``) and drawn on by ``docvlm.formats.pictures``; the files are
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
+from docvlm.formats.files import write_formats
 from docvlm.formats.pictures import draw_page
 from docvlm.server.archive import PageImageError
 from docvlm.server.outputs import FileArchive
@@ -37,14 +39,21 @@ def _folder_name(number: int, source: str) -> str:
 
 
 def export_pictures(
-    archive: FileArchive, folder: Path, on_page: Callable[[Path], None] | None = None
+    archive: FileArchive,
+    folder: Path,
+    on_page: Callable[[Path], None] | None = None,
+    formats: Sequence[str] = (),
 ) -> Exported:
-    """Every page of every Document of ``archive`` as a PNG with its boxes, into ``folder``."""
+    """Every page of every Document of ``archive`` as a PNG with its boxes, into ``folder``,
+    and each document's ``formats`` (``docvlm.formats.files``) beside them, written from
+    the records: no model runs again."""
     done = Exported()
     total, _ = archive.summaries(0, 0)
     for number in range(total):
         document = archive.document(number)
         target = folder / _folder_name(number, document.source)
+        if formats:
+            _formats(archive, number, target, formats, done)
         for page in document.pages:
             try:
                 png = archive.page_png(number, page.number)
@@ -59,3 +68,20 @@ def export_pictures(
             if on_page is not None:
                 on_page(path)
     return done
+
+
+def _formats(
+    archive: FileArchive, number: int, target: Path, formats: Sequence[str], done: Exported
+) -> None:
+    document = archive.document(number)
+    original: bytes | None = None
+    if "pdf" in formats:
+        try:
+            original = archive.original(number)
+        except (PageImageError, OSError) as error:
+            done.failed.append(f"{document.source}: pdf: {error}")
+            formats = [f for f in formats if f != "pdf"]
+    target.mkdir(parents=True, exist_ok=True)
+    failed = write_formats(document, target, formats, original=original)
+    done.failed += [f"{document.source}: {name}: {why}" for name, why in failed.items()]
+    done.written += sorted(p for p in target.rglob("*") if p.is_file() and p.suffix != ".png")

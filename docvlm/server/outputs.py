@@ -127,6 +127,12 @@ class FileArchive:
             raise PageImageError(f"document {number} has no page image {page}") from None
         return self._pngs.put((number, page), png)
 
+    def original(self, number: int) -> bytes:
+        """The bytes of document ``number``'s source, found as the viewer finds it (under
+        the roots only); ``PageImageError`` when it cannot be."""
+        source = self._locate(self.document(number).source)
+        return source if isinstance(source, bytes) else Path(source).read_bytes()  # type: ignore[arg-type]
+
     def _locate(self, name: str) -> Source:
         """The file (or archive member's bytes) a Document's ``source`` names."""
         if name.startswith("<"):

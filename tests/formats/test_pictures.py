@@ -57,3 +57,36 @@ def test_export_writes_each_page_with_its_line_boxes(tmp_path: Path) -> None:
 
 
 LINE_GAP_X = 448  # between the left column (x1 = 420) and the right one (x0 = 476)
+
+
+def test_export_writes_archive_formats_from_the_records(tmp_path: Path) -> None:
+    """An archive converted to JSON Lines gets its ALTO, Markdown and searchable PDF later,
+    from the records, without a model (``view OUT --export DIR --formats ...``)."""
+    import shutil
+    import subprocess
+
+    from schemas import validate
+
+    scan = tmp_path / "two-columns.png"
+    _draw(TWO_COLUMNS).save(scan)
+    engine = ScriptedEngine(lambda request: model_output(TWO_COLUMNS), resolution=SIDE)
+    out = tmp_path / "out.jsonl"
+    with DocVLM(Settings(), engine_factory=lambda c, s: engine, checkpoint="scripted") as client:
+        run_job(client.models, [scan], Options(tasks=("text",), dpi=150), out)
+    target = tmp_path / "export"
+    command = ["view", str(out), "--export", str(target), "--formats", "alto,md,pdf"]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    folder = target / "0001-two-columns"
+    validate((folder / "alto" / "page-0001.xml").read_text(encoding="utf-8"), "alto-4-4.xsd")
+    texts = [text for _, text in TWO_COLUMNS]
+    markdown = (folder / "document.md").read_text(encoding="utf-8")
+    assert all(text.replace("&", "\\&").split(" <")[0] in markdown for text in texts[:-1])
+    if shutil.which("pdftotext"):
+        found = subprocess.run(
+            ["pdftotext", str(folder / "document.pdf"), "-"], capture_output=True, text=True
+        ).stdout
+        # pdftotext orders words its own way (rows across both columns here)
+        assert set(" ".join(texts[:-1]).split()) <= set(found.split())
+    refused = runner.invoke(app, ["view", str(out), "--formats", "md"])
+    assert refused.exit_code == 2 and "--formats goes with --export" in refused.stderr
