@@ -57,6 +57,15 @@ DeviceOption = Annotated[
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print JSON (results, or one Document per line).")
 ]
+Formats = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option(
+        "--formats",
+        help="Archive formats of each document, comma-separated: md, txt, hocr, alto, page, "
+        "docling, pdf (searchable), written into its folder (convert: with --out DIR/, "
+        "default md; view: with --export DIR, from the records). See docs/formats.md.",
+    ),
+]
 Out = Annotated[
     Optional[Path],  # noqa: UP045
     typer.Option("--out", "-o", help="Write the output to this file instead of stdout."),

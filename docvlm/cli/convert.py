@@ -14,6 +14,7 @@ from docvlm.cli.common import (
     Checkpoint,
     DeviceOption,
     Dpi,
+    Formats,
     JsonFlag,
     MaxNewTokens,
     Pages,
@@ -70,15 +71,7 @@ def convert(
             "parts), DIR/ (files per document). Default: stdout.",
         ),
     ] = None,
-    formats: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option(
-            "--formats",
-            help="With an output folder (--out DIR/): the files each document's folder holds "
-            "besides document.json, comma-separated: md (default), txt, hocr, alto, page, "
-            "docling, pdf (searchable). See docs/formats.md.",
-        ),
-    ] = None,
+    formats: Formats = None,
     redo: Annotated[
         bool, typer.Option("--redo", help="Ignore the manifest of --out and start over.")
     ] = False,

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from docvlm.cli.common import Formats
 from docvlm.settings import Settings
 
 __all__ = ["serve_command", "view_command"]
@@ -125,14 +126,7 @@ def view_command(
             "instead of serving the viewer.",
         ),
     ] = None,
-    formats: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option(
-            "--formats",
-            help="With --export: also write these formats of each document from its record "
-            "(md, txt, hocr, alto, page, docling, pdf), without running a model again.",
-        ),
-    ] = None,
+    formats: Formats = None,
 ) -> None:
     """Open the viewer over a conversion output: pages with boxes beside what was read."""
     _server()
