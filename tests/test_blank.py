@@ -161,3 +161,26 @@ def test_a_blank_region_of_a_written_page_is_read_as_empty() -> None:
     text, table = page.results
     assert text.stop == "eos" and table.stop == "blank"
     assert page.warnings == ("page 1: a table region is blank (no ink), not read",)
+
+
+def test_the_ink_of_a_page_is_measured_once_for_all_its_tasks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Measuring ink costs ~0.03 s a page at 150 dpi (0.7 s on a 4500 px page): a page read
+    by several tasks, or by layout and then its regions, is measured once."""
+    measured: list[tuple[int, int]] = []
+    real = InkMap.of
+
+    def counting(image: Image.Image) -> InkMap:
+        measured.append(image.size)
+        return real(image)
+
+    monkeypatch.setattr(InkMap, "of", staticmethod(counting))
+    engine = ScriptedEngine(lambda request: "text", resolution=448)
+    with _client(engine) as client:
+        client.convert(_one_line((900, 600), (100, 100)), tasks=["text", "caption", "table"])
+        assert measured == [(900, 600)]
+        measured.clear()
+        regions = {1: [Detection(label="text", box=Box(x0=50, y0=50, x1=800, y1=300))]}
+        client.convert(_one_line((900, 600), (100, 100)), tasks=["text"], regions=regions)
+        assert measured == [(900, 600)]

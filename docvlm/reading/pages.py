@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 
 from docvlm.reading.assemble import clip, make_page
+from docvlm.reading.ink import InkMap
 from docvlm.reading.pdf import PdfReader
 from docvlm.reading.reads import finish_reads, plan_reads
 from docvlm.reading.regions import reading_order
@@ -107,15 +108,16 @@ def read_pages(
         return []
     whole = [[Box(x0=0, y0=0, x1=p.image.width, y1=p.image.height)] for p in pages]
     per_page: list[list[Result]] = [[] for _ in pages]
+    inks = [InkMap.of(page.image) for page in pages]  # measured once, used by every task
     if detector is None:
         for task in tasks:
-            found = _run(task, pages, whole, engine_for, max_new_tokens, question)
+            found = _run(task, pages, inks, whole, engine_for, max_new_tokens, question)
             for index, results in enumerate(found):
                 per_page[index].extend(results)
     else:
-        plans = _plan(pages, tasks, whole, engine_for, max_new_tokens, detector, per_page)
+        plans = _plan(pages, inks, tasks, whole, engine_for, max_new_tokens, detector, per_page)
         for index, results in enumerate(
-            _read_plans(pages, plans, engine_for, max_new_tokens, question)
+            _read_plans(pages, inks, plans, engine_for, max_new_tokens, question)
         ):
             per_page[index].extend(results)
     return [
@@ -126,6 +128,7 @@ def read_pages(
 
 def _plan(
     pages: list[PageImage],
+    inks: list[InkMap],
     tasks: Sequence[TaskName],
     whole: list[list[Box]],
     engine_for: EngineFor,
@@ -135,7 +138,7 @@ def _plan(
 ) -> list[list[tuple[TaskName, Box]]]:
     """Per page, the (task, region) pairs to read, in reading order."""
     if detector == "model":
-        found = _run("layout", pages, whole, engine_for, max_new_tokens, None)
+        found = _run("layout", pages, inks, whole, engine_for, max_new_tokens, None)
         detections: list[Sequence[Detection]] = []
         for index, results in enumerate(found):
             per_page[index].extend(results)
@@ -163,6 +166,7 @@ def _plan(
 
 def _read_plans(
     pages: list[PageImage],
+    inks: list[InkMap],
     plans: list[list[tuple[TaskName, Box]]],
     engine_for: EngineFor,
     max_new_tokens: int | None,
@@ -173,7 +177,7 @@ def _read_plans(
     slots: list[list[Result | None]] = [[None] * len(plan) for plan in plans]
     for task in dict.fromkeys(task for plan in plans for task, _ in plan):
         boxes = [[box for t, box in plan if t == task] for plan in plans]
-        found = _run(task, pages, boxes, engine_for, max_new_tokens, question)
+        found = _run(task, pages, inks, boxes, engine_for, max_new_tokens, question)
         for plan, page_slots, results in zip(plans, slots, found, strict=True):
             places = [i for i, (t, _) in enumerate(plan) if t == task]
             for place, result in zip(places, results, strict=True):
@@ -184,6 +188,7 @@ def _read_plans(
 def _run(
     task: TaskName,
     pages: list[PageImage],
+    inks: list[InkMap],
     regions: list[list[Box]],
     engine_for: EngineFor,
     max_new_tokens: int | None,
@@ -191,8 +196,8 @@ def _run(
 ) -> list[list[Result]]:
     """One result per region of each page, all crops of the batch generated together."""
     planned = [
-        plan_reads(page, [(task, box) for box in boxes], engine_for, max_new_tokens, question)
-        for page, boxes in zip(pages, regions, strict=True)
+        plan_reads(page, [(task, b) for b in boxes], engine_for, max_new_tokens, question, ink)
+        for page, ink, boxes in zip(pages, inks, regions, strict=True)
     ]
     outputs = iter(_generate(engine_for(task), [r for _, rs in planned for r in rs]))
     return [

@@ -65,12 +65,15 @@ def plan_reads(
     engine_for: Callable[[TaskName], Engine],
     max_new_tokens: int | None,
     question: str | None,
+    ink: InkMap | None = None,
 ) -> tuple[list[Read], list[Request]]:
     """The reads of ``jobs`` (task, region) on ``page`` and their requests, in order; crops
-    without ink get no request (a read whose every crop is blank has none)."""
+    without ink get no request (a read whose every crop is blank has none). ``ink`` is the
+    page's ink map when the caller already measured it (one per page, however many tasks)."""
     reads: list[Read] = []
     requests: list[Request] = []
-    ink = InkMap.of(page.image) if jobs else None
+    if ink is None and jobs:
+        ink = InkMap.of(page.image)
     for task, region in jobs:
         spec = TASKS[task]
         engine = engine_for(task)
