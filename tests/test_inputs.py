@@ -209,3 +209,40 @@ def test_inspect_json(corpus: Path) -> None:
         ["inspect", str(folder / "pypdf_r2-user-password.pdf"), "--password", "asdfzxcv", "--json"],
     )
     assert opened.exit_code == 0 and json.loads(opened.stdout)["error"] is None
+
+
+def test_one_archive_member_is_read_on_its_own_and_refused_as_the_walk_refuses(
+    tmp_path: Path,
+) -> None:
+    """``read_member`` gives the bytes ``expand_sources`` gave for ``archive.zip!member``
+    (used to find an original later: searchable PDFs, the viewer), without reading the
+    rest of the archive, and refuses what the walk refuses."""
+    from docvlm.errors import InputError
+    from docvlm.reading.sources import read_member
+
+    def png(side: int) -> bytes:
+        buffer = io.BytesIO()
+        Image.effect_noise((side, side), 64).save(buffer, "PNG")  # noise: no compression
+        return buffer.getvalue()
+
+    small_png, big_png = png(8), png(40)
+    archive = tmp_path / "scans.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("a.png", small_png)
+        zipped.writestr("big.png", big_png)
+        zipped.writestr("../evil.png", small_png)
+    walked = {i.name: i.source for i in expand_sources([archive]) if i.error is None}
+    assert read_member(archive, "a.png", Settings().limits()) == walked[f"{archive}!a.png"]
+    small = Limits(archive_max_bytes=len(small_png) + 200)
+    with pytest.raises(InputLimitError, match="over the size limit"):
+        read_member(archive, "big.png", small)
+    with pytest.raises(InputLimitError):
+        read_member(archive, "../evil.png", Settings().limits())
+    with pytest.raises(InputError, match="no such member"):
+        read_member(archive, "gone.png", Settings().limits())
+    tarred = tmp_path / "scans.tar"
+    with tarfile.open(tarred, "w") as tar:
+        info = tarfile.TarInfo("b.png")
+        info.size = len(small_png)
+        tar.addfile(info, io.BytesIO(small_png))
+    assert read_member(tarred, "b.png", Settings().limits()) == small_png

@@ -18,16 +18,14 @@ from __future__ import annotations
 import errno
 import importlib.util
 import shutil
-import tarfile
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from docvlm.errors import InputError, InputLimitError, MissingDependencyError
+from docvlm.errors import MissingDependencyError
 from docvlm.formats.common import Converted
-from docvlm.reading.sources import expand_sources
+from docvlm.reading.sources import read_member
 from docvlm.results import Page
 from docvlm.settings import Limits, Settings
 
@@ -36,11 +34,10 @@ __all__ = ["FORMATS", "FormatSpec", "archive_member", "parse_formats", "write_fo
 
 @dataclass(frozen=True)
 class FormatSpec:
-    """One output format: what it is, the writer of its files into a folder, and the
-    modules it needs with the extra that installs them."""
+    """One output format: its name, the writer of its files into a folder, and the modules
+    it needs with the extra that installs them (the module docstring says what each is)."""
 
     name: str
-    summary: str
     write: Callable[[Converted, Path, bytes | None, str | None], None]
     needs: tuple[str, ...] = ()
     extra: str = ""
@@ -109,13 +106,13 @@ def _pdf(document: Converted, folder: Path, original: bytes | None, password: st
 
 
 _SPECS = (
-    FormatSpec("md", "Markdown in reading order", _text("document.md", _markdown)),
-    FormatSpec("txt", "plain text", _text("document.txt", _plain)),
-    FormatSpec("hocr", "hOCR per page", _per_page("hocr", "html", _hocr)),
-    FormatSpec("alto", "ALTO 4.4 per page", _per_page("alto", "xml", _alto)),
-    FormatSpec("page", "PAGE XML 2019 per page", _per_page("page", "xml", _page_xml)),
-    FormatSpec("docling", "DoclingDocument JSON", _docling, ("docling_core",), "docling"),
-    FormatSpec("pdf", "searchable PDF", _pdf, ("pikepdf", "fpdf"), "pdf"),
+    FormatSpec("md", _text("document.md", _markdown)),
+    FormatSpec("txt", _text("document.txt", _plain)),
+    FormatSpec("hocr", _per_page("hocr", "html", _hocr)),
+    FormatSpec("alto", _per_page("alto", "xml", _alto)),
+    FormatSpec("page", _per_page("page", "xml", _page_xml)),
+    FormatSpec("docling", _docling, ("docling_core",), "docling"),
+    FormatSpec("pdf", _pdf, ("pikepdf", "fpdf"), "pdf"),
 )
 FORMATS: Mapping[str, FormatSpec] = MappingProxyType({spec.name: spec for spec in _SPECS})
 
@@ -143,34 +140,11 @@ def parse_formats(names: Sequence[str] | str) -> tuple[str, ...]:
 
 def archive_member(name: str, limits: Limits) -> bytes | None:
     """The bytes of ``archive.zip!member.pdf`` (a document read from inside an archive),
-    or None when ``name`` is a plain file. A zip or tar member is read on its own; a
-    member of a nested archive is found as the run found it, within the run's limits."""
+    or None when ``name`` is a plain file."""
     outer, bang, member = name.partition("!")
     if not bang or not Path(outer).is_file():
         return None
-    too_big = InputLimitError(
-        f"the member is over the limit of {limits.archive_max_bytes:,} bytes", source=name
-    )
-    try:
-        if "!" not in member and zipfile.is_zipfile(outer):
-            with zipfile.ZipFile(outer) as archive:
-                if archive.getinfo(member).file_size > limits.archive_max_bytes:
-                    raise too_big
-                return archive.read(member)
-        if "!" not in member and tarfile.is_tarfile(outer):
-            with tarfile.open(outer) as archive:
-                entry = archive.getmember(member)
-                if entry.size > limits.archive_max_bytes:
-                    raise too_big
-                handle = archive.extractfile(entry)
-                if handle is not None:
-                    return handle.read()
-    except (KeyError, zipfile.BadZipFile, tarfile.TarError) as error:
-        raise InputError("the member is no longer in its archive", source=name) from error
-    for item in expand_sources([Path(outer)], limits):
-        if item.name == name and isinstance(item.source, bytes):
-            return item.source
-    raise InputError("the member is no longer in its archive", source=name)
+    return read_member(Path(outer), member, limits)
 
 
 def _remove_new(folder: Path, before: set[Path]) -> None:

@@ -24,7 +24,7 @@ from docvlm.errors import InputError, InputLimitError, UnsupportedInputError
 from docvlm.reading.render import Source, head_bytes, sniff, source_name
 from docvlm.settings import Limits
 
-__all__ = ["DOCUMENT_SUFFIXES", "Item", "expand_sources"]
+__all__ = ["DOCUMENT_SUFFIXES", "Item", "expand_sources", "read_member"]
 
 #: Names that say "document" even when the content is damaged: such a file in a folder is
 #: read (and its damage reported), never skipped.
@@ -154,6 +154,51 @@ def _tar_members(path: Path, limits: Limits, chosen: _Filter | None = None) -> I
             data = handle.read() if handle else b""
             if not _not_document(name, data, chosen):
                 yield Item(name, data)
+
+
+def read_member(path: Path, member: str, limits: Limits) -> bytes:
+    """The bytes of ``member`` of the zip or tar archive ``path`` (a document the runner
+    named ``archive.zip!member``), read on its own and refused as the walk refuses it; a
+    member of a nested archive (``a.zip!b.zip!c.pdf``) is found by walking the outer one.
+    ``InputError`` when it is not there or may not be read."""
+    name = f"{path}!{member}"
+    try:
+        if "!" not in member and zipfile.is_zipfile(path):
+            return _zip_member(path, member, name, limits)
+        if "!" not in member and tarfile.is_tarfile(path):
+            return _tar_member(path, member, name, limits)
+    except (KeyError, zipfile.BadZipFile, tarfile.TarError, EOFError) as error:
+        raise InputError("no such member in the archive", source=name) from error
+    for item in expand_sources([path], limits):
+        if item.name == name and isinstance(item.source, bytes):
+            return item.source
+    raise InputError("no such member in the archive", source=name)
+
+
+def _zip_member(path: Path, member: str, name: str, limits: Limits) -> bytes:
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+        link = (info.external_attr >> 16) & 0o170000 == 0o120000
+        reason = _unsafe(member) or ("symbolic link" if link else None)
+        if reason:
+            raise InputLimitError(reason, source=name)
+        with archive.open(info) as handle:
+            data = handle.read(limits.archive_max_bytes + 1)
+    if len(data) > limits.archive_max_bytes:  # a size header may lie: the bytes do not
+        raise InputLimitError("member is over the size limit", source=name)
+    return data
+
+
+def _tar_member(path: Path, member: str, name: str, limits: Limits) -> bytes:
+    with tarfile.open(path) as archive:
+        entry = archive.getmember(member)
+        reason = _unsafe(member) or (None if entry.isfile() else "link or special file")
+        if reason is None and entry.size > limits.archive_max_bytes:
+            reason = f"member of {entry.size:,} bytes is over the limit"
+        if reason:
+            raise InputLimitError(reason, source=name)
+        extracted = archive.extractfile(entry)
+        return extracted.read() if extracted is not None else b""
 
 
 def _bounded(path: Path, count: int, limits: Limits) -> Iterator[Item]:

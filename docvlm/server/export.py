@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +41,6 @@ def _folder_name(number: int, source: str) -> str:
 def export_pictures(
     archive: FileArchive,
     folder: Path,
-    on_page: Callable[[Path], None] | None = None,
     formats: Sequence[str] = (),
 ) -> Exported:
     """Every page of every Document of ``archive`` as a PNG with its boxes, into ``folder``,
@@ -65,8 +64,6 @@ def export_pictures(
             path = target / f"page-{page.number:04d}.png"
             picture.save(path, "PNG", compress_level=3)
             done.written.append(path)
-            if on_page is not None:
-                on_page(path)
     return done
 
 

@@ -28,9 +28,9 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from docvlm.document import Document
-from docvlm.errors import MissingDependencyError
+from docvlm.errors import InputError, MissingDependencyError
 from docvlm.reading.render import Source
-from docvlm.reading.sources import expand_sources
+from docvlm.reading.sources import read_member
 from docvlm.results import Page, Result
 from docvlm.server.archive import (
     DocumentSummary,
@@ -144,11 +144,10 @@ class FileArchive:
             raise PageImageError(f"{outer}: no such source file under {places}")
         if not bang:
             return path
-        wanted = f"{path}!{member}"
-        for item in expand_sources([path], self._settings.limits()):
-            if item.name == wanted and isinstance(item.source, bytes):
-                return item.source
-        raise PageImageError(f"{name}: no such member in the archive")
+        try:
+            return read_member(path, member, self._settings.limits())
+        except InputError as error:
+            raise PageImageError(f"{name}: no such member in the archive") from error
 
     def _find(self, name: str) -> Path | None:
         """The file ``name`` names, when it lies under one of the roots."""
