@@ -10,7 +10,7 @@
 #             prefill apart), then benchmarks/generate.py (random 3B, bf16, 896 then
 #             448 px, batch 1 and 32, plain generate against the engine, then 896 px
 #             compiled); under 9 min;
-#   finetune  tests/test_finetune_gpu.py (bf16 and QLoRA steps, merged output loads), then
+#   finetune  tests/finetune/test_finetune_gpu.py (bf16 and QLoRA steps, merged output loads), then
 #             benchmarks/finetune_gpu.py (random 3B, 448 and 896 px, LoRA and QLoRA: step
 #             time and peak memory); under 7 min.
 # Each stage has its own time limit; the benchmarks write their JSON as they go.
@@ -64,12 +64,12 @@ if [[ " $STAGES " == *" engine "* ]]; then
     # fused kernels against the reference attention; the engine (FlexAttention, CUDA
     # graph, compiled step) against transformers in float32 and bf16
     timeout 240 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider \
-        --junitxml="$OUT/gpu_tests.xml" tests/test_attention.py tests/test_engine.py \
-        tests/test_engine_cuda.py 2>&1 | tee "$OUT/gpu_tests.log"
+        --junitxml="$OUT/gpu_tests.xml" tests/engines/test_attention.py tests/engines/test_engine.py \
+        tests/engines/test_engine_cuda.py 2>&1 | tee "$OUT/gpu_tests.log"
     echo "gpu tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
     stage "engine tests on this transformers (CPU)"
     timeout 120 "$PYTHON" -m pytest -q -p no:cacheprovider --junitxml="$OUT/exact_tests.xml" \
-        tests/test_engine_exact.py 2>&1 | tee "$OUT/exact_tests.log"
+        tests/engines/test_engine_exact.py 2>&1 | tee "$OUT/exact_tests.log"
     echo "exact tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
     stage "docvlm info --check"
     "$PYTHON" -m docvlm.testing /tmp/docvlm-tiny >/dev/null &&
@@ -110,7 +110,7 @@ if [[ " $STAGES " == *" finetune "* ]]; then
     started=$SECONDS
     stage "finetune gpu tests"
     timeout 150 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider \
-        --junitxml="$OUT/finetune_tests.xml" tests/test_finetune_gpu.py \
+        --junitxml="$OUT/finetune_tests.xml" tests/finetune/test_finetune_gpu.py \
         2>&1 | tee "$OUT/finetune_tests.log"
     echo "finetune tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/stages.log"
     for resolution in 448 896; do

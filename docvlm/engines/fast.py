@@ -53,7 +53,7 @@ class PaliGemmaEngine:
     ``compile`` runs the whole decode step through ``torch.compile`` (off by default;
     the attention kernels are compiled on CUDA either way). PyTorch 2.13's CPU compiler
     has no FlexAttention kernel for these shapes, so on the CPU the step falls back to
-    eager with one warning; on CUDA ``tests/test_engine_cuda.py`` checks that it
+    eager with one warning; on CUDA ``tests/engines/test_engine_cuda.py`` checks that it
     compiles. ``cuda_graphs`` (CUDA only) captures the decode step once per cache size.
     """
 

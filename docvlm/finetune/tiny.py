@@ -13,7 +13,7 @@ initialised to do the same (a white patch embeds to zero, the patch signal outwe
 position embedding), which brings the features of different tables down to 36% alike.
 With that, and every example in each step (a batch of 8), it learns five real PubTabNet
 tables in 400 steps and six drawn molecules in 250, each read back exactly
-(``tests/test_finetune_learns.py``).
+(``tests/finetune/test_finetune_learns.py``).
 
 It ships ``docvlm_training.json`` with the settings a model trained from random weights
 needs (all weights, a high rate, no warm-up, no label smoothing); ``docvlm finetune

@@ -468,7 +468,7 @@ def test_whitespace_only_cells_are_kept_as_written() -> None:
 def test_pubtabnet_tables_with_a_whitespace_cell_round_trip_at_teds_1(corpus: Path) -> None:
     """Each corpus table with a cell written as one space (as 3 of 20 held-out tables have)
     reads back byte for byte, at TEDS 1.0 by the repository's TEDS (checked against the
-    official implementation's vectors in tests/test_eval.py)."""
+    official implementation's vectors in tests/eval/test_eval.py)."""
     from docvlm.eval import teds
 
     for name, truth in truth_tables(corpus).items():

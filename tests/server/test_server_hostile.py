@@ -33,7 +33,7 @@ from docvlm.server import service_app, viewer_app
 from docvlm.testing import ScriptedEngine
 from parsers.base import MAX_INPUT_CHARS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample.pdf"
 SETTINGS = Settings(device="cpu", render_timeout=None)
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

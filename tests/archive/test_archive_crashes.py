@@ -24,7 +24,7 @@ from docvlm.archive.manifest import Manifest
 from docvlm.archive.sinks import JsonlSink
 from docvlm.archive.summary import EXIT_BUSY, EXIT_CRASHED, EXIT_OK
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPTED = ROOT / "tests" / "scripted_convert.py"
 
 

@@ -92,7 +92,7 @@ def test_hanging_page_is_abandoned_not_the_job(
     make_pdf: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the worker is its own program: it finds the helper on this process's sys.path
-    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1]))
     worker = RenderWorker(timeout=3.0, target="render_helpers:hanging_serve")
     try:
         items = list(load_pages(make_pdf(3), dpi=30, reader=worker))

@@ -29,7 +29,7 @@ from docvlm.engines import Engine, Request
 from docvlm.server import FileArchive, OutputError, service_app, viewer_app
 from docvlm.testing import ScriptedEngine
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample.pdf"
 T = TypeVar("T")
 # Light settings: no render worker process per client (the worker has its own tests).

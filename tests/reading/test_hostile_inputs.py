@@ -19,7 +19,7 @@ from docvlm import PageRangeError
 from docvlm.cli import app
 from docvlm.reading.render import load_pages, parse_pages
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: What a huge selection may add to the peak RSS: far below the 1.5 GB one expanded list of
 #: 40 million page numbers takes (the issue's measurement), above the interpreter's noise.
 RSS_BOUND_MB = 40

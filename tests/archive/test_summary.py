@@ -15,7 +15,7 @@ from docvlm.results import LayoutResult, MusicResult, TextResult
 from docvlm.testing import ScriptedEngine
 from parsers import Box, parse_table
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GOOD = "<tr><td>dose</td><td>10</td></tr>"
 PROVENANCE = {
     "source": "scan.pdf",

@@ -24,7 +24,7 @@ from docvlm import json_schema
 from docvlm.archive.manifest import manifest_path
 from docvlm.archive.parquet import row_json_schema
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPTED = ROOT / "tests" / "scripted_convert.py"
 PAGES = {"a.pdf": 4, "b.pdf": 3, "c.pdf": 4, "d.pdf": 2}  # room for 8 kills, each mid-run
 

@@ -2,7 +2,7 @@
 
 Skipped only where Chromium is absent (``.ci/run`` installs it). Screenshots go to a
 temporary folder, or to ``$DOCVLM_SCREENSHOTS`` (docs/images for the docs:
-``DOCVLM_SCREENSHOTS=docs/images pytest tests/test_viewer_browser.py``).
+``DOCVLM_SCREENSHOTS=docs/images pytest tests/server/test_viewer_browser.py``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from docvlm.server import service_app, viewer_app  # noqa: E402
 from docvlm.testing import ScriptedEngine  # noqa: E402
 from parsers import Box, box_to_tokens, parse_smiles  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = Settings(device="cpu", render_timeout=None)
 FLAGS = (
     "--headless",

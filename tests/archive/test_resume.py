@@ -20,7 +20,7 @@ import pytest
 from docvlm import json_schema
 from docvlm.archive.manifest import manifest_path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = {"a.pdf": 3, "b.pdf": 2, "c.pdf": 4}
 # a copy of a.pdf under another name, and a file that is not a PDF
 NAMES = sorted([*PAGES, "copy-of-a.pdf", "broken.pdf"])
