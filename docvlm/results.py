@@ -21,6 +21,7 @@ from parsers import (
     Molecule,
     ParseError,
     Score,
+    SpanScore,
     Table,
     TextLine,
     parse_kern,
@@ -72,7 +73,9 @@ class ResultBase(Frozen):
     status: Status = Field(default="ok", description="ok, or parse_error when `raw` did not parse")
     error: str | None = Field(default=None, description="why parsing failed")
     confidence: float | None = Field(
-        default=None, description="geometric mean probability of the generated tokens (0-1)"
+        default=None,
+        description="geometric mean probability of the generated tokens (0-1); None when "
+        "the engine gave no log-probabilities (docs/review.md)",
     )
     stop: Literal["eos", "length", "repetition", "blank"] | None = Field(
         default=None,
@@ -82,8 +85,11 @@ class ResultBase(Frozen):
     )
 
     @classmethod
-    def from_output(cls, raw: str, frame: Box, **provenance: Any) -> Self:
-        """Parse ``raw`` read from the square ``frame`` (page pixels) into a result.
+    def from_output(
+        cls, raw: str, frame: Box, score: SpanScore | None = None, **provenance: Any
+    ) -> Self:
+        """Parse ``raw`` read from the square ``frame`` (page pixels) into a result; with
+        ``score`` (``docvlm.reading.confidence``) its lines or cells get a confidence.
 
         A ``ParseError`` (an output over the parsers' size limit included) becomes
         ``status="parse_error"``; boxes the parser finds are mapped from the frame to page
@@ -95,13 +101,13 @@ class ResultBase(Frozen):
         if unsafe:
             return cls(raw=raw, status="parse_error", error=unsafe, **provenance)
         try:
-            payload = cls._parse(raw, frame)
+            payload = cls._parse(raw, frame, score)
         except ParseError as error:
             return cls(raw=raw, status="parse_error", error=error.reason, **provenance)
         return cls(raw=raw, **provenance, **payload)
 
     @classmethod
-    def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
+    def _parse(cls, raw: str, frame: Box, score: SpanScore | None = None) -> dict[str, Any]:
         raise NotImplementedError
 
     def summary(self) -> str:
@@ -166,8 +172,8 @@ class TextResult(ResultBase):
         return "\n".join(line.text for line in self.lines)
 
     @classmethod
-    def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
-        lines = parse_text(raw, frame.width, frame.height).lines
+    def _parse(cls, raw: str, frame: Box, score: SpanScore | None = None) -> dict[str, Any]:
+        lines = parse_text(raw, frame.width, frame.height, score).lines
         return {
             "lines": tuple(ln.model_copy(update={"box": _to_page(ln.box, frame)}) for ln in lines)
         }
@@ -206,8 +212,8 @@ class TableResult(ResultBase):
         return self.table.to_pandas()
 
     @classmethod
-    def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
-        table = parse_table(raw, frame.width, frame.height)
+    def _parse(cls, raw: str, frame: Box, score: SpanScore | None = None) -> dict[str, Any]:
+        table = parse_table(raw, frame.width, frame.height, score)
         cells = tuple(c.model_copy(update={"box": _to_page(c.box, frame)}) for c in table.cells)
         return {"table": table.model_copy(update={"cells": cells})}
 
@@ -238,7 +244,7 @@ class MoleculeResult(ResultBase):
         return svg
 
     @classmethod
-    def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
+    def _parse(cls, raw: str, frame: Box, score: SpanScore | None = None) -> dict[str, Any]:
         molecule = parse_smiles(raw)  # an invalid SMILES is a Molecule with its error
         status: Status = "ok" if molecule.valid else "parse_error"
         return {"molecule": molecule, "status": status, "error": molecule.error}
@@ -254,7 +260,7 @@ class MusicResult(ResultBase):
         return self.score.kern if self.score else self._why()
 
     @classmethod
-    def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
+    def _parse(cls, raw: str, frame: Box, score: SpanScore | None = None) -> dict[str, Any]:
         return {"score": parse_kern(raw)}
 
 
@@ -273,7 +279,7 @@ class LayoutResult(ResultBase):
         )
 
     @classmethod
-    def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
+    def _parse(cls, raw: str, frame: Box, score: SpanScore | None = None) -> dict[str, Any]:
         found = parse_locations(raw, frame.width, frame.height)
         return {
             "regions": tuple(d.model_copy(update={"box": _to_page(d.box, frame)}) for d in found)
@@ -290,7 +296,7 @@ class CaptionResult(ResultBase):
         return self.text
 
     @classmethod
-    def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
+    def _parse(cls, raw: str, frame: Box, score: SpanScore | None = None) -> dict[str, Any]:
         return {"text": raw.strip()}
 
 
@@ -304,7 +310,7 @@ class AnswerResult(ResultBase):
         return self.text
 
     @classmethod
-    def _parse(cls, raw: str, frame: Box) -> dict[str, Any]:
+    def _parse(cls, raw: str, frame: Box, score: SpanScore | None = None) -> dict[str, Any]:
         return {"text": raw.strip()}
 
 

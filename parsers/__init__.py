@@ -20,6 +20,7 @@ from parsers.base import (
     KernParseError,
     ParseError,
     SmilesParseError,
+    SpanScore,
     TableParseError,
 )
 from parsers.kern import Score, kern_to_ekern, normalise_kern, parse_kern
@@ -40,6 +41,7 @@ __all__ = [
     "ParseError",
     "Score",
     "SmilesParseError",
+    "SpanScore",
     "Table",
     "TableParseError",
     "TextLine",

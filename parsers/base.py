@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -14,9 +15,15 @@ __all__ = [
     "KernParseError",
     "ParseError",
     "SmilesParseError",
+    "SpanScore",
     "TableParseError",
     "check_size",
 ]
+
+#: How sure the model was of the characters ``start:end`` of its output (0-1), or None when
+#: it cannot say: handed to a parser, which calls it once for each part it reads (a line, a
+#: cell) with the part's span in the text it was given.
+SpanScore = Callable[[int, int], "float | None"]
 
 #: Longest model output any parser accepts. PaliGemma 2 writes at most 4,096 tokens and no
 #: token is longer than a few dozen characters, so real output stays far below this.

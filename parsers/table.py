@@ -65,6 +65,11 @@ class Cell(Frozen):
     is_header: bool = Field(default=False, description="in the header rows or a <th>")
     tag: Literal["td", "th"] = Field(default="td", description="the element written: td or th")
     box: Box | None = Field(default=None, description="cell box when the model wrote coords")
+    confidence: float | None = Field(
+        default=None,
+        description="geometric mean probability of the tokens that wrote the cell, tags "
+        "included (0-1); None when the engine gave no log-probabilities",
+    )
 
 
 class Table(Frozen):

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from parsers.base import TableParseError, check_size
+from parsers.base import SpanScore, TableParseError, check_size
 from parsers.locations import BINS, box_from_bins
 from parsers.table import INLINE_TAGS, MAX_CELLS, MAX_SPAN, Cell, Table
 
@@ -68,6 +68,8 @@ class _Token:
     name: str = ""
     attrs: str = ""
     text: str = ""
+    start: int = 0  # where the token lies in the output
+    end: int = 0
 
 
 def _skip_markup(text: str, start: int, repairs: _Repairs) -> int | None:
@@ -88,10 +90,10 @@ def _tokens(text: str, repairs: _Repairs) -> Iterator[_Token]:
     while i < n:
         start = text.find("<", i)
         if start < 0:
-            yield _Token("text", text=text[i:])
+            yield _Token("text", text=text[i:], start=i, end=n)
             return
         if start > i:
-            yield _Token("text", text=text[i:start])
+            yield _Token("text", text=text[i:start], start=i, end=start)
         skipped = _skip_markup(text, start, repairs)
         if skipped is not None:
             i = skipped
@@ -111,18 +113,18 @@ def _tokens(text: str, repairs: _Repairs) -> Iterator[_Token]:
             repairs.add("dropped a tag cut off at the end")
             return
         if text[j] == "<":
-            yield _Token("text", text=text[start:j])
+            yield _Token("text", text=text[start:j], start=start, end=j)
             i = j
             continue
         body = text[start + 1 : j]
         i = j + 1
         match = _TAG_NAME.match(body)
         if match is None:
-            yield _Token("text", text=text[start:i])
+            yield _Token("text", text=text[start:i], start=start, end=i)
             continue
         name = match.group(1).lower()
         kind: Kind = "close" if body.lstrip().startswith("/") else "open"
-        yield _Token(kind, name=name, attrs=body[match.end() :])
+        yield _Token(kind, name=name, attrs=body[match.end() :], start=start, end=i)
 
 
 @dataclass
@@ -131,6 +133,8 @@ class _RawCell:
     colspan: int
     tag: Literal["td", "th"]
     box_bins: tuple[int, int, int, int] | None
+    start: int  # the output's characters that wrote the cell: its tag to its last token
+    end: int
     parts: list[str] = field(default_factory=list)  # escaped text and inline tags
     plain: list[str] = field(default_factory=list)
     inline: list[str] = field(default_factory=list)  # inline tags open now
@@ -203,7 +207,7 @@ class _Reader:
             self.repairs.add(_REPAIR_TEXT.get(repair, repair), repair)
         self.row = None
 
-    def open_cell(self, name: str, attrs: str) -> None:
+    def open_cell(self, name: str, attrs: str, span: tuple[int, int]) -> None:
         if self.cell is not None:
             self.close_cell("cell")
         if self.row is None:
@@ -221,7 +225,7 @@ class _Reader:
             if len(bins) == 4:
                 box = (bins[0], bins[1], bins[2], bins[3])
         tag: Literal["td", "th"] = "th" if name == "th" else "td"
-        self.cell = _RawCell(spans["rowspan"], spans["colspan"], tag, box)
+        self.cell = _RawCell(spans["rowspan"], spans["colspan"], tag, box, *span)
         assert self.row is not None
         self.row.append(self.cell)
 
@@ -231,6 +235,12 @@ class _Reader:
         self.cell = None
 
     def feed(self, token: _Token) -> None:
+        cell = self.cell
+        self._feed(token)
+        if cell is not None and (cell is self.cell or (token.kind, token.name) in _CLOSE_CELL):
+            cell.end = token.end  # the cell's own token (its text, or its closing tag)
+
+    def _feed(self, token: _Token) -> None:
         if self.skipping:
             if token.kind == "close" and token.name == self.skipping:
                 self.skipping = ""
@@ -241,7 +251,7 @@ class _Reader:
             return
         name = token.name
         if token.kind == "open":
-            self._open(name, token.attrs)
+            self._open(name, token.attrs, (token.start, token.end))
             return
         if name in ("td", "th"):
             self.close_cell()
@@ -254,9 +264,9 @@ class _Reader:
         elif name in INLINE_TAGS and self.cell is not None:
             self.cell.close_inline(name)
 
-    def _open(self, name: str, attrs: str) -> None:
+    def _open(self, name: str, attrs: str, span: tuple[int, int]) -> None:
         if name in ("td", "th"):
-            self.open_cell(name, attrs)
+            self.open_cell(name, attrs, span)
         elif name == "tr":
             self.open_row()
         elif name == "thead":
@@ -281,17 +291,22 @@ class _Reader:
             self.cell.box_bins = (locs[0], locs[1], locs[2], locs[3])
 
 
+_CLOSE_CELL = {("close", "td"), ("close", "th")}
 _REPAIR_TEXT = {"cell": "closed a cell left open", "row": "closed a row left open"}
 
 
-def parse_table(text: str, width: float = BINS, height: float = BINS) -> Table:
+def parse_table(
+    text: str, width: float = BINS, height: float = BINS, score: SpanScore | None = None
+) -> Table:
     """Read a table from model output.
 
     Accepts HTML with or without ``<table>``, PubTabNet structure tokens with the cell text
     written in, and the PaliGemma 2 form with ``coords="<loc..>x4"`` per cell. Cut-off
     output is closed (open cells and rows) and each fix is listed in ``Table.repairs``
     (repeated fixes of one kind as one line with their count). Cell boxes are scaled to
-    ``width`` x ``height`` pixels (bins, 0-1024, by default).
+    ``width`` x ``height`` pixels (bins, 0-1024, by default). With ``score``, each cell's
+    ``confidence`` is ``score(start, end)`` of the characters that wrote it, from its
+    opening tag (``coords`` included) to its closing tag or its last text.
     Raises ``TableParseError`` when the text holds no cell at all or the grid is too big.
     """
     check_size(text)
@@ -305,7 +320,7 @@ def parse_table(text: str, width: float = BINS, height: float = BINS) -> Table:
         reader.close_row("closed a row left open at the end")
     if not any(reader.rows):
         raise TableParseError("no table cells in the output", text)
-    return _grid(reader.rows, reader.header_row_flags, repairs, width, height, text)
+    return _grid(reader.rows, reader.header_row_flags, repairs, width, height, text, score)
 
 
 def _grid(
@@ -315,6 +330,7 @@ def _grid(
     width: float,
     height: float,
     raw: str,
+    score: SpanScore | None = None,
 ) -> Table:
     occupied: set[tuple[int, int]] = set()
     placed: list[tuple[int, int, int, _RawCell]] = []  # row, column, rowspan: row-major
@@ -355,6 +371,7 @@ def _grid(
                 is_header=r < header_rows or raw_cell.tag == "th",
                 tag=raw_cell.tag,
                 box=box,
+                confidence=score(raw_cell.start, raw_cell.end) if score else None,
             )
         )
     return Table(

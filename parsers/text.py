@@ -6,13 +6,14 @@ import re
 
 from pydantic import Field
 
-from parsers.base import Box, Frozen, check_size
+from parsers.base import Box, Frozen, SpanScore, check_size
 from parsers.locations import BINS, box_from_bins
 
 __all__ = ["TextLine", "TextLines", "parse_text"]
 
 _BOX = re.compile(r"<loc(\d{4})><loc(\d{4})><loc(\d{4})><loc(\d{4})>")
 _STRAY = re.compile(r"<(?:loc\d{4}|seg\d{3})>")
+_SEPARATED = re.compile(r"[^;\n]*")  # the parts of an item, between ; and newlines
 
 
 class TextLine(Frozen):
@@ -20,6 +21,11 @@ class TextLine(Frozen):
 
     text: str = Field(description="the text, stripped of location tokens")
     box: Box | None = Field(default=None, description="box in pixels, if the model gave one")
+    confidence: float | None = Field(
+        default=None,
+        description="geometric mean probability of the tokens that wrote the line, box "
+        "included (0-1); None when the engine gave no log-probabilities",
+    )
 
 
 class TextLines(Frozen):
@@ -33,31 +39,44 @@ class TextLines(Frozen):
         return "\n".join(line.text for line in self.lines)
 
 
-def parse_text(text: str, width: float = BINS, height: float = BINS) -> TextLines:
+def parse_text(
+    text: str, width: float = BINS, height: float = BINS, score: SpanScore | None = None
+) -> TextLines:
     """Split OCR output into lines.
 
     With location tokens, each box starts a new item that runs to the next box (a ``;``
     or newline also ends it); boxes are scaled to ``width`` x ``height`` pixels (by default
     left in bins, 0-1024). Without them, each non-empty line of the text is one item.
+    With ``score``, each item's ``confidence`` is ``score(start, end)`` of the characters
+    that wrote it: its box tokens and its text, not the separator after it.
     """
     check_size(text)
+
+    def line(start: int, end: int, body: str, box: Box | None = None) -> TextLine:
+        confidence = score(start, end) if score else None
+        return TextLine(text=body, box=box, confidence=confidence)
+
     boxes = list(_BOX.finditer(text))
-    if not boxes:
-        plain = _STRAY.sub("", text)
-        return TextLines(
-            lines=tuple(TextLine(text=line.strip()) for line in plain.splitlines() if line.strip())
-        )
     lines = []
+    if not boxes:
+        offset = 0
+        for piece in text.splitlines(keepends=True):
+            body = _STRAY.sub("", piece).strip()
+            if body:
+                lines.append(line(offset, offset + len(piece.rstrip("\r\n")), body))
+            offset += len(piece)
+        return TextLines(lines=tuple(lines))
     leading = _STRAY.sub("", text[: boxes[0].start()]).strip(" ;\n")
     if leading:
-        lines.append(TextLine(text=leading))
+        lines.append(line(0, boxes[0].start(), leading))
     for index, match in enumerate(boxes):
         end = boxes[index + 1].start() if index + 1 < len(boxes) else len(text)
-        body = _STRAY.sub("", text[match.end() : end])
         y0, x0, y1, x1 = (int(match.group(i)) for i in range(1, 5))
         box = box_from_bins(y0, x0, y1, x1, width, height)
-        parts = [p.strip() for p in re.split(r"[;\n]", body)]
-        if parts and parts[0]:
-            lines.append(TextLine(text=parts[0], box=box))
-        lines.extend(TextLine(text=p) for p in parts[1:] if p)
+        for number, part in enumerate(_SEPARATED.finditer(text, match.end(), end)):
+            body = _STRAY.sub("", part.group()).strip()
+            if number == 0 and body:  # the box belongs to the first part
+                lines.append(line(match.start(), part.end(), body, box))
+            elif number and body:
+                lines.append(line(part.start(), part.end(), body))
     return TextLines(lines=tuple(lines))

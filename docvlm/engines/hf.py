@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docvlm.engines.checkpoints import resolve_checkpoint
+from docvlm.engines.detokenize import token_ends
 from docvlm.engines.gemma2 import eager_text_attention
 from docvlm.errors import CheckpointUnavailableError, MissingDependencyError
 from docvlm.reading.requests import Generation, Request
@@ -300,6 +301,7 @@ class TransformersEngine:
                     token_ids=tuple(ids[:end]),
                     logprobs=tuple(row_logprobs[:end]),
                     stop=stops.reasons[row],
+                    ends=token_ends(self.processor.tokenizer.decode, ids[:end], text),
                 )
             )
         return results

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from docvlm.engines.detokenize import Decode, token_ends
 from docvlm.reading.requests import Generation, Stop, repeats
 
 if TYPE_CHECKING:
@@ -34,12 +35,14 @@ class Running:
     logprobs: list[float] = field(default_factory=list)
     stop: Stop | None = None
 
-    def result(self, decode: object) -> Generation:
+    def result(self, decode: Decode) -> Generation:
+        text = decode(self.tokens, skip_special_tokens=True)
         return Generation(
-            text=decode(self.tokens, skip_special_tokens=True),  # type: ignore[operator]
+            text=text,
             token_ids=tuple(self.tokens),
             logprobs=tuple(self.logprobs),
             stop=self.stop or "length",
+            ends=token_ends(decode, self.tokens, text),
         )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from docvlm.reading.assemble import merge_tiles
+from docvlm.reading.confidence import TokenSpans
 from docvlm.reading.ink import InkMap
 from docvlm.reading.regions import Crop, crop_square, tile_boxes
 from docvlm.reading.render import PageImage
@@ -111,6 +112,7 @@ def finish_reads(
                 RESULT_TYPES[read.task].from_output(
                     generation.text,
                     frame,
+                    TokenSpans(generation).score,  # each line's or cell's confidence
                     source=source,
                     page=number,
                     box=box,

@@ -134,9 +134,9 @@ def _join_cut_lines(pieces: list[_Piece]) -> list[_Piece]:
                 y1=max(current.box.y1, other.box.y1),
             )
             text = _join_text(current.line.text, other.line.text)
-            current = _Piece(
-                TextLine(text=text, box=box), box, other.tile, current.cut_left, other.cut_right
-            )
+            scores = [p.line.confidence for p in (current, other) if p.line.confidence is not None]
+            line = TextLine(text=text, box=box, confidence=min(scores) if scores else None)
+            current = _Piece(line, box, other.tile, current.cut_left, other.cut_right)
         joined.append(current)
     return joined
 

@@ -36,13 +36,17 @@ class Generation:
 
     ``stop`` says why it ended: the end-of-sequence token, the token budget, or the
     repetition guard (a runaway loop). ``logprobs`` has one entry per token of
-    ``token_ids`` when the engine reports them.
+    ``token_ids`` when the engine reports them; ``ends`` too: where each token's text ends
+    in ``text`` (a character offset; a token that writes no character, such as the
+    end-of-sequence token, ends where the one before it did), so that each part of the
+    answer can be scored by the tokens that wrote it (``docvlm.reading.confidence``).
     """
 
     text: str
     token_ids: tuple[int, ...] = ()
     logprobs: tuple[float, ...] = ()
     stop: Stop = "eos"
+    ends: tuple[int, ...] = ()
 
     @property
     def tokens(self) -> int:

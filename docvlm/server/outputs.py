@@ -7,8 +7,9 @@ It reads each form ``docvlm convert --out`` writes (``docvlm.archive.sinks``):
   memory stays small for a large archive;
 - an output folder: one ``NAME/document.json`` per document, read when opened;
 - Parquet (a file, or a folder of parts): rows grouped back into Documents from their
-  ``result_json``, all in memory. Parquet keeps no render DPI, so pages are redrawn at
-  the configured DPI; boxes are drawn relative to the page size, so they still line up.
+  ``result_json``, all in memory (``docvlm.archive.readback``). Parquet keeps no render
+  DPI, so pages are redrawn at the configured DPI; boxes are drawn relative to the page
+  size, so they still line up.
 
 Pages are re-rendered on demand from each Document's source: its path as written
 (absolute, or relative to ``root`` or the output's folder), or a member of a zip/tar
@@ -21,17 +22,13 @@ cause is logged, not answered), so the viewer cannot be used to probe which path
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from pydantic import TypeAdapter
-
+from docvlm.archive.readback import OutputError, load_document, looks_like_jsonl, read_parquet
 from docvlm.document import Document
-from docvlm.errors import InputError, MissingDependencyError
+from docvlm.errors import InputError
 from docvlm.reading.render import Source
 from docvlm.reading.sources import read_member
-from docvlm.results import Page, Result
 from docvlm.server.archive import (
     DocumentSummary,
     Entry,
@@ -50,10 +47,6 @@ __all__ = ["FileArchive", "OutputError", "read_parquet"]
 _log = logging.getLogger("docvlm.server")
 
 
-class OutputError(ValueError):
-    """The output cannot be read as Documents; names the file and line."""
-
-
 class FileArchive:
     """Documents read from a conversion output (see the module docstring)."""
 
@@ -65,7 +58,7 @@ class FileArchive:
         self._loaded: list[Document] = []
         self._entries: list[Entry] = []
         self._pngs = PngCache()
-        if path.is_file() and path.suffix.lower() != ".parquet" and _looks_like_jsonl(path):
+        if path.is_file() and path.suffix.lower() != ".parquet" and looks_like_jsonl(path):
             self._index_jsonl()
         elif path.is_dir() and any(path.glob("*/document.json")):
             self._index_folder()
@@ -84,14 +77,14 @@ class FileArchive:
             offset = 0
             for number, line in enumerate(handle, start=1):
                 if line.strip():
-                    document = _document(line, f"{self.path}, line {number}")
+                    document = load_document(line, f"{self.path}, line {number}")
                     self._entries.append(index_entry(len(self._places), document))
                     self._places.append((self.path, offset))
                 offset += len(line)
 
     def _index_folder(self) -> None:
         for file in sorted(self.path.glob("*/document.json")):
-            document = _document(file.read_bytes(), str(file))
+            document = load_document(file.read_bytes(), str(file))
             self._entries.append(index_entry(len(self._places), document))
             self._places.append((file, -1))
 
@@ -161,71 +154,3 @@ class FileArchive:
             if any(real.is_relative_to(r) for r in self._roots) and real.is_file():
                 return real
         return None
-
-
-def _looks_like_jsonl(path: Path) -> bool:
-    with path.open("rb") as handle:
-        head = handle.read(64).lstrip()
-    return head.startswith(b"{") or not head
-
-
-def _document(data: bytes, where: str) -> Document:
-    try:
-        return Document.model_validate_json(data)
-    except ValueError as error:
-        first = str(error).splitlines()[0]
-        raise OutputError(f"{where}: not a Document ({first})") from error
-
-
-_RESULT = TypeAdapter(Result)
-
-
-def read_parquet(path: Path) -> Iterator[Document]:
-    """Documents rebuilt from docvlm's Parquet rows (a file, or a folder of parts), in
-    the order they were written."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as error:
-        raise MissingDependencyError(
-            "reading Parquet needs pyarrow: pip install 'docvlm[parquet]'"
-        ) from error
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-    documents: dict[str, dict[str, Any]] = {}
-    for file in files:
-        try:
-            rows = pq.read_table(file).to_pylist()
-        except (OSError, ValueError) as error:
-            raise OutputError(f"{file}: cannot read it as Parquet ({error})") from error
-        for row in rows:
-            try:
-                key = row["document_id"]
-                document = documents.setdefault(
-                    key,
-                    {
-                        "source": row["source"],
-                        "sha256": row["sha256"],
-                        "status": row["document_status"],
-                        "error": row["document_error"],
-                        "pages": {},
-                    },
-                )
-                if row["page"] is None:
-                    continue
-                page = document["pages"].setdefault(
-                    row["page"],
-                    {
-                        "number": row["page"],
-                        "width": row["page_width"] or 0,
-                        "height": row["page_height"] or 0,
-                        "status": row["page_status"],
-                        "error": row["page_error"],
-                        "results": [],
-                    },
-                )
-                if row["result_json"]:
-                    page["results"].append(_RESULT.validate_json(row["result_json"]))
-            except (KeyError, ValueError) as error:
-                raise OutputError(f"{file}: not docvlm's Parquet rows ({error})") from error
-    for fields in documents.values():
-        pages = tuple(Page(**page) for _, page in sorted(fields.pop("pages").items()))
-        yield Document(pages=pages, **fields)

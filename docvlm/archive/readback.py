@@ -1,0 +1,117 @@
+"""Conversion outputs read back as Documents: each form ``docvlm convert --out`` writes
+(``docvlm.archive.sinks``), for ``docvlm review`` and the viewer (``docvlm.server.outputs``).
+
+- a JSON Lines file: one Document per line;
+- an output folder: one ``NAME/document.json`` per document;
+- Parquet (a file, or a folder of parts): rows grouped back into Documents from their
+  ``result_json``.
+
+A record that does not load is an ``OutputError`` naming the file (and line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from docvlm.document import Document
+from docvlm.errors import MissingDependencyError
+from docvlm.results import Page, Result
+
+__all__ = ["OutputError", "load_document", "looks_like_jsonl", "read_output", "read_parquet"]
+
+
+class OutputError(ValueError):
+    """The output cannot be read as Documents; names the file and line."""
+
+
+def read_output(path: Path) -> Iterator[Document]:
+    """The Documents of a conversion output, in the order they were written."""
+    if path.is_file() and path.suffix.lower() != ".parquet" and looks_like_jsonl(path):
+        with path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield load_document(line, f"{path}, line {number}")
+    elif path.is_dir() and any(path.glob("*/document.json")):
+        for file in sorted(path.glob("*/document.json")):
+            yield load_document(file.read_bytes(), str(file))
+    elif path.suffix.lower() == ".parquet" or (path.is_dir() and any(path.glob("*.parquet"))):
+        yield from read_parquet(path)
+    else:
+        raise OutputError(
+            f"{path}: not a conversion output (a JSONL of Documents, a Parquet file or "
+            "folder of parts, or an output folder of NAME/document.json)"
+        )
+
+
+def looks_like_jsonl(path: Path) -> bool:
+    """Whether ``path`` starts like a JSON Lines file of records (or is empty)."""
+    with path.open("rb") as handle:
+        head = handle.read(64).lstrip()
+    return head.startswith(b"{") or not head
+
+
+def load_document(data: bytes, where: str) -> Document:
+    """One record as a Document; ``OutputError`` naming ``where`` when it is not one."""
+    try:
+        return Document.model_validate_json(data)
+    except ValueError as error:
+        first = str(error).splitlines()[0]
+        raise OutputError(f"{where}: not a Document ({first})") from error
+
+
+_RESULT = TypeAdapter(Result)
+
+
+def read_parquet(path: Path) -> Iterator[Document]:
+    """Documents rebuilt from docvlm's Parquet rows (a file, or a folder of parts), in
+    the order they were written."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as error:
+        raise MissingDependencyError(
+            "reading Parquet needs pyarrow: pip install 'docvlm[parquet]'"
+        ) from error
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    documents: dict[str, dict[str, Any]] = {}
+    for file in files:
+        try:
+            rows = pq.read_table(file).to_pylist()
+        except (OSError, ValueError) as error:
+            raise OutputError(f"{file}: cannot read it as Parquet ({error})") from error
+        for row in rows:
+            try:
+                key = row["document_id"]
+                document = documents.setdefault(
+                    key,
+                    {
+                        "source": row["source"],
+                        "sha256": row["sha256"],
+                        "status": row["document_status"],
+                        "error": row["document_error"],
+                        "pages": {},
+                    },
+                )
+                if row["page"] is None:
+                    continue
+                page = document["pages"].setdefault(
+                    row["page"],
+                    {
+                        "number": row["page"],
+                        "width": row["page_width"] or 0,
+                        "height": row["page_height"] or 0,
+                        "status": row["page_status"],
+                        "error": row["page_error"],
+                        "results": [],
+                    },
+                )
+                if row["result_json"]:
+                    page["results"].append(_RESULT.validate_json(row["result_json"]))
+            except (KeyError, ValueError) as error:
+                raise OutputError(f"{file}: not docvlm's Parquet rows ({error})") from error
+    for fields in documents.values():
+        pages = tuple(Page(**page) for _, page in sorted(fields.pop("pages").items()))
+        yield Document(pages=pages, **fields)
