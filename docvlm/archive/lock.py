@@ -2,7 +2,7 @@
 
 Two runs writing one destination would interleave their sink writes and manifest commits
 (each trims the other's uncommitted bytes), so a run holds an exclusive ``flock`` on
-``<manifest>.lock`` from before it opens the manifest until it has closed the sink. The
+``NAME.lock`` beside the destination (``lock_path``) from before it opens the manifest until it has closed the sink. The
 kernel drops the lock when the process dies, ``kill -9`` included, so a stale lock never
 blocks a rerun. The file also names its holder (pid, host, start time) so the second
 run can say who holds it. POSIX only (``fcntl``); elsewhere the lock is a no-op.
@@ -17,16 +17,20 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from docvlm.archive.manifest import manifest_path
 from docvlm.errors import DestinationBusyError
 
 __all__ = ["DestinationBusyError", "DestinationLock", "lock_path"]
 
 
 def lock_path(destination: str | Path) -> Path:
-    """The lock file of ``destination``: beside its manifest."""
-    manifest = manifest_path(destination)
-    return manifest.with_name(manifest.name + ".lock")
+    """The lock file of ``destination``: ``NAME.lock`` beside it, whatever its spelling.
+
+    ``DIR`` and ``DIR/``, ``x.parquet`` and ``x.parquet/`` (a file and a folder of parts
+    cannot both be there) name one place, so they take one lock; the lock cannot live in
+    the manifest's folder, which a file destination does not have.
+    """
+    path = Path(destination).resolve()
+    return path.with_name(path.name + ".lock")
 
 
 def _holder(path: Path) -> str:

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from docvlm.archive.sinks import sink_kind
 from docvlm.document import Document
 from docvlm.results import Page
 
@@ -57,9 +58,14 @@ CREATE INDEX IF NOT EXISTS documents_by_hash ON documents (sha256, job, state);
 def manifest_path(destination: str | Path) -> Path:
     """Where the manifest of ``destination`` lives: ``DIR/_manifest.sqlite`` for a folder
     (readers of Parquet datasets skip names starting with ``_``), else ``FILE.manifest.sqlite``
-    beside the file."""
+    beside the file. A folder is what ``sinks.sink_kind`` takes for one (a trailing ``/``,
+    an existing folder, or a name without a suffix), so ``DIR`` and ``DIR/`` share one."""
     path = Path(destination)
-    if str(destination).endswith(("/", "\\")) or path.is_dir():
+    try:
+        folder = sink_kind(destination) in ("folder", "parquet-parts")
+    except ValueError:  # not a destination docvlm writes: named as given
+        folder = str(destination).endswith(("/", "\\")) or path.is_dir()
+    if folder:
         return path / "_manifest.sqlite"
     return path.with_name(path.name + ".manifest.sqlite")
 

@@ -36,7 +36,7 @@ from docvlm.archive.manifest import Manifest, manifest_path
 from docvlm.archive.passwords import password_for
 from docvlm.archive.pipeline import Finished, Options, Stages, Work
 from docvlm.archive.records import JobKey, ReadKey, build_document, content_hash, renamed
-from docvlm.archive.sinks import open_sink, sink_kind
+from docvlm.archive.sinks import check_destination, open_sink, sink_kind
 from docvlm.archive.summary import (
     EXIT_BUSY,
     EXIT_CRASHED,
@@ -172,6 +172,7 @@ class Run:
         fingerprint = job.fingerprint()
         manifest = sink = None
         if self.destination is not None:
+            check_destination(self.destination)  # before the manifest makes a folder there
             manifest = Manifest(manifest_path(self.destination))
             if self.redo:
                 manifest.reset()

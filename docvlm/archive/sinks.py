@@ -35,6 +35,7 @@ from typing import IO, Literal, Protocol, Self
 
 from docvlm.archive.disk import fsync_dir
 from docvlm.document import Document
+from docvlm.errors import SettingsError
 from docvlm.results import MoleculeResult, MusicResult, TableResult
 from docvlm.settings import Limits
 
@@ -44,6 +45,7 @@ __all__ = [
     "JsonlSink",
     "Sink",
     "SinkKind",
+    "check_destination",
     "open_sink",
     "sink_kind",
 ]
@@ -291,6 +293,19 @@ def sink_kind(destination: str | Path) -> SinkKind:
     )
 
 
+def check_destination(destination: str | Path) -> SinkKind:
+    """The sink kind of ``destination``; ``SettingsError`` when it asks for a folder where
+    a file of that name is (``x.parquet/`` after ``x.parquet`` was written as a file)."""
+    kind = sink_kind(destination)
+    path = Path(destination)
+    if kind in ("folder", "parquet-parts") and path.exists() and not path.is_dir():
+        raise SettingsError(
+            f"{destination}: a file of that name is in the way (a folder cannot be written "
+            "there): choose another --out, or write the file's form (without the /)"
+        )
+    return kind
+
+
 def open_sink(
     destination: str | Path,
     *,
@@ -301,9 +316,10 @@ def open_sink(
 ) -> Sink:
     """The sink for ``destination`` (see the table above); ``cursor`` resumes one that a
     runner committed, None starts it empty. ``formats`` (an output folder only; ValueError
-    otherwise) chooses what each document's folder holds besides its record."""
+    otherwise) chooses what each document's folder holds besides its record. A folder
+    asked for where a file of that name is raises ``SettingsError``."""
     path = Path(destination)
-    kind = sink_kind(destination)
+    kind = check_destination(destination)
     if formats and kind != "folder":
         raise ValueError(
             f"{destination}: the formats are written per document into an output folder "

@@ -2,6 +2,7 @@
 
     read      read-text, read-table, read-molecule, read-music, ask
     convert   convert (resumable archive runs), status, inspect, schema
+    review    review (the weakest pages of an output first)
     finetune  finetune, data
     eval      eval
     serve     serve, view
@@ -20,7 +21,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
-from docvlm.cli import convert, finetune, info, read, serve
+from docvlm.cli import convert, finetune, info, read, review, serve
 from docvlm.cli import eval as eval_commands
 from docvlm.errors import SettingsError
 
@@ -93,6 +94,7 @@ app.add_typer(finetune.data_app, name="data")
 app.command("eval")(eval_commands.evaluate)
 app.command()(convert.schema)
 app.command("status")(convert.status_command)  # what --out's manifest says
+app.command("review")(review.review_command)  # the weakest pages first
 app.command("serve")(serve.serve_command)  # FastAPI loads only when run
 app.command("view")(serve.view_command)
 app.command("info")(info.info_command)  # device, dtype, quantization, threads, engine

@@ -263,14 +263,20 @@ def schema(
     kind: Annotated[
         str,
         typer.Argument(
-            help="results (what read-* prints), document (a JSON Lines record, document.json) "
-            "or row (a Parquet row)."
+            help="results (what read-* prints), document (a JSON Lines record, document.json), "
+            "row (a Parquet row) or review (what review --json prints)."
         ),
     ] = "results",
 ) -> None:
-    """Print the JSON Schema of the results, of a converted Document, or of a Parquet row."""
-    if kind not in ("results", "document", "row"):
-        raise typer.BadParameter("use results, document or row", param_hint="KIND")
+    """Print the JSON Schema of the results, of a converted Document, of a Parquet row, or
+    of docvlm review's list."""
+    if kind not in ("results", "document", "row", "review"):
+        raise typer.BadParameter("use results, document, row or review", param_hint="KIND")
+    if kind == "review":
+        from docvlm.archive.review import review_schema
+
+        print(json.dumps(review_schema(), indent=2))
+        return
     if kind == "row":
         from docvlm.archive.parquet import row_json_schema
 
