@@ -1,11 +1,12 @@
-"""One run at a time per destination: an OS file lock beside the manifest.
+"""One run at a time per destination: an OS file lock beside the destination.
 
 Two runs writing one destination would interleave their sink writes and manifest commits
 (each trims the other's uncommitted bytes), so a run holds an exclusive ``flock`` on
-``NAME.lock`` beside the destination (``lock_path``) from before it opens the manifest until it has closed the sink. The
-kernel drops the lock when the process dies, ``kill -9`` included, so a stale lock never
-blocks a rerun. The file also names its holder (pid, host, start time) so the second
-run can say who holds it. POSIX only (``fcntl``); elsewhere the lock is a no-op.
+``NAME.lock`` beside the destination (``lock_path``) from before it opens the manifest
+until it has closed the sink. The kernel drops the lock when the process dies, ``kill -9``
+included, so a stale lock never blocks a rerun. The file also names its holder (pid,
+host, start time) so the second run can say who holds it. POSIX only (``fcntl``);
+elsewhere the lock is a no-op.
 """
 
 from __future__ import annotations
