@@ -16,11 +16,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from docvlm.reading.requests import Generation, Request
+from docvlm.reading.requests import Generation, Request, Stop
 
 __all__ = [
     "TINY_VOCABULARY",
     "ScriptedEngine",
+    "scripted_generation",
     "teacher_forced_logits",
     "tiny_processor",
     "tiny_vision_config",
@@ -294,6 +295,23 @@ class ScriptedEngine:
             self.requests.extend(requests)
         answers = [self._respond(request) for request in requests]
         return [a if isinstance(a, Generation) else Generation(text=a) for a in answers]
+
+
+def scripted_generation(tokens: Sequence[tuple[str, float]], stop: Stop = "eos") -> Generation:
+    """A ``Generation`` written token by token, as (text, log-probability) pairs, with the
+    offsets and log-probabilities an engine reports: for a ``ScriptedEngine`` to answer
+    with chosen confidences. A token of empty text (an end-of-sequence) writes nothing."""
+    ends, written = [], 0
+    for text, _ in tokens:
+        written += len(text)
+        ends.append(written)
+    return Generation(
+        text="".join(text for text, _ in tokens),
+        token_ids=tuple(range(len(tokens))),
+        logprobs=tuple(logprob for _, logprob in tokens),
+        stop=stop,
+        ends=tuple(ends),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
