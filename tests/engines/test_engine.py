@@ -9,6 +9,7 @@ and tokens here. Logits are compared under teacher forcing, not only greedy toke
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import scribbled
@@ -47,6 +48,20 @@ def _same(a: Generation, b: Generation) -> None:
     assert a.token_ids == b.token_ids
     assert a.stop == b.stop
     assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+    assert (a.text, a.ends) == (b.text, b.ends)
+
+
+def _ends_follow_decoding(generation: Generation, decode: Any) -> None:
+    """Each token ends where the tokenizer's decoding of the answer up to it ends (a
+    byte token inside an unfinished character: where the last whole character did)."""
+    whole, ids = 0, list(generation.token_ids)
+    assert len(generation.ends) == len(ids)
+    for index in range(len(ids)):
+        prefix = decode(ids[: index + 1], skip_special_tokens=True)
+        if not prefix.endswith("\ufffd"):
+            whole = len(prefix)
+        assert generation.ends[index] == whole
+    assert whole == len(generation.text)
 
 
 @pytest.mark.parametrize(
@@ -85,6 +100,7 @@ def test_tokens_equal_generate_for_each_request_alone(
     for request, generation in zip(requests, ours, strict=True):
         (alone,) = plain.generate([request])
         _same(alone, generation)
+        _ends_follow_decoding(generation, fast.processor.tokenizer.decode)
         assert generation.tokens <= request.max_new_tokens
     # the tiny model writes varied text, so equal tokens say something
     assert min(len(set(g.token_ids)) for g in ours if g.tokens >= 25) >= 8
@@ -144,6 +160,7 @@ def test_engine_choice_and_results_carry_confidence(tiny_checkpoint: Path) -> No
     (result,) = client.read_text(scribbled((200, 200)), max_new_tokens=16)
     assert result.stop in ("eos", "length") and result.confidence is not None
     assert 0 < result.confidence <= 1
+    assert result.lines and all(0 < (line.confidence or 0) <= 1 for line in result.lines)
 
 
 def test_lora_adapter_is_applied(tiny_checkpoint: Path, tmp_path: Path) -> None:
