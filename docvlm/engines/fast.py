@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import docvlm.engines.attention as attn
+from docvlm.engines.detokenize import TokenEnds
 from docvlm.engines.slots import Running, State, advance, allocate, collect
 from docvlm.reading.requests import Generation, Request, repeats
 
@@ -86,6 +87,7 @@ class PaliGemmaEngine:
         self.fixed_shapes = self.attention == "flex" and cuda
         self._resolution = int(processor.image_processor.size["height"])
         self.eos = int(processor.tokenizer.eos_token_id)
+        self._ends = TokenEnds(processor.tokenizer.decode)  # Generation.ends
         text = model.config.text_config
         self._lm = model.model.language_model
         self._layers = list(self._lm.layers)
@@ -334,7 +336,7 @@ class PaliGemmaEngine:
 
         def finish(done: dict[int, Running]) -> None:
             for slot, running in done.items():
-                results[running.index] = running.result(decode)
+                results[running.index] = running.result(decode, self._ends)
                 del occupied[slot]
 
         with torch.inference_mode():

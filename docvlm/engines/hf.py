@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docvlm.engines.checkpoints import resolve_checkpoint
-from docvlm.engines.detokenize import token_ends
+from docvlm.engines.detokenize import TokenEnds
 from docvlm.engines.gemma2 import eager_text_attention
 from docvlm.errors import CheckpointUnavailableError, MissingDependencyError
 from docvlm.reading.requests import Generation, Request
@@ -242,6 +242,7 @@ class TransformersEngine:
         self.device = device
         self._resolution = int(processor.image_processor.size["height"])
         self._eos = processor.tokenizer.eos_token_id
+        self._ends = TokenEnds(processor.tokenizer.decode)  # Generation.ends
 
     @property
     def checkpoint(self) -> str:
@@ -301,7 +302,7 @@ class TransformersEngine:
                     token_ids=tuple(ids[:end]),
                     logprobs=tuple(row_logprobs[:end]),
                     stop=stops.reasons[row],
-                    ends=token_ends(self.processor.tokenizer.decode, ids[:end], text),
+                    ends=self._ends(ids[:end], text),
                 )
             )
         return results

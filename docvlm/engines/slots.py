@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from docvlm.engines.detokenize import Decode, token_ends
+from docvlm.engines.detokenize import Decode, TokenEnds
 from docvlm.reading.requests import Generation, Stop, repeats
 
 if TYPE_CHECKING:
@@ -35,14 +35,14 @@ class Running:
     logprobs: list[float] = field(default_factory=list)
     stop: Stop | None = None
 
-    def result(self, decode: Decode) -> Generation:
+    def result(self, decode: Decode, measure: TokenEnds) -> Generation:
         text = decode(self.tokens, skip_special_tokens=True)
         return Generation(
             text=text,
             token_ids=tuple(self.tokens),
             logprobs=tuple(self.logprobs),
             stop=self.stop or "length",
-            ends=token_ends(decode, self.tokens, text),
+            ends=measure(self.tokens, text),
         )
 
 

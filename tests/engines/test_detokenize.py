@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from docvlm.engines.detokenize import token_ends
+from docvlm.engines.detokenize import TokenEnds
 
 pytest.importorskip("transformers")
 
@@ -32,7 +32,7 @@ def test_ends_agree_with_decoding_each_prefix(tokenizer: object, text: str) -> N
     decode = tokenizer.decode  # type: ignore[attr-defined]
     decoded = decode(ids, skip_special_tokens=True)
     assert decoded == text
-    ends = token_ends(decode, ids, decoded)
+    ends = TokenEnds(decode)(ids, decoded)
     assert len(ends) == len(ids) and ends[-1] == len(text)
     assert ends[-1] == ends[-2]  # the end-of-sequence token writes nothing
     whole = 0
@@ -49,5 +49,7 @@ def test_byte_tokens_take_the_slow_path_and_still_add_up(tokenizer: object) -> N
     decode = tokenizer.decode  # type: ignore[attr-defined]
     ids = tokenizer("€", add_special_tokens=False)["input_ids"]  # type: ignore[operator]
     assert "".join(decode([i]) for i in ids) != "€"  # three bytes, each undecodable alone
-    assert token_ends(decode, ids, "€") == (0, 0, 1)
-    assert token_ends(decode, ids, "something else") == ()  # never a wrong offset
+    measure = TokenEnds(decode)
+    assert measure(ids, "€") == (0, 0, 1)
+    assert measure(ids, "something else") == ()  # never a wrong offset
+    assert measure([*ids, *ids], "€€") == (0, 0, 1, 1, 1, 2)  # the kept pieces do not mislead
