@@ -52,16 +52,18 @@ def _same(a: Generation, b: Generation) -> None:
 
 
 def _ends_follow_decoding(generation: Generation, decode: Any) -> None:
-    """Each token ends where the tokenizer's decoding of the answer up to it ends (a
-    byte token inside an unfinished character: where the last whole character did)."""
-    whole, ids = 0, list(generation.token_ids)
+    """Each token ends where the tokenizer's decoding of the answer up to it ends. Where
+    that decoding ends in U+FFFD (a character's bytes not all written yet, or a byte the
+    random model wrote that never makes one) the token is not checked: whether the mark
+    is its own or waits for the next token is not the tokenizer's to say."""
+    ids = list(generation.token_ids)
     assert len(generation.ends) == len(ids)
+    assert generation.ends[-1:] == ((len(generation.text),) if ids else ())
     for index in range(len(ids)):
         prefix = decode(ids[: index + 1], skip_special_tokens=True)
         if not prefix.endswith("\ufffd"):
-            whole = len(prefix)
-        assert generation.ends[index] == whole
-    assert whole == len(generation.text)
+            assert generation.ends[index] == len(prefix)
+            assert generation.text.startswith(prefix)
 
 
 @pytest.mark.parametrize(
