@@ -21,13 +21,14 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol
 
 from docvlm.results import Page
-from parsers import Box
+from parsers import Box, Table
 
 __all__ = [
     "SOFTWARE",
     "TEXT_KINDS",
     "Converted",
     "Ids",
+    "clean_table",
     "clean_text",
     "pixels",
     "software_version",
@@ -96,6 +97,16 @@ def clean_text(text: str) -> str:
 
 #: The name the XML writers used first; the same rule.
 xml_text = clean_text
+
+
+def clean_table(table: Table) -> Table:
+    """``table`` with each cell's text and content through ``clean_text`` (for its CSV
+    and HTML)."""
+    cells = tuple(
+        cell.model_copy(update={"text": clean_text(cell.text), "content": clean_text(cell.content)})
+        for cell in table.cells
+    )
+    return table.model_copy(update={"cells": cells})
 
 
 class Ids:

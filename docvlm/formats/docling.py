@@ -17,8 +17,9 @@ How docvlm's records map (pages in order, each page's blocks in the shared readi
 - captions and answers are not written: they describe the page, they are not on it.
 
 Text (lines, cells, SMILES, the name) goes through ``clean_text``, the rule every format
-applies to control characters. Boxes use ``CoordOrigin.BOTTOMLEFT``, as Docling's own PDF conversion writes them;
-``bbox.to_top_left_origin(page.size.height)`` gives the top-left form back.
+applies to control characters. Boxes use ``CoordOrigin.BOTTOMLEFT``, as Docling's own PDF
+conversion writes them; ``bbox.to_top_left_origin(page.size.height)`` gives the top-left
+form back.
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ def _add_block(doc: DoclingDocument, block: Block, page: Page, scale: float, hei
         if smiles:
             picture.meta = PictureMeta(
                 molecule=MoleculeMetaField(
-                    smi=clean_text(smiles), confidence=result.confidence, created_by=result.checkpoint
+                    smi=clean_text(smiles),
+                    confidence=result.confidence,
+                    created_by=result.checkpoint,
                 )
             )
     elif block.kind == "music":
