@@ -171,7 +171,7 @@ _SPECS = (
     _page_files("page", "PAGE XML 2019 per page", "xml", _page_xml),
     FormatSpec(
         "docling",
-        "DoclingDocument JSON (docling-core)",
+        "DoclingDocument JSON, for docling-core",
         "document.docling.json",
         _docling_file,
         _docling,
@@ -180,7 +180,7 @@ _SPECS = (
     ),
     FormatSpec(
         "pdf",
-        "searchable PDF: the original pages, text layer on top",
+        "searchable PDF: the original with a text layer",
         "document.pdf",
         _pdf,
         None,
