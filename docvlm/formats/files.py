@@ -85,15 +85,14 @@ class FormatSpec:
     of_pages: bool = True
 
 
-def _document_file(
-    name: str, help: str, file: str, text: Callable[[Converted], str], of_pages: bool = False
-) -> FormatSpec:
-    """A format written as one text file per document."""
+def _document_file(name: str, help: str, file: str, text: Callable[[Converted], str]) -> FormatSpec:
+    """A format written as one text file per document, which says why when the document
+    was not read."""
 
     def write(document: Converted, folder: Path, _inputs: Inputs) -> None:
         (folder / file).write_text(text(document), encoding="utf-8")
 
-    return FormatSpec(name, help, file, write, lambda d, _: text(d), of_pages=of_pages)
+    return FormatSpec(name, help, file, write, lambda d, _: text(d), of_pages=False)
 
 
 def _page_files(
@@ -170,22 +169,21 @@ _SPECS = (
     _page_files("alto", "ALTO 4.4 per page", "xml", _alto),
     _page_files("page", "PAGE XML 2019 per page", "xml", _page_xml),
     FormatSpec(
-        "docling",
-        "DoclingDocument JSON, for docling-core",
-        "document.docling.json",
-        _docling_file,
-        _docling,
-        ("docling_core",),
-        "docling",
+        name="docling",
+        help="DoclingDocument JSON, for docling-core",
+        files="document.docling.json",
+        write=_docling_file,
+        render=_docling,
+        needs=("docling_core",),
+        extra="docling",
     ),
     FormatSpec(
-        "pdf",
-        "searchable PDF: the original with a text layer",
-        "document.pdf",
-        _pdf,
-        None,
-        ("pikepdf", "fpdf"),
-        "pdf",
+        name="pdf",
+        help="searchable PDF: the original with a text layer",
+        files="document.pdf",
+        write=_pdf,
+        needs=("pikepdf", "fpdf"),
+        extra="pdf",
     ),
 )
 FORMATS: Mapping[str, FormatSpec] = MappingProxyType({spec.name: spec for spec in _SPECS})
