@@ -73,7 +73,9 @@ class FormatSpec:
     page); ``write`` puts them there; ``render`` gives the same content in memory (what
     ``Document.to_*`` return; None when the format is only a file); ``needs``: modules it
     imports, installed by ``pip install 'docvlm[extra]'``; ``of_pages``: made of the
-    pages, so a document without pages gets none of its files."""
+    pages, so a document without pages gets none of its files; ``reads_original``: made
+    from the source's bytes too (``Inputs.original()``), which a caller that keeps them
+    elsewhere (the viewer's export) hands to ``write_formats``."""
 
     name: str
     help: str
@@ -83,6 +85,7 @@ class FormatSpec:
     needs: tuple[str, ...] = ()
     extra: str = ""
     of_pages: bool = True
+    reads_original: bool = False
 
 
 def _document_file(name: str, help: str, file: str, text: Callable[[Converted], str]) -> FormatSpec:
@@ -184,6 +187,7 @@ _SPECS = (
         write=_pdf,
         needs=("pikepdf", "fpdf"),
         extra="pdf",
+        reads_original=True,
     ),
 )
 FORMATS: Mapping[str, FormatSpec] = MappingProxyType({spec.name: spec for spec in _SPECS})
