@@ -282,6 +282,38 @@ def test_a_line_at_or_past_the_page_edge_is_in_the_layer(corpus: Path, tmp_path:
             assert abs(min(w.box.x0 for w in words) - record.box.x0) <= 0.03 * page.width
 
 
+def test_a_line_below_a_landscape_page_is_in_the_layer(corpus: Path, tmp_path: Path) -> None:
+    """A landscape page (634 x 417 px) is read in a 634 px square: boxes can pass its
+    bottom edge, or lie wholly below it and be cut to no height."""
+    rotated = tmp_path / "rotated.pdf"
+    with pikepdf.open(corpus / "pdfs" / "good_scans" / "pikepdf_congress.pdf") as pdf:
+        pdf.pages[0].rotate(90, relative=False)
+        pdf.save(rotated)
+    lines = [
+        (Box(x0=50, y0=100, x1=400, y1=125), "a line on the page"),
+        (Box(x0=50, y0=395, x1=250, y1=430), "reaches below it"),
+        (Box(x0=350, y0=450, x1=600, y1=480), "wholly below it"),
+    ]
+    document = convert_scripted(rotated, 634, {"ocr": ocr_output(lines, 634)}, dpi=150)
+    records = _records(document, 0)
+    assert records[2].box is not None and records[2].box.height == 0  # cut to nothing
+    out = document.write_searchable_pdf(tmp_path / "out.pdf")
+    words = " ".join(text for _, text in lines).split()
+    # the two at the bottom edge sit side by side: pdfium takes them as one line
+    assert " ".join(_pdftotext(out)).split() == words
+    assert " ".join(_pdfium(out)).split() == words
+    (page,) = pdftotext_words(out)  # 200 x 304 pt unrotated, words as the page is shown
+    shown_height, scale = page.width, page.height / 634
+    for record in records[1:]:
+        assert record.box is not None
+        x0, x1, below = record.box.x0 * scale, record.box.x1 * scale, 200 * scale
+        words = [w for w in page.words if x0 - 1 <= w.box.x0 < x1 and w.box.y0 > below]
+        assert [w.text for w in sorted(words, key=lambda w: w.box.x0)] == record.text.split()
+        assert all(w.box.y1 <= shown_height + 0.01 for w in words)
+        assert abs(max(w.box.y1 for w in words) - shown_height) <= 0.03 * shown_height
+        assert abs(min(w.box.x0 for w in words) - record.box.x0 * scale) <= 0.03 * page.height
+
+
 def test_control_characters_follow_the_xml_formats(corpus: Path, tmp_path: Path) -> None:
     texts = ["nul\x00here", "bell\x07and\x1bescape", "clean line"]
     document, out = _linn(corpus, lines_on(texts, 2550, 3300), tmp_path)
