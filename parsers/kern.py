@@ -6,7 +6,7 @@ and ``<s>`` for newline, tab and space). They are normalised to ``**kern`` first
 music21 reads any other exclusive interpretation silently as an empty score.
 
 A call is bounded by a deadline (``MAX_KERN_SECONDS``), not by the size of the score: a
-watchdog thread raises ``_Deadline`` inside the parsing thread when the time is up, which
+watchdog thread raises ``_Deadline`` inside the parsing thread when its CPU time is up, which
 stops music21 between two Python instructions, and the call raises ``KernParseError``.
 """
 
@@ -284,7 +284,7 @@ def _within(seconds: float | None, work: Callable[[], _T], raw: str) -> _T:
         finally:
             with lock:
                 ended.set()
-                if fired[0]:  # raised too late to be seen: withdraw it
+                if fired[0]:  # fired as `work` ended and not yet raised: withdraw it
                     _raise_in(thread, None)
     except _Deadline:
         raise KernParseError(
