@@ -6,7 +6,8 @@ parse_locations on generated detection output, and prints each rate with the rat
 baseline in the same process (lxml parse, RDKit MolFromSmiles, music21 parse without
 MusicXML export, one regex pass). With --worst it times each parser on the slowest inputs
 its size limits allow (tests/parsers/worst_cases.py), wall and CPU seconds, next to the
-bare library call on the same text.
+bare library call on the same text (kern has no size limit: its cases run into a 2 s
+deadline, while music21 alone on the same text, the baseline, may take minutes).
 Requirements: pip install -e ".[dev]"; ../shared/corpus present.
 Run: python benchmarks/parsers.py [--repeat 3] [--worst]
 """
