@@ -45,6 +45,7 @@ def engines(tiny_checkpoint: Path) -> tuple[TransformersEngine, PaliGemmaEngine]
 
 def _same(a: Generation, b: Generation) -> None:
     assert a.token_ids == b.token_ids
+    assert a.text == b.text  # what a user reads: decoded from the same span
     assert a.stop == b.stop
     assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
 
