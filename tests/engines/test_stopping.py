@@ -61,7 +61,10 @@ def _loop(model: Any, processor: Any, period: int) -> list[int]:
     (newline,) = _ids(processor, ["\n"])
     with torch.no_grad():
         model.lm_head.weight.zero_()
-        for source, target in [(newline, cycle[0]), *zip(cycle, cycle[1:] + cycle[:1])]:
+        for source, target in [
+            (newline, cycle[0]),
+            *zip(cycle, cycle[1:] + cycle[:1], strict=False),
+        ]:
             hidden = language.norm(language.embed_tokens(torch.tensor([source])))[0]
             model.lm_head.weight[target] += 20 * hidden / hidden.dot(hidden)
     return cycle
@@ -86,9 +89,7 @@ def _generate(model: Any, processor: Any, request: Request) -> list[int]:
 
 def _engines(model: Any, processor: Any, span: int | None, sync: int = 5) -> list[Engine]:
     plain = TransformersEngine("loop", model, processor, "cpu", repetition_span=span)
-    fast = PaliGemmaEngine(
-        model, processor, "loop", slots=2, repetition_span=span, sync_every=sync
-    )
+    fast = PaliGemmaEngine(model, processor, "loop", slots=2, repetition_span=span, sync_every=sync)
     return [plain, fast]
 
 
@@ -144,9 +145,7 @@ def test_a_loop_closing_on_the_budgets_last_token_stops_for_length(
     assert [g.stop for g in reference] == ["length", "length", "repetition"]
     for sync in (1, 8):  # the host checks every token, or once the budget is reached
         _, fast = _engines(model, processor, SPAN, sync)
-        for request, ours, theirs in zip(
-            requests, fast.generate(requests), reference, strict=True
-        ):
+        for request, ours, theirs in zip(requests, fast.generate(requests), reference, strict=True):
             assert list(theirs.token_ids) == written[: min(request.max_new_tokens, SPAN)]
             assert ours.token_ids == theirs.token_ids and ours.stop == theirs.stop, sync
             assert ours.text == theirs.text == processor.decode(list(theirs.token_ids))
