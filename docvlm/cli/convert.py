@@ -14,6 +14,7 @@ from docvlm.cli.common import (
     Checkpoint,
     DeviceOption,
     Dpi,
+    EngineOption,
     Formats,
     JsonFlag,
     MaxNewTokens,
@@ -61,6 +62,7 @@ def convert(
     dpi: Dpi = None,
     max_new_tokens: MaxNewTokens = None,
     device: DeviceOption = None,
+    engine: EngineOption = None,
     as_json: JsonFlag = False,
     out: Annotated[
         Optional[str],  # noqa: UP045 - a str: a trailing / (a folder) matters
@@ -174,7 +176,7 @@ def convert(
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    settings = settings_for(device)
+    settings = settings_for(device, engine)
     options = Options(
         tasks=tasks,
         pages=pages,

@@ -14,7 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from docvlm.settings import Device, Settings
+from docvlm.cli.common import EngineOption, settings_for
+from docvlm.settings import Settings
 
 __all__ = ["RuntimeInfo", "info_command", "runtime_info"]
 
@@ -97,12 +98,10 @@ def info_command(
         Optional[str],  # noqa: UP045
         typer.Option("--checkpoint", "-c", help="for --check (default: the text task's)"),
     ] = None,
+    engine: EngineOption = None,
 ) -> None:
     """Show the device, dtype, quantization, threads and engine a model would run with."""
-    if device is not None and device not in ("auto", "cpu", "cuda"):
-        raise typer.BadParameter("use auto, cpu or cuda", param_hint="--device")
-    chosen: Device | None = device  # type: ignore[assignment]
-    settings = Settings() if chosen is None else Settings(device=chosen)
+    settings = settings_for(device, engine)
     if check:
         from docvlm.engines.check import check_engine
 
