@@ -1,0 +1,82 @@
+"""What the service answers for damage outside its control: a record whose ``source`` no
+file system accepts (404, like every page that cannot be drawn), and a checkpoint whose
+weights are garbage (503 naming the file, as docs/serve.md promises)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("python_multipart")
+
+import httpx
+from fastapi import FastAPI
+from PIL import Image
+
+from docvlm import Document, Settings
+from docvlm.server import service_app, viewer_app
+from tests.conftest import scribbled
+
+SETTINGS = Settings(device="cpu", render_timeout=None)
+
+
+def client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://docvlm")
+
+
+@pytest.mark.parametrize(
+    "source", ["scan\x00.png", "x" * 100_000, "d/" * 50_000 + "scan.png", "/" + "y" * 5000]
+)
+def test_a_source_no_file_system_accepts_is_the_documented_404(
+    tmp_path: Path, source: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    Image.new("RGB", (40, 30), "blue").save(tmp_path / "scan.png")
+    page = {"number": 1, "width": 40, "height": 30, "status": "ok", "results": []}
+    lines = [
+        json.dumps({"source": name, "status": "success", "pages": [page]})
+        for name in ("scan.png", source)
+    ]
+    assert Document.model_validate_json(lines[1]).source == source  # a real Document
+    (tmp_path / "out.jsonl").write_text("\n".join(lines) + "\n")
+    app = viewer_app(tmp_path / "out.jsonl", SETTINGS)
+
+    async def go() -> list[httpx.Response]:
+        async with client(app) as http:
+            return [await http.get(f"/v1/documents/{n}/pages/1/image") for n in (0, 1)]
+
+    with caplog.at_level(logging.INFO):
+        good, bad = asyncio.run(go())
+    assert good.status_code == 200
+    assert Image.open(io.BytesIO(good.content)).getpixel((5, 5)) == (0, 0, 255)
+    assert (bad.status_code, bad.json()) == (404, {"detail": "no such page image"})
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def test_a_garbage_checkpoint_answers_503_naming_the_file(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, checkpoint)
+    (checkpoint / "model.safetensors").write_bytes(b"garbage, not tensors" * 50)
+    app = service_app(SETTINGS, checkpoint=str(checkpoint))
+    upload = io.BytesIO()
+    scribbled((120, 90)).save(upload, "PNG")
+
+    async def go() -> httpx.Response:
+        async with client(app) as http:
+            files = {"file": ("page.png", upload.getvalue(), "image/png")}
+            return await http.post("/v1/convert", files=files, data={"tasks": ["text"]})
+
+    response = asyncio.run(go())
+    assert response.status_code == 503, response.text
+    assert response.json() == {
+        "detail": f"{checkpoint / 'model.safetensors'}: not a readable safetensors file "
+        "(Error while deserializing header: header too large)"
+    }
