@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -80,5 +81,20 @@ def test_sockets_and_devices_are_refused_before_a_read(tmp_path: Path) -> None:
 def test_a_single_read_refuses_a_pipe(tmp_path: Path) -> None:
     pipe = tmp_path / "scan.pdf"
     os.mkfifo(pipe)
-    with pytest.raises(UnsupportedInputError, match="a named pipe, not a regular file"):
-        next(load_pages(pipe))
+    raised: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            next(load_pages(pipe))
+        except BaseException as error:  # handed to the test's thread
+            raised.append(error)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # blocked opening the pipe: a writer that closes at once frees it
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(10)
+        pytest.fail("reading a named pipe waited for a writer")
+    assert [str(e) for e in raised] == [f"{pipe}: a named pipe, not a regular file"]
+    assert isinstance(raised[0], UnsupportedInputError)
