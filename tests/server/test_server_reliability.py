@@ -22,7 +22,7 @@ from PIL import Image
 
 from docvlm import Document, Settings
 from docvlm.server import service_app, viewer_app
-from tests.conftest import scribbled
+from conftest import scribbled
 
 SETTINGS = Settings(device="cpu", render_timeout=None)
 
