@@ -165,6 +165,16 @@ async def convert(request: Request, service: Given) -> Response:
         raise HTTPException(422, str(error)) from None
     except (ConversionCancelled, ServiceClosingError) as error:
         return JSONResponse({"detail": f"{error} (the server is stopping)"}, status_code=503)
+    except asyncio.CancelledError:
+        # past the grace period on shutdown uvicorn cancels the request, which would answer
+        # 500; its conversion was cancelled with the others, and it says so (503)
+        if not converter.closing:
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        detail = "the conversion was cancelled (the server is stopping)"
+        return JSONResponse({"detail": detail}, status_code=503)
     except DocVLMError as error:  # the model could not be loaded
         raise HTTPException(503, str(error)) from None
     finally:

@@ -13,11 +13,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import scribbled
 
 from docvlm import Document, UnsupportedInputError
 from docvlm.reading.render import load_pages
 from docvlm.reading.sources import expand_sources
-from conftest import scribbled
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A run that reads a pipe never ends; one that refuses it takes seconds (model load).
