@@ -36,6 +36,13 @@ def _check_directory(path: Path, reference: str, kind: str = "checkpoint") -> Pa
     if kind == "adapter":
         if not (path / "adapter_config.json").is_file():
             raise CheckpointUnavailableError(f"adapter {reference!r}: no adapter_config.json")
+        config = path / "adapter_config.json"
+        try:
+            json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise CheckpointUnavailableError(
+                f"{config}: not a JSON adapter configuration ({_first_line(error)})"
+            ) from None
         if not (path / "adapter_model.safetensors").is_file():
             # peft would fall back to adapter_model.bin, a pickle handed to torch.load
             found = ", ".join(sorted(p.name for p in path.glob("adapter_model.*"))) or "none"

@@ -124,17 +124,27 @@ def test_a_shard_outside_the_folder_is_refused(
     assert _read(page, folder) == (1, [f"error: {expected}"])
 
 
-def test_a_garbage_adapter_is_one_line(tiny_checkpoint: Path, tmp_path: Path, page: Path) -> None:
+@pytest.mark.parametrize("damaged", ["adapter_model.safetensors", "adapter_config.json"])
+def test_a_garbage_adapter_is_one_line(
+    tiny_checkpoint: Path, tmp_path: Path, page: Path, damaged: str
+) -> None:
     pytest.importorskip("peft")
+    from safetensors.torch import save_file
+    from torch import zeros
+
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(
         json.dumps({"peft_type": "LORA", "r": 2, "target_modules": ["q_proj"]})
     )
-    (adapter / "adapter_model.safetensors").write_bytes(b"garbage, not tensors" * 50)
+    save_file({"lora_A.weight": zeros(2, 2)}, str(adapter / "adapter_model.safetensors"))
+    (adapter / damaged).write_bytes(b"garbage, not tensors" * 50)
     code, lines = _read(page, tiny_checkpoint, DOCVLM_ADAPTER=str(adapter))
     assert code == 1
-    assert lines == [
-        f"error: {adapter / 'adapter_model.safetensors'}: not a readable safetensors file "
-        "(Error while deserializing header: header too large)"
-    ]
+    cause = {
+        "adapter_model.safetensors": "not a readable safetensors file "
+        "(Error while deserializing header: header too large)",
+        "adapter_config.json": "not a JSON adapter configuration "
+        "(Expecting value: line 1 column 1 (char 0))",
+    }[damaged]
+    assert lines == [f"error: {adapter / damaged}: {cause}"]
