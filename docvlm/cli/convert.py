@@ -25,7 +25,7 @@ from docvlm.cli.common import (
 )
 from docvlm.cli.local import convert_locally
 from docvlm.document import Document, json_schema
-from docvlm.errors import DocVLMError
+from docvlm.errors import DocVLMError, ExitCode
 from docvlm.reading.options import option_help
 from docvlm.settings import Settings
 from docvlm.tasks import TASKS
@@ -256,7 +256,7 @@ def inspect(
                 f"{info.source}\t{info.type}\t{len(info.pages)} page(s): {sizes}{more}\n"
             )
     if bad:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def schema(
@@ -289,7 +289,7 @@ def status_command(
     path = manifest_path(destination)
     if not path.exists():
         sys.stderr.write(f"error: {destination}: no manifest ({path} does not exist)\n")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     with Manifest(path) as manifest:
         counts = manifest.counts()
     if as_json:

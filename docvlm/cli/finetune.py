@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from docvlm.errors import DocVLMError, InputError
+from docvlm.errors import DocVLMError, ExitCode, InputError
 from docvlm.finetune.recipes import TRAINABLE_TASKS
 
 __all__ = ["data_app", "finetune_command"]
@@ -37,7 +37,7 @@ OutFile = Annotated[Path, typer.Option("--out", "-o", help="JSON Lines file to w
 
 def _fail(error: DocVLMError) -> None:
     sys.stderr.write(f"error: {error}\n")
-    raise typer.Exit(1)
+    raise typer.Exit(ExitCode.of(error))
 
 
 def finetune_command(
@@ -231,7 +231,7 @@ def _interrupted(options: Any) -> NoReturn:
     else:
         hint = "nothing was saved: --save-every N writes checkpoints that --resume continues"
     sys.stderr.write(f"interrupted; {hint}\n")
-    raise typer.Exit(130)
+    raise typer.Exit(ExitCode.INTERRUPTED)
 
 
 def _write(
