@@ -3,7 +3,10 @@ folder's names, and the README's command that works without hub access."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import tomllib
 import typing
 from pathlib import Path
@@ -53,3 +56,25 @@ def test_a_file_out_of_a_folder_format_points_at_the_folder_naming(out: str, for
         refused.value
     )
     assert "DIR/NAME-<hash>/document.md" in _doc("docs/etl.md")
+
+
+@pytest.mark.slow
+def test_the_readme_job_without_the_hub_prints_what_the_readme_shows(tmp_path: Path) -> None:
+    readme = _doc("README.md")
+    (block,) = [b for b in re.findall(r"```bash\n(.*?)```", readme, re.S) if "/tmp/tiny" in b]
+    make, convert = [c.replace("/tmp/tiny", str(tmp_path / "tiny")) for c in block.splitlines()]
+    (shown,) = [b for b in re.findall(r"```\n(.*?)```", readme, re.S) if "/tmp/tiny" in b]
+    environment = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    runs = []
+    for command in (make, convert + " --log-format rich"):  # rich: as on a terminal
+        argv = command.replace(".venv/bin/docvlm", f"{sys.executable} -m docvlm").split()
+        argv[0] = sys.executable if argv[0].endswith("python") else argv[0]
+        runs.append(subprocess.run(argv, cwd=ROOT, env=environment, capture_output=True, text=True))
+        assert runs[-1].returncode == 0, runs[-1].stderr
+    assert runs[0].stdout.strip() == str(tmp_path / "tiny")
+    headers = [line for line in runs[1].stdout.splitlines() if line.startswith("# ")]
+    assert headers == [line for line in shown.splitlines() if line.startswith("# ")]
+    numbers = re.compile(r"\d+\.\d+ s|\d+\.\d+ pages/s|\d+%")  # timings differ run to run
+    (summary,) = [line for line in runs[1].stderr.splitlines() if "file(s) read" in line]
+    (pasted,) = [line for line in shown.splitlines() if "file(s) read" in line]
+    assert numbers.sub("#", summary) == numbers.sub("#", pasted)
