@@ -303,7 +303,7 @@ class DocvlmOcrEngine(OcrEngine):
         input_file: Path, output_pdf: Path, output_text: Path, options: OcrOptions
     ) -> None:
         page, dpi, (pixels_x, pixels_y) = _read(input_file, options)
-        layer = new_layer()
+        layer = new_layer([page])
         width, height = pixels_x * 72 / dpi, pixels_y * 72 / dpi
         layer.add_page(format=(width, height))
         draw_page(layer, page, width, height)

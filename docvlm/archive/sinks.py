@@ -35,6 +35,7 @@ from typing import IO, Literal, Protocol, Self
 
 from docvlm.archive.disk import fsync_dir
 from docvlm.document import Document
+from docvlm.formats.common import clean_table
 from docvlm.results import MoleculeResult, MusicResult, TableResult
 from docvlm.settings import Limits
 
@@ -180,8 +181,9 @@ def _files(document: Document) -> dict[str, str]:
     for index, table in enumerate(tables, 1):
         if table.table is not None:
             stem = f"table-p{table.page}-{index}"
-            files[f"{stem}.csv"] = table.table.to_csv()
-            files[f"{stem}.html"] = table.table.html
+            clean = clean_table(table.table)  # the formats' rule for control characters
+            files[f"{stem}.csv"] = clean.to_csv()
+            files[f"{stem}.html"] = clean.html
     for page in document.pages:
         for index, result in enumerate(page.results, 1):
             stem = f"p{page.number}-{index}"
@@ -264,7 +266,6 @@ class FolderSink(_Base):
 
 
 SinkKind = Literal["jsonl", "parquet", "parquet-parts", "folder"]
-_FORMAT_OF = {".md": "md", ".txt": "txt", ".xml": "alto,page", ".html": "hocr", ".pdf": "pdf"}
 
 
 def sink_kind(destination: str | Path) -> SinkKind:
@@ -279,10 +280,13 @@ def sink_kind(destination: str | Path) -> SinkKind:
         return "jsonl"
     if folder or not suffix:
         return "folder"
-    if suffix in (".md", ".txt", ".xml", ".html", ".pdf"):
+    from docvlm.formats.files import formats_by_suffix
+
+    format_of = formats_by_suffix()
+    if suffix in format_of:
         raise ValueError(
             f"{text}: docvlm writes {suffix[1:]} files per document, into an output folder: "
-            f"use --out DIR/ --formats {_FORMAT_OF[suffix]} (each document's files in "
+            f"use --out DIR/ --formats {format_of[suffix]} (each document's files in "
             "DIR/NAME-<hash>/, see docs/etl.md)"
         )
     raise ValueError(

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from docvlm.errors import DocVLMError, ExitCode
+from docvlm.formats.files import formats_help
 from docvlm.reading.assemble import STOP_WARNINGS
 from docvlm.reading.options import DPI_RANGE, MAX_NEW_TOKENS_RANGE, option_help
 from docvlm.results import Result, ResultBase
@@ -61,9 +62,9 @@ Formats = Annotated[
     Optional[list[str]],  # noqa: UP045
     typer.Option(
         "--formats",
-        help="Archive formats of each document, comma-separated: md, txt, hocr, alto, page, "
-        "docling, pdf (searchable), written into its folder (convert: with --out DIR/, "
-        "default md; view: with --export DIR, from the records). See docs/formats.md.",
+        help=f"Archive formats of each document, comma-separated: {formats_help()}; written "
+        "into its folder (convert: with --out DIR/, default md; view: with --export DIR, "
+        "from the records). See docs/formats.md.",
     ),
 ]
 Out = Annotated[
