@@ -61,9 +61,10 @@ def test_a_file_out_of_a_folder_format_points_at_the_folder_naming(out: str, for
 @pytest.mark.slow
 def test_the_readme_job_without_the_hub_prints_what_the_readme_shows(tmp_path: Path) -> None:
     readme = _doc("README.md")
-    (block,) = [b for b in re.findall(r"```bash\n(.*?)```", readme, re.S) if "/tmp/tiny" in b]
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```$", readme, re.S | re.M)
+    (block,) = [b for kind, b in blocks if kind == "bash" and "/tmp/tiny" in b]
     make, convert = [c.replace("/tmp/tiny", str(tmp_path / "tiny")) for c in block.splitlines()]
-    (shown,) = [b for b in re.findall(r"```\n(.*?)```", readme, re.S) if "/tmp/tiny" in b]
+    (shown,) = [b for kind, b in blocks if kind == "" and "/tmp/tiny" in b]
     environment = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
     runs = []
     for command in (make, convert + " --log-format rich"):  # rich: as on a terminal
