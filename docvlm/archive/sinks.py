@@ -287,7 +287,7 @@ def sink_kind(destination: str | Path) -> SinkKind:
         raise ValueError(
             f"{text}: docvlm writes {suffix[1:]} files per document, into an output folder: "
             f"use --out DIR/ --formats {format_of[suffix]} (each document's files in "
-            "DIR/NAME/, see docs/formats.md)"
+            "DIR/NAME-<hash>/, see docs/etl.md)"
         )
     raise ValueError(
         f"{text}: cannot tell the output format from {suffix!r}; use a .jsonl or .parquet "

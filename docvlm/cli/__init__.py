@@ -7,8 +7,9 @@
     serve     serve, view
     info      info
 
-Errors print one line (``error: <file>, page <n>: <cause>``) and exit with status 1; a
-batch ``convert`` reports each bad file and goes on, exiting 1 if any failed. Nothing else
+Errors print one line (``error: <file>, page <n>: <cause>``) and exit with the status of
+``docvlm.errors.ExitCode`` (the one table, printed in docs/errors.md); a batch ``convert``
+reports each bad file and goes on, exiting 1 if any failed. Nothing else
 in docvlm imports this package: it sits on top of the client, the runner and the server.
 """
 
@@ -22,7 +23,7 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from docvlm.cli import convert, finetune, info, read, serve
 from docvlm.cli import eval as eval_commands
-from docvlm.errors import SettingsError
+from docvlm.errors import ExitCode, SettingsError
 
 __all__ = ["app", "main"]
 
@@ -99,10 +100,10 @@ app.command("info")(info.info_command)  # device, dtype, quantization, threads, 
 
 
 def main() -> None:
-    """The ``docvlm`` script: a bad ``DOCVLM_*`` setting is one line (exit 2) in every
-    command, wherever the settings are first read."""
+    """The ``docvlm`` script: a bad ``DOCVLM_*`` setting is one line (exit USAGE, 2) in
+    every command, wherever the settings are first read."""
     try:
         app()
     except SettingsError as error:
         sys.stderr.write(f"error: {error}\n")
-        raise SystemExit(2) from None
+        raise SystemExit(ExitCode.USAGE) from None

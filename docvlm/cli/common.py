@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from docvlm.engines import ENGINES
-from docvlm.errors import DocVLMError
+from docvlm.errors import DocVLMError, ExitCode
 from docvlm.formats.files import formats_help
 from docvlm.reading.assemble import STOP_WARNINGS
 from docvlm.reading.options import DPI_RANGE, MAX_NEW_TOKENS_RANGE, option_help
@@ -106,8 +106,9 @@ def error_line(message: str) -> None:
 
 
 def fail(error: DocVLMError) -> None:
+    """The error as one line, and the command's exit with its ``ExitCode``."""
     error_line(str(error))
-    raise typer.Exit(1)
+    raise typer.Exit(ExitCode.of(error))
 
 
 def emit(text: str, out: Path | None) -> None:

@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from docvlm.cli.common import EngineOption, settings_for
+from docvlm.errors import ExitCode
 from docvlm.settings import Settings
 
 __all__ = ["RuntimeInfo", "info_command", "runtime_info"]
@@ -108,7 +109,7 @@ def info_command(
         name = checkpoint or settings.checkpoint_for("text") or ""
         result = check_engine(name, settings)
         typer.echo(result.model_dump_json(indent=2) if as_json else _lines(result.model_dump()))
-        raise typer.Exit(0 if result.agreement.passed else 1)
+        raise typer.Exit(ExitCode.OK if result.agreement.passed else ExitCode.FAILED)
     info = runtime_info(settings)
     if as_json:
         typer.echo(json.dumps(asdict(info), indent=2))

@@ -27,7 +27,7 @@ from docvlm.cli.common import (
     settings_for,
 )
 from docvlm.client import DocVLM
-from docvlm.errors import DocVLMError, InputError
+from docvlm.errors import DocVLMError, ExitCode, InputError
 from docvlm.tasks import TASKS, TaskName
 
 __all__ = ["READ_COMMANDS", "ask", "task_command"]
@@ -83,7 +83,7 @@ def _run_task(
     else:
         emit("".join(human(r) for r in results), out)
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def task_command(task: TaskName) -> Callable[..., None]:

@@ -1,4 +1,4 @@
-"""A damaged checkpoint is one line naming the file (exit 1), never a loader's traceback;
+"""A damaged checkpoint is one line naming the file (exit 5), never a loader's traceback;
 a shard index may name only .safetensors files inside the checkpoint's folder."""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def test_a_garbage_weights_file_is_one_line(
     folder = _copy(tiny_checkpoint, tmp_path / "ckpt")
     (folder / "model.safetensors").write_bytes(b"not a safetensors file, just garbage" * 40)
     code, lines = _read(page, folder)
-    assert code == 1
+    assert code == 5  # ExitCode.CRASHED: the model does not load
     assert lines == [
         f"error: {folder / 'model.safetensors'}: not a readable safetensors file "
         "(Error while deserializing header: header too large)"
@@ -96,7 +96,7 @@ def test_a_shard_that_is_not_safetensors_is_refused(
     (folder / "model-00002-of-00002.safetensors").rename(folder / "pytorch_model.bin")
     _rename_shard(folder, "model-00002-of-00002.safetensors", "pytorch_model.bin")
     code, lines = _read(page, folder)
-    assert code == 1
+    assert code == 5  # ExitCode.CRASHED: the model does not load
     assert lines == [
         f"error: {folder / INDEX}: shard 'pytorch_model.bin' is not a .safetensors file "
         "(docvlm loads safetensors only)"
@@ -140,7 +140,7 @@ def test_a_garbage_adapter_is_one_line(
     save_file({"lora_A.weight": zeros(2, 2)}, str(adapter / "adapter_model.safetensors"))
     (adapter / damaged).write_bytes(b"garbage, not tensors" * 50)
     code, lines = _read(page, tiny_checkpoint, DOCVLM_ADAPTER=str(adapter))
-    assert code == 1
+    assert code == 5  # ExitCode.CRASHED: the model does not load
     cause = {
         "adapter_model.safetensors": "not a readable safetensors file "
         "(Error while deserializing header: header too large)",
