@@ -133,8 +133,9 @@ class JsonlSink(_Base):
         os.fsync(self._file.fileno())
         return str(self._file.tell())
 
-    def compact(self) -> str:
-        """Rewrite the file with the last line of each source, staged and renamed."""
+    def compact(self, correct: Callable[[bytes], bytes] | None = None) -> str:
+        """Rewrite the file with the last line of each source, staged and renamed (each
+        line through ``correct``: the destination's corrections, docs/corrections.md)."""
         self.commit()
         self._file.close()
         last: dict[str, int] = {}
@@ -144,7 +145,8 @@ class JsonlSink(_Base):
         keep = set(last.values())
         staging = self.path.with_name(f".{self.path.name}.compact")
         with self.path.open("rb") as lines, staging.open("wb") as out:
-            out.writelines(line for number, line in enumerate(lines) if number in keep)
+            kept = (line for number, line in enumerate(lines) if number in keep)
+            out.writelines(map(correct, kept) if correct else kept)
             out.flush()
             os.fsync(out.fileno())
         staging.replace(self.path)
@@ -305,7 +307,21 @@ def open_sink(
 ) -> Sink:
     """The sink for ``destination`` (see the table above); ``cursor`` resumes one that a
     runner committed, None starts it empty. ``formats`` (an output folder only; ValueError
-    otherwise) chooses what each document's folder holds besides its record."""
+    otherwise) chooses what each document's folder holds besides its record. Every record
+    written gets the destination's corrections (``docvlm.archive.corrections``)."""
+    from docvlm.archive.corrections import with_corrections
+
+    sink = _open(destination, cursor, formats, password_for, limits)
+    return with_corrections(sink, destination)
+
+
+def _open(
+    destination: str | Path,
+    cursor: str | None,
+    formats: Sequence[str] | None,
+    password_for: Callable[[str], str | None] | None,
+    limits: Limits | None,
+) -> Sink:
     path = Path(destination)
     kind = sink_kind(destination)
     if formats and kind != "folder":
