@@ -162,7 +162,7 @@ def test_jsonl_gets_the_corrections_when_compacted_or_exported(
         return document.pages[0].results[0].table.grid()[1][1]  # type: ignore[union-attr]
 
     read_back = sorted(corrected_documents(out), key=lambda d: d.source)
-    assert [cell(d) for d in read_back][0] == "0.999"
+    assert cell(read_back[0]) == "0.999"
     assert read_back[1] == documents[1]
     exported = CliRunner().invoke(app, ["export", str(out), str(tmp_path / "copy.jsonl")])
     assert exported.exit_code == 0, exported.output
