@@ -47,7 +47,7 @@ def correct_command(
     try:
         text = corrections.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        err.print(f"error: {corrections}: cannot read it ({error})", markup=False)
+        err.print(f"error: {corrections}: cannot read it ({error})", markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
     applied = refused = 0
     try:
@@ -75,7 +75,7 @@ def correct_command(
     except DocVLMError as error:
         err.print(f"error: {error}", markup=False, soft_wrap=True)
         raise typer.Exit(4 if "another run" in str(error) else 1) from None
-    err.print(f"applied {applied} correction(s), refused {refused}", markup=False)
+    err.print(f"applied {applied} correction(s), refused {refused}", markup=False, soft_wrap=True)
     if refused:
         raise typer.Exit(1)
 
@@ -104,7 +104,7 @@ def export_command(
     except (DocVLMError, ValueError, OSError) as error:
         err.print(f"error: {error}", markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    err.print(f"wrote {count} document(s) to {destination}", markup=False)
+    err.print(f"wrote {count} document(s) to {destination}", markup=False, soft_wrap=True)
 
 
 def data_corrections(
@@ -142,7 +142,13 @@ def data_corrections(
     for reason in skipped:
         err.print(f"left out: {reason}", markup=False, soft_wrap=True)
     if not records:
-        err.print(f"error: {output}: no corrected {task} result to learn from", markup=False)
+        err.print(
+            f"error: {output}: no corrected {task} result to learn from",
+            markup=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1)
     count = write_records(records, out)
-    err.print(f"wrote {count} records to {out} ({len(skipped)} left out)", markup=False)
+    err.print(
+        f"wrote {count} records to {out} ({len(skipped)} left out)", markup=False, soft_wrap=True
+    )
