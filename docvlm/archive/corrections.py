@@ -19,9 +19,9 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from docvlm.archive.edits import (
     Correction,
@@ -30,51 +30,23 @@ from docvlm.archive.edits import (
     VersionConflict,
     apply_entry,
     apply_log,
+    log_path,
     now,
+    read_entries,
+    read_log,
 )
-from docvlm.archive.sinks import JsonlSink, Sink, sink_kind
+from docvlm.archive.sinks import sink_kind
 from docvlm.document import Document
 from docvlm.reading.assemble import document_tables
 from docvlm.results import Page, Result
 
 __all__ = [
-    "CorrectedSink",
     "Corrections",
     "corrected_documents",
     "log_path",
     "read_log",
     "stored_documents",
-    "with_corrections",
 ]
-
-
-def log_path(destination: str | Path) -> Path:
-    """The corrections log of ``destination`` (beside its manifest)."""
-    path = Path(destination)
-    if sink_kind(destination) in ("folder", "parquet-parts"):
-        return path / "_corrections.jsonl"
-    return path.with_name(path.name + ".corrections.jsonl")
-
-
-def read_log(destination: str | Path) -> list[LogEntry]:
-    """Every correction made in ``destination``, oldest first (none when it has no log)."""
-    path = log_path(destination)
-    if not path.exists():
-        return []
-    return _entries(path.read_bytes(), path)
-
-
-def _entries(data: bytes, path: Path, first: int = 1) -> list[LogEntry]:
-    entries = []
-    for number, line in enumerate(data.splitlines(), start=first):
-        if not line.strip():
-            continue
-        try:
-            entries.append(LogEntry.model_validate_json(line))
-        except ValidationError as error:
-            cause = error.errors()[0]["msg"]
-            raise CorrectionError(f"{path}, line {number}: not a correction ({cause})") from None
-    return entries
 
 
 def stored_documents(destination: str | Path) -> Iterator[tuple[Path | None, Document]]:
@@ -200,7 +172,7 @@ class Corrections:
             handle.seek(self._read_to)
             data = handle.read()
         end = data.rfind(b"\n") + 1  # a line half-written by another process waits
-        fresh = _entries(data[:end], self.log)
+        fresh = read_entries(data[:end], self.log)
         self._read_to += end
         if fresh:
             self._documents = None  # others' edits: read the records again
@@ -306,57 +278,3 @@ def _parquet_documents(path: Path) -> Iterator[Document]:
     for fields in documents.values():
         pages = tuple(Page(**p) for _, p in sorted(fields.pop("pages").items()))
         yield Document(pages=pages, tables=document_tables(list(pages)), **fields)
-
-
-class CorrectedSink:
-    """A sink that writes every record with the destination's corrections applied (a
-    rerun keeps them), and compacts a JSONL file into corrected records."""
-
-    def __init__(self, sink: Sink, entries: list[LogEntry]) -> None:
-        self._sink = sink
-        self._entries = entries
-        self._sources = {entry.sha256 for entry in entries}
-        self.path = sink.path
-
-    def _corrected(self, document: Document) -> Document:
-        if document.sha256 not in self._sources:
-            return document
-        return apply_log(document, self._entries)
-
-    def _line(self, line: bytes) -> bytes:
-        if not any(sha.encode() in line for sha in self._sources):
-            return line
-        document = self._corrected(Document.model_validate_json(line))
-        return document.model_dump_json().encode() + b"\n"
-
-    def write(self, document: Document) -> None:
-        self._sink.write(self._corrected(document))
-
-    def due(self) -> bool:
-        return self._sink.due()
-
-    def commit(self) -> str:
-        return self._sink.commit()
-
-    def compact(self) -> str:
-        if isinstance(self._sink, JsonlSink):
-            return self._sink.compact(self._line)
-        return self._sink.compact()
-
-    def close(self) -> None:
-        self._sink.close()
-
-    def abandon(self) -> None:
-        self._sink.abandon()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-def with_corrections(sink: Sink, destination: str | Path) -> Sink:
-    """``sink`` as is when ``destination`` has no corrections, else a ``CorrectedSink``."""
-    entries = [entry for entry in read_log(destination) if entry.reviewed is None]
-    return CorrectedSink(sink, entries) if entries else sink

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Self, cast
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from docvlm.document import Document
 from docvlm.errors import DocVLMError
@@ -41,6 +42,9 @@ __all__ = [
     "apply_log",
     "edit_result",
     "frame_of",
+    "log_path",
+    "read_entries",
+    "read_log",
     "written",
 ]
 
@@ -316,3 +320,32 @@ def _deduplicated(document: Document) -> Document:
         p.model_copy(update={"warnings": tuple(dict.fromkeys(p.warnings))}) for p in document.pages
     )
     return document.model_copy(update={"pages": pages})
+
+
+def log_path(destination: str | Path) -> Path:
+    """The corrections log of ``destination`` (beside its manifest)."""
+    path = Path(destination)
+    if str(destination).endswith(("/", "\\")) or path.is_dir():
+        return path / "_corrections.jsonl"
+    return path.with_name(path.name + ".corrections.jsonl")
+
+
+def read_log(destination: str | Path) -> list[LogEntry]:
+    """Every correction made in ``destination``, oldest first (none when it has no log)."""
+    path = log_path(destination)
+    if not path.exists():
+        return []
+    return read_entries(path.read_bytes(), path)
+
+
+def read_entries(data: bytes, path: Path, first: int = 1) -> list[LogEntry]:
+    entries = []
+    for number, line in enumerate(data.splitlines(), start=first):
+        if not line.strip():
+            continue
+        try:
+            entries.append(LogEntry.model_validate_json(line))
+        except ValidationError as error:
+            cause = error.errors()[0]["msg"]
+            raise CorrectionError(f"{path}, line {number}: not a correction ({cause})") from None
+    return entries
