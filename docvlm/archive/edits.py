@@ -163,7 +163,10 @@ def written(result: Result, frame: Box) -> str | None:
     if isinstance(result, MoleculeResult) and result.molecule and result.molecule.valid:
         return result.molecule.smiles
     if isinstance(result, MusicResult) and result.score is not None:
-        return normalise_kern(result.score.kern)[0]
+        kern = normalise_kern(result.score.kern)[0].splitlines()
+        # as docvlm.finetune.datasets.kern_target: no lines the image does not show
+        shown = [x for x in kern if x and not all(f.startswith("!") for f in x.split("\t"))]
+        return "\n".join(shown) + "\n"
     return None
 
 

@@ -23,7 +23,9 @@ from parsers import Box, parse_table
 USPTO = "molecules/images_with_mol/uspto"
 
 
-def _convert(answers: dict[str, dict[str, str]], source: Path, out: Path, task: str) -> None:
+def _convert(
+    answers: dict[str, dict[str, str]], source: Path, out: Path, task: str, formats: str = "md"
+) -> None:
     def respond(request: object) -> str:
         image = request.image  # type: ignore[attr-defined]
         return answers.get(request.prompt, {}).get(str(image.width), "")  # type: ignore[attr-defined]
@@ -32,7 +34,9 @@ def _convert(answers: dict[str, dict[str, str]], source: Path, out: Path, task: 
         checkpoint="scripted",
         engine_factory=lambda checkpoint, settings: ScriptedEngine(respond, resolution=896),
     )
-    documents = list(client.convert_many([source], tasks=[task], out=f"{out}/"))
+    documents = list(
+        client.convert_many([source], tasks=[task], out=f"{out}/", formats=formats.split(","))
+    )
     assert documents and all(d.status == "success" for d in documents)
 
 
@@ -123,3 +127,87 @@ def test_a_corrected_molecule_becomes_its_canonical_smiles(corpus: Path, tmp_pat
         app, ["data", "corrections", str(tmp_path / "out"), "--task", "music", "-o", str(data)]
     )
     assert empty.exit_code == 1 and "no corrected music result" in empty.stderr
+
+
+def test_corrected_text_lines_reach_alto_and_become_examples(corpus: Path, tmp_path: Path) -> None:
+    from parsers import box_to_tokens, parse_text
+    from tests.formats.schemas import validate
+
+    _, items = pubtabnet_tables(corpus, tmp_path / "in", 1)
+    ((name, item),) = items.items()
+    with Image.open(tmp_path / "in" / name) as page:
+        side = max(page.size)
+    cells = [c for c in item["html"]["cells"] if c.get("bbox")][:4]
+    raw = "\n".join(
+        box_to_tokens(Box(x0=x0, y0=y0, x1=x1, y1=y1), side, side) + "".join(c["tokens"])
+        for c in cells
+        for x0, y0, x1, y1 in [c["bbox"]]
+    )
+    raw = raw.replace("<b>", "").replace("</b>", "").replace("<i>", "").replace("</i>", "")
+    _convert({"ocr": {str(side): raw}}, tmp_path / "in", tmp_path / "out", "text", "md,alto,page")
+    (document,) = _records(tmp_path / "out")
+    line = {"sha256": document.sha256, "page": 1, "result": 0, "line": 1, "text": "Hazard rate"}
+    (tmp_path / "fix.jsonl").write_text(json.dumps(line) + "\n")
+    done = CliRunner().invoke(app, ["correct", str(tmp_path / "out"), str(tmp_path / "fix.jsonl")])
+    assert done.exit_code == 0, done.output
+    (fixed,) = _records(tmp_path / "out")
+    result = fixed.pages[0].results[0]
+    assert result.task == "text" and result.corrected and result.raw == raw
+    texts = [ln.text for ln in result.lines]
+    assert texts[1] == "Hazard rate" and texts[0] == document.pages[0].results[0].lines[0].text
+    (folder,) = [p.parent for p in (tmp_path / "out").glob("*/document.json")]
+    assert "Hazard rate" in (folder / "document.md").read_text()
+    alto = validate((folder / "alto/page-0001.xml").read_text(encoding="utf-8"), "alto-4-4.xsd")
+    ns = "{http://www.loc.gov/standards/alto/ns-v4#}"
+    lines = [
+        " ".join(s.get("CONTENT") for s in tl.iter(f"{ns}String"))
+        for tl in alto.iter(f"{ns}TextLine")
+    ]
+    assert lines == texts
+    page = validate(
+        (folder / "page/page-0001.xml").read_text(encoding="utf-8"), "pagecontent-2019-07-15.xsd"
+    )
+    assert "Hazard rate" in [u.text for u in page.iter()]
+    data = tmp_path / "T.jsonl"
+    made = CliRunner().invoke(
+        app, ["data", "corrections", str(tmp_path / "out"), "--task", "text", "-o", str(data)]
+    )
+    assert made.exit_code == 0, made.output
+    (record,) = [json.loads(x) for x in data.read_text().splitlines()]
+    read = parse_text(record["target"], side, side).lines
+    assert [ln.text for ln in read] == texts
+    for got, want in zip(read, result.lines, strict=True):
+        assert got.box is not None and want.box is not None
+        assert abs(got.box.x0 - want.box.x0) <= side / 1024 + 1
+
+
+def test_a_corrected_score_becomes_its_kern(corpus: Path, tmp_path: Path) -> None:
+    music21 = pytest.importorskip("music21")
+    image = corpus / "music/images_no_label/smt_grandStaff_official.png"
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / image.name).write_bytes(image.read_bytes())
+    kern = corpus / "music/kern"
+    wrong = (kern / "polish_holland_erste-menuet.krn").read_text(encoding="utf-8")
+    right = (kern / "polish_holland_zweite-menuet.krn").read_text(encoding="utf-8")
+    with Image.open(image) as page:
+        side = str(max(page.size))
+    _convert({"kern": {side: wrong}}, tmp_path / "in", tmp_path / "out", "music")
+    (document,) = _records(tmp_path / "out")
+    edit = Correction(sha256=str(document.sha256), page=1, result=0, value=right)
+    Corrections(tmp_path / "out").apply(edit)
+    (fixed,) = _records(tmp_path / "out")
+    score = fixed.pages[0].results[0]
+    assert score.task == "music" and score.corrected and score.raw == wrong
+    notes = len(
+        music21.converter.parse(str(kern / "polish_holland_zweite-menuet.krn")).recurse().notes
+    )
+    assert score.score is not None and score.score.note_count == notes
+    data = tmp_path / "K.jsonl"
+    made = CliRunner().invoke(
+        app, ["data", "corrections", str(tmp_path / "out"), "--task", "music", "-o", str(data)]
+    )
+    assert made.exit_code == 0, made.output
+    (record,) = [json.loads(x) for x in data.read_text().splitlines()]
+    from docvlm.finetune.datasets import kern_target
+
+    assert record["target"] == kern_target(right)
