@@ -138,10 +138,10 @@ class Corrections:
             self.entries.append(entry)
             self._read_to = self.log.stat().st_size
             self._index()[correction.sha256] = changed
-        if self.kind == "folder" and correction.reviewed is None:
-            for folder, document in changed:
-                if folder is not None:
-                    _rewrite(self.destination, folder, document)
+            if correction.reviewed is None:  # under the lock: the next saver reads this
+                for folder, document in changed:
+                    if folder is not None:
+                        _rewrite(self.destination, folder, document)
         return entry
 
     def _check_version(self, correction: Correction, current: int) -> None:
@@ -184,8 +184,9 @@ class Corrections:
             for folder, document in stored_documents(self.destination):
                 key = document.sha256
                 if key is not None:
-                    if folder is None:  # a file's records are corrected when compacted
-                        document = apply_log(document, self.entries)
+                    # a file's records wait for their compaction; a folder killed between
+                    # the log and its rewrite is healed (the entries are idempotent)
+                    document = apply_log(document, self.entries)
                     self._documents.setdefault(key, []).append((folder, document))
         return self._documents
 

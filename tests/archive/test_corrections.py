@@ -198,3 +198,39 @@ def test_parquet_records_read_back_and_exported_corrected(corpus: Path, tmp_path
     assert table.corrected and table.table.grid()[0][0] == "Corrected head"  # type: ignore[union-attr]
     assert table.raw == documents[1].pages[0].results[0].raw
     assert written[documents[0].source].pages == documents[0].pages
+
+
+_SAVER = """
+import sys
+from docvlm.archive.corrections import Corrections
+from docvlm.archive.edits import Correction
+out, sha, row, who = sys.argv[1:]
+store = Corrections(out)
+for col in range(4):
+    edit = Correction(sha256=sha, page=1, result=0, version=0, cell=(int(row), col),
+                      text=f"{who} {col}")
+    store.apply(edit, by=who)
+"""
+
+
+def test_two_processes_saving_one_page_at_once_lose_nothing(corpus: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (document, _) = sorted(_tables(corpus, tmp_path, "out/"), key=lambda d: d.source)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    savers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SAVER, f"{tmp_path}/out/", str(document.sha256), row, who],
+            env=env,
+        )
+        for row, who in (("1", "ann"), ("2", "bob"))
+    ]
+    assert [saver.wait(timeout=120) for saver in savers] == [0, 0]
+    log = [json.loads(line) for line in log_path(tmp_path / "out").read_text().splitlines()]
+    assert sorted(e["version"] for e in log) == list(range(1, 9))  # each save its version
+    (current,) = [d for d in _documents(tmp_path / "out").values() if d.source == document.source]
+    grid = current.pages[0].results[0].table.grid()  # type: ignore[union-attr]
+    assert grid[1][:4] == [f"ann {c}" for c in range(4)]
+    assert grid[2][:4] == [f"bob {c}" for c in range(4)]
