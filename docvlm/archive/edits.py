@@ -111,8 +111,8 @@ class Correction(BaseModel):
         """Whether two edits change the same thing (a whole output overlaps its parts)."""
         if self.reviewed is not None or other.reviewed is not None or self.result != other.result:
             return False
-        mine, theirs = self.target, other.target
-        return mine == theirs or mine == f"result {self.result}" or theirs == mine.split(" ")[0]
+        whole = f"result {self.result}"
+        return self.target == other.target or whole in (self.target, other.target)
 
 
 class LogEntry(Correction):

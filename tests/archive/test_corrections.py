@@ -130,6 +130,9 @@ def test_two_saves_of_one_page_merge_or_the_second_is_refused(corpus: Path, tmp_
     with pytest.raises(VersionConflict, match="cell 1,0 was corrected by ann") as refused:
         bob.apply(Correction(**edit, cell=(1, 0), text="Bob again"), by="bob")
     assert refused.value.current == 2
+    whole = Correction(**edit, value="<tr><td>a whole new table</td></tr>")
+    with pytest.raises(VersionConflict, match="changed since version 0"):
+        ann.apply(whole)  # made before the cells changed: it would overwrite them
     with pytest.raises(VersionConflict, match="no version 9"):
         ann.apply(Correction(**{**edit, "version": 9}, cell=(1, 0), text="x"))
     (current,) = [d for d in _documents(tmp_path / "out").values() if d.source == document.source]
