@@ -225,6 +225,8 @@ def _replace(result: Result, value: str) -> tuple[Result, str, str]:
         include={"source", "page", "box", "checkpoint", "prompt", "confidence", "stop"}
     )
     provenance["box"] = result.box
+    if result.stop == "blank":  # a person read what the model was never asked about
+        provenance["stop"] = None
     parsed = RESULT_TYPES[result.task].from_output(value, frame_of(result.box), **provenance)
     if parsed.status != "ok":
         raise CorrectionError(f"the value does not parse as {result.task}: {parsed.error}")

@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from docvlm.cli.common import err
-from docvlm.errors import DocVLMError
+from docvlm.errors import DestinationBusyError, DocVLMError
 
 __all__ = ["correct_command", "data_corrections", "export_command"]
 
@@ -74,7 +74,7 @@ def correct_command(
                 )
     except DocVLMError as error:
         err.print(f"error: {error}", markup=False, soft_wrap=True)
-        raise typer.Exit(4 if "another run" in str(error) else 1) from None
+        raise typer.Exit(4 if isinstance(error, DestinationBusyError) else 1) from None
     err.print(f"applied {applied} correction(s), refused {refused}", markup=False, soft_wrap=True)
     if refused:
         raise typer.Exit(1)

@@ -237,3 +237,17 @@ def test_two_processes_saving_one_page_at_once_lose_nothing(corpus: Path, tmp_pa
     grid = current.pages[0].results[0].table.grid()  # type: ignore[union-attr]
     assert grid[1][:4] == [f"ann {c}" for c in range(4)]
     assert grid[2][:4] == [f"bob {c}" for c in range(4)]
+
+
+def test_correct_refuses_while_a_run_writes_the_output(corpus: Path, tmp_path: Path) -> None:
+    from docvlm.archive.lock import DestinationLock
+
+    (document, _) = sorted(_tables(corpus, tmp_path, "out/"), key=lambda d: d.source)
+    line = {"sha256": document.sha256, "page": 1, "result": 0, "cell": [1, 0], "text": "x"}
+    (tmp_path / "fix.jsonl").write_text(json.dumps(line) + "\n")
+    with DestinationLock(f"{tmp_path}/out/"):  # a conversion is writing here
+        busy = CliRunner().invoke(app, ["correct", f"{tmp_path}/out/", str(tmp_path / "fix.jsonl")])
+    assert busy.exit_code == 4 and "another run is writing here" in busy.stderr
+    assert not log_path(tmp_path / "out").exists()
+    done = CliRunner().invoke(app, ["correct", f"{tmp_path}/out/", str(tmp_path / "fix.jsonl")])
+    assert done.exit_code == 0, done.output
