@@ -251,3 +251,26 @@ def test_correct_refuses_while_a_run_writes_the_output(corpus: Path, tmp_path: P
     assert not log_path(tmp_path / "out").exists()
     done = CliRunner().invoke(app, ["correct", f"{tmp_path}/out/", str(tmp_path / "fix.jsonl")])
     assert done.exit_code == 0, done.output
+
+
+def test_a_correction_a_new_reading_has_no_place_for_is_kept_in_the_log_and_said(
+    corpus: Path, tmp_path: Path
+) -> None:
+    by_side, _ = pubtabnet_tables(corpus, tmp_path / "in", 1)
+    client = _scripted({"table html": by_side})
+    (document,) = client.convert_many([tmp_path / "in"], tasks=["table"], out=f"{tmp_path}/out/")
+    rows = parse_table(document.pages[0].results[0].raw).shape[0]
+    edit = {"sha256": document.sha256, "page": 1, "result": 0}
+    Corrections(tmp_path / "out").apply(Correction(**edit, cell=(rows - 1, 0), text="last row"))
+    ((side, raw),) = by_side.items()
+    cut = raw[: raw.rfind("<tr>")] + "</tbody>"  # the new reading misses the last row
+    again = _scripted({"table html": {side: cut}})
+    list(again.convert_many([tmp_path / "in"], tasks=["table"], out=f"{tmp_path}/out/", redo=True))
+    (stored,) = _documents(tmp_path / "out").values()
+    page = stored.pages[0]
+    assert page.results[0].raw == cut and not page.results[0].corrected
+    (warning,) = page.warnings
+    assert (
+        warning.startswith("correction not applied:") and f"no cell 0 in row {rows - 1}" in warning
+    )
+    assert len(log_path(tmp_path / "out").read_text().splitlines()) == 1  # still in the log
