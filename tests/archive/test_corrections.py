@@ -274,3 +274,15 @@ def test_a_correction_a_new_reading_has_no_place_for_is_kept_in_the_log_and_said
         warning.startswith("correction not applied:") and f"no cell 0 in row {rows - 1}" in warning
     )
     assert len(log_path(tmp_path / "out").read_text().splitlines()) == 1  # still in the log
+
+
+def test_a_table_joined_across_pages_is_corrected_when_a_part_is(
+    corpus: Path, tmp_path: Path
+) -> None:
+    from docvlm.reading.stitch import join_tables
+
+    first, second = (d.pages[0].results[0] for d in _tables(corpus, tmp_path, "out/"))
+    assert first.task == "table" and second.task == "table"
+    fixed = second.model_copy(update={"corrected": True})
+    assert join_tables(first, fixed).corrected and join_tables(fixed, first).corrected
+    assert not join_tables(first, second).corrected
