@@ -119,6 +119,7 @@ class LogEntry(Correction):
     """One line of a destination's corrections log: the edit, and when, what it replaced
     and with what, the model output it was made on, and the page version it made."""
 
+    version: int | None = Field(default=None, ge=0, description="the page version it made")
     time: str = Field(description="when it was applied (ISO 8601, UTC)")
     before: str | None = Field(default=None, description="the value it replaced")
     after: str | None = Field(default=None, description="the value it wrote")
