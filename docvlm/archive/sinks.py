@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO, Literal, Protocol, Self
 
 from docvlm.archive.disk import fsync_dir
+from docvlm.archive.edits import LogEntry, apply_log, read_log
 from docvlm.document import Document
 from docvlm.formats.common import clean_table
 from docvlm.results import MoleculeResult, MusicResult, TableResult
@@ -41,6 +42,7 @@ from docvlm.settings import Limits
 
 __all__ = [
     "DEFAULT_FORMATS",
+    "CorrectedSink",
     "FolderSink",
     "JsonlSink",
     "Sink",
@@ -133,8 +135,9 @@ class JsonlSink(_Base):
         os.fsync(self._file.fileno())
         return str(self._file.tell())
 
-    def compact(self) -> str:
-        """Rewrite the file with the last line of each source, staged and renamed."""
+    def compact(self, correct: Callable[[bytes], bytes] | None = None) -> str:
+        """Rewrite the file with the last line of each source, staged and renamed (each
+        line through ``correct``: the destination's corrections, docs/corrections.md)."""
         self.commit()
         self._file.close()
         last: dict[str, int] = {}
@@ -144,7 +147,8 @@ class JsonlSink(_Base):
         keep = set(last.values())
         staging = self.path.with_name(f".{self.path.name}.compact")
         with self.path.open("rb") as lines, staging.open("wb") as out:
-            out.writelines(line for number, line in enumerate(lines) if number in keep)
+            kept = (line for number, line in enumerate(lines) if number in keep)
+            out.writelines(map(correct, kept) if correct else kept)
             out.flush()
             os.fsync(out.fileno())
         staging.replace(self.path)
@@ -305,7 +309,19 @@ def open_sink(
 ) -> Sink:
     """The sink for ``destination`` (see the table above); ``cursor`` resumes one that a
     runner committed, None starts it empty. ``formats`` (an output folder only; ValueError
-    otherwise) chooses what each document's folder holds besides its record."""
+    otherwise) chooses what each document's folder holds besides its record. Every record
+    written gets the destination's corrections (``docvlm.archive.corrections``)."""
+    sink = _open(destination, cursor, formats, password_for, limits)
+    return with_corrections(sink, destination)
+
+
+def _open(
+    destination: str | Path,
+    cursor: str | None,
+    formats: Sequence[str] | None,
+    password_for: Callable[[str], str | None] | None,
+    limits: Limits | None,
+) -> Sink:
     path = Path(destination)
     kind = sink_kind(destination)
     if formats and kind != "folder":
@@ -325,3 +341,51 @@ def open_sink(
         return JsonlSink(path, cursor)
     chosen = DEFAULT_FORMATS if formats is None else tuple(formats)
     return FolderSink(path, cursor, formats=chosen, password_for=password_for, limits=limits)
+
+
+class CorrectedSink(_Base):
+    """A sink that writes every record with the destination's corrections applied (a
+    rerun keeps them), and compacts a JSONL file into corrected records."""
+
+    def __init__(self, sink: Sink, entries: list[LogEntry]) -> None:
+        self._sink = sink
+        self._entries = entries
+        self._sources = {entry.sha256 for entry in entries}
+        self.path = sink.path
+
+    def _corrected(self, document: Document) -> Document:
+        if document.sha256 not in self._sources:
+            return document
+        return apply_log(document, self._entries)
+
+    def _line(self, line: bytes) -> bytes:
+        if not any(sha.encode() in line for sha in self._sources):
+            return line
+        document = self._corrected(Document.model_validate_json(line))
+        return document.model_dump_json().encode() + b"\n"
+
+    def write(self, document: Document) -> None:
+        self._sink.write(self._corrected(document))
+
+    def due(self) -> bool:
+        return self._sink.due()
+
+    def commit(self) -> str:
+        return self._sink.commit()
+
+    def compact(self) -> str:
+        if isinstance(self._sink, JsonlSink):
+            return self._sink.compact(self._line)
+        return self._sink.compact()
+
+    def close(self) -> None:
+        self._sink.close()
+
+    def abandon(self) -> None:
+        self._sink.abandon()
+
+
+def with_corrections(sink: Sink, destination: str | Path) -> Sink:
+    """``sink`` as is when ``destination`` has no corrections, else a ``CorrectedSink``."""
+    entries = [entry for entry in read_log(destination) if entry.reviewed is None]
+    return CorrectedSink(sink, entries) if entries else sink

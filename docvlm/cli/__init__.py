@@ -2,6 +2,7 @@
 
     read      read-text, read-table, read-molecule, read-music, ask
     convert   convert (resumable archive runs), status, inspect, schema
+    correct   correct, export, data corrections (people's corrections to an output)
     finetune  finetune, data
     eval      eval
     serve     serve, view
@@ -21,7 +22,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
-from docvlm.cli import convert, finetune, info, read, serve
+from docvlm.cli import convert, correct, finetune, info, read, serve
 from docvlm.cli import eval as eval_commands
 from docvlm.errors import ExitCode, SettingsError
 
@@ -90,12 +91,15 @@ app.command()(read.ask)
 app.command()(convert.convert)
 app.command()(convert.inspect)
 app.command("finetune")(finetune.finetune_command)
+finetune.data_app.command("corrections")(correct.data_corrections)
 app.add_typer(finetune.data_app, name="data")
 app.command("eval")(eval_commands.evaluate)
 app.command()(convert.schema)
 app.command("status")(convert.status_command)  # what --out's manifest says
 app.command("serve")(serve.serve_command)  # FastAPI loads only when run
 app.command("view")(serve.view_command)
+app.command("correct")(correct.correct_command)  # docs/corrections.md
+app.command("export")(correct.export_command)
 app.command("info")(info.info_command)  # device, dtype, quantization, threads, engine
 
 
