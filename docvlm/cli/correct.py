@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from docvlm.cli.common import err
-from docvlm.errors import DestinationBusyError, DocVLMError
+from docvlm.errors import DocVLMError, ExitCode
 
 __all__ = ["correct_command", "data_corrections", "export_command"]
 
@@ -48,7 +48,7 @@ def correct_command(
         text = corrections.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         err.print(f"error: {corrections}: cannot read it ({error})", markup=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.FAILED) from None
     applied = refused = 0
     try:
         with DestinationLock(output):
@@ -74,10 +74,10 @@ def correct_command(
                 )
     except DocVLMError as error:
         err.print(f"error: {error}", markup=False, soft_wrap=True)
-        raise typer.Exit(4 if isinstance(error, DestinationBusyError) else 1) from None
+        raise typer.Exit(ExitCode.of(error)) from None
     err.print(f"applied {applied} correction(s), refused {refused}", markup=False, soft_wrap=True)
     if refused:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def export_command(
@@ -103,7 +103,7 @@ def export_command(
                 count += 1
     except (DocVLMError, ValueError, OSError) as error:
         err.print(f"error: {error}", markup=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.of(error)) from None
     err.print(f"wrote {count} document(s) to {destination}", markup=False, soft_wrap=True)
 
 
@@ -138,7 +138,7 @@ def data_corrections(
         )
     except (DocVLMError, ValueError) as error:
         err.print(f"error: {error}", markup=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.FAILED) from None
     for reason in skipped:
         err.print(f"left out: {reason}", markup=False, soft_wrap=True)
     if not records:
@@ -147,7 +147,7 @@ def data_corrections(
             markup=False,
             soft_wrap=True,
         )
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     count = write_records(records, out)
     err.print(
         f"wrote {count} records to {out} ({len(skipped)} left out)", markup=False, soft_wrap=True
