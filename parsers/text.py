@@ -13,7 +13,9 @@ __all__ = ["TextLine", "TextLines", "parse_text"]
 
 _BOX = re.compile(r"<loc(\d{4})><loc(\d{4})><loc(\d{4})><loc(\d{4})>")
 _STRAY = re.compile(r"<(?:loc\d{4}|seg\d{3})>")
-_SEPARATED = re.compile(r"[^;\n]*")  # the parts of an item, between ; and newlines
+# Items end at a line break, or at a ';' that a location token follows: the model writes
+# ``<loc..>x4 text ; <loc..>x4 text``, and a ';' inside a line of text is text.
+_BREAK = re.compile(r"\n|;\s*(?=<loc\d{4}>)")
 
 
 class TextLine(Frozen):
@@ -44,39 +46,46 @@ def parse_text(
 ) -> TextLines:
     """Split OCR output into lines.
 
-    With location tokens, each box starts a new item that runs to the next box (a ``;``
-    or newline also ends it); boxes are scaled to ``width`` x ``height`` pixels (by default
-    left in bins, 0-1024). Without them, each non-empty line of the text is one item.
-    With ``score``, each item's ``confidence`` is ``score(start, end)`` of the characters
-    that wrote it: its box tokens and its text, not the separator after it.
+    With location tokens, each box starts a new item that runs to the next box or line
+    break; the model separates items by `` ; ``, so a ``;`` followed by a location token is
+    a separator, and any other ``;`` is text ("Total: 3; see note" stays one line). Boxes
+    are scaled to ``width`` x ``height`` pixels (by default left in bins, 0-1024). Without
+    location tokens, each non-empty line of the text is one item. With ``score``, each
+    item's ``confidence`` is ``score(start, end)`` of the characters that wrote it: its box
+    tokens and its text, not the separator after it.
     """
     check_size(text)
+    lines: list[TextLine] = []
 
-    def line(start: int, end: int, body: str, box: Box | None = None) -> TextLine:
-        confidence = score(start, end) if score else None
-        return TextLine(text=body, box=box, confidence=confidence)
+    def add(start: int, text_start: int, end: int, box: Box | None = None) -> None:
+        stripped = _STRAY.sub("", text[text_start:end]).strip()
+        if stripped:
+            confidence = score(start, end) if score else None
+            lines.append(TextLine(text=stripped, box=box, confidence=confidence))
 
-    boxes = list(_BOX.finditer(text))
-    lines = []
-    if not boxes:
+    if not _BOX.search(text):
         offset = 0
         for piece in text.splitlines(keepends=True):
-            body = _STRAY.sub("", piece).strip()
-            if body:
-                lines.append(line(offset, offset + len(piece.rstrip("\r\n")), body))
+            end = offset + len(piece.rstrip("\r\n"))
+            add(offset, offset, end)
             offset += len(piece)
         return TextLines(lines=tuple(lines))
-    leading = _STRAY.sub("", text[: boxes[0].start()]).strip(" ;\n")
-    if leading:
-        lines.append(line(0, boxes[0].start(), leading))
-    for index, match in enumerate(boxes):
-        end = boxes[index + 1].start() if index + 1 < len(boxes) else len(text)
-        y0, x0, y1, x1 = (int(match.group(i)) for i in range(1, 5))
-        box = box_from_bins(y0, x0, y1, x1, width, height)
-        for number, part in enumerate(_SEPARATED.finditer(text, match.end(), end)):
-            body = _STRAY.sub("", part.group()).strip()
-            if number == 0 and body:  # the box belongs to the first part
-                lines.append(line(match.start(), part.end(), body, box))
-            elif number and body:
-                lines.append(line(part.start(), part.end(), body))
+    for start, end in _chunks(text):
+        boxes = list(_BOX.finditer(text, start, end))
+        add(start, start, boxes[0].start() if boxes else end)
+        for index, match in enumerate(boxes):
+            stop = boxes[index + 1].start() if index + 1 < len(boxes) else end
+            y0, x0, y1, x1 = (int(match.group(i)) for i in range(1, 5))
+            box = box_from_bins(y0, x0, y1, x1, width, height)
+            add(match.start(), match.end(), stop, box)  # the box belongs to its item
     return TextLines(lines=tuple(lines))
+
+
+def _chunks(text: str) -> list[tuple[int, int]]:
+    """The spans ``_BREAK.split(text)`` would give."""
+    spans, start = [], 0
+    for separator in _BREAK.finditer(text):
+        spans.append((start, separator.start()))
+        start = separator.end()
+    spans.append((start, len(text)))
+    return spans

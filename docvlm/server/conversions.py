@@ -225,6 +225,11 @@ class Converter:
             question=job.question,
         )
 
+    @property
+    def closing(self) -> bool:
+        """True once ``stop`` (or ``close``) was called."""
+        return self._closing
+
     def stop(self) -> None:
         """Refuse new work and cancel running and waiting conversions (each stops at its
         next check); what ``docvlm serve`` does first on SIGTERM."""
