@@ -121,7 +121,8 @@ def _result_item(document: Document, page: Page, index: int, result: Result) -> 
 
 
 def review_items(document: Document) -> Iterator[ReviewItem]:
-    """Every item of one document: its results, its failed pages, or its failure."""
+    """Every item of one document: its results (but those a person corrected), its failed
+    pages, or its failure."""
     if not document.pages and document.status == "failure":
         yield ReviewItem(
             source=document.source,
@@ -146,7 +147,8 @@ def review_items(document: Document) -> Iterator[ReviewItem]:
                 detail=page.error,
             )
         for index, result in enumerate(page.results):
-            yield _result_item(document, page, index, result)
+            if not result.corrected:  # a person has read and corrected it
+                yield _result_item(document, page, index, result)
 
 
 def review(

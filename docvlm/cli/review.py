@@ -46,14 +46,18 @@ def review_command(
     ] = False,
 ) -> None:
     """List the results of OUTPUT that most need a person, weakest first: document, page,
-    task, confidence and why. Exit status 1 when OUTPUT cannot be read."""
+    task, confidence and why; results a person corrected are left out. Exit status 1 when
+    OUTPUT cannot be read."""
+    from docvlm.archive.edits import apply_log, read_log
     from docvlm.archive.readback import OutputError, read_output
     from docvlm.archive.review import review
 
     if task is not None and task not in TASKS:
         raise typer.BadParameter(f"unknown task {task!r}", param_hint="--task")
     try:
-        items = review(read_output(output), below=below, task=task, limit=limit or None)
+        corrections = read_log(output)  # docs/corrections.md: what people already fixed
+        documents = (apply_log(d, corrections) if corrections else d for d in read_output(output))
+        items = review(documents, below=below, task=task, limit=limit or None)
     except (OutputError, DocVLMError, OSError) as error:
         error_line(str(error))
         raise typer.Exit(1) from None

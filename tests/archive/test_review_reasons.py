@@ -22,9 +22,8 @@ def _page(number: int, task: str, tokens: list[tuple[str, float]], stop: str = "
 
 
 def test_every_reason_comes_from_its_record() -> None:
-    cut = _page(
-        1, "text", [("<loc0001><loc0002><loc0100><loc0200>", -0.1), ("half", -0.3)], "length"
-    )
+    boxed = [("<loc0001><loc0002><loc0100><loc0200>", -0.1), ("half", -0.3)]
+    cut = _page(1, "text", boxed, "length")
     # a cell left open: the parser closes it and says so in Table.repairs
     repaired = _page(2, "table", [("<table><tr><td>", -0.05), ("7", -0.1)])
     blank_read = Read("text", FRAME, (), (), "p", "c")
@@ -35,7 +34,11 @@ def test_every_reason_comes_from_its_record() -> None:
         rotation: int = 0
 
     turned = TurnedPage(number=5, status="ok", results=cut.results, rotation=180)
-    pages = [cut, repaired, Page(number=3, status="ok", results=(blank,)), failed, turned]
+    fixed = _page(6, "text", boxed, "length")  # cut too, but a person corrected it since
+    fixed = fixed.model_copy(
+        update={"results": (fixed.results[0].model_copy(update={"corrected": True}),)}
+    )
+    pages = [cut, repaired, Page(number=3, status="ok", results=(blank,)), failed, turned, fixed]
     document = build_document("s.pdf", pages, sha256="ab" * 32)
     found = {(item.page, item.reasons) for item in review_items(document)}
     assert found == {

@@ -44,7 +44,7 @@ def test_without_offsets_or_logprobs_there_is_no_number() -> None:
 
 
 def test_text_lines_are_scored_by_their_box_and_text() -> None:
-    raw = "<loc0010><loc0020><loc0100><loc0300>first line;second\n"
+    raw = "<loc0010><loc0020><loc0100><loc0300>first; line\nsecond ; "
     raw += "<loc0200><loc0020><loc0300><loc0300>third"
     spans: list[str] = []
 
@@ -53,9 +53,9 @@ def test_text_lines_are_scored_by_their_box_and_text() -> None:
         return 0.5
 
     lines = parse_text(raw, 1024, 1024, record).lines
-    assert [line.text for line in lines] == ["first line", "second", "third"]
+    assert [line.text for line in lines] == ["first; line", "second", "third"]
     # each span is what wrote the line: its box (if any) and its text, no separator
-    assert [LOC.sub("", span) for span in spans] == ["first line", "second", "third"]
+    assert [LOC.sub("", span).strip() for span in spans] == ["first; line", "second", "third"]
     assert [len(LOC.findall(span)) for span in spans] == [4, 0, 4]
     assert all(line.confidence == 0.5 for line in lines)
 
