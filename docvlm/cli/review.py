@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from docvlm.cli.common import error_line
-from docvlm.errors import DocVLMError
+from docvlm.errors import DocVLMError, ExitCode
 from docvlm.tasks import TASKS
 
 __all__ = ["review_command"]
@@ -60,7 +60,7 @@ def review_command(
         items = review(documents, below=below, task=task, limit=limit or None)
     except (OutputError, DocVLMError, OSError) as error:
         error_line(str(error))
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.FAILED) from None
     if as_json:
         sys.stdout.write(json.dumps([item.model_dump(mode="json") for item in items]) + "\n")
         return

@@ -19,8 +19,7 @@ import pytest
 from docvlm.archive.lock import lock_path
 from docvlm.archive.manifest import Manifest, manifest_path
 from docvlm.archive.sinks import open_sink
-from docvlm.archive.summary import EXIT_BUSY, EXIT_OK
-from docvlm.errors import SettingsError
+from docvlm.errors import ExitCode, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTED = ROOT / "tests" / "scripted_convert.py"
@@ -72,11 +71,11 @@ def test_two_spellings_take_one_lock(
     _holding(str(tmp_path) + "/" + first, running)
     refused = _convert(folder, str(tmp_path) + "/" + second)
     _, refused_err = refused.communicate(timeout=60)
-    assert refused.returncode == EXIT_BUSY, refused_err
+    assert refused.returncode == ExitCode.BUSY, refused_err
     assert running.poll() is None  # refused while the first still runs
     assert "another run is writing here" in refused_err
     _, stderr = running.communicate(timeout=120)
-    assert running.returncode == EXIT_OK, stderr
+    assert running.returncode == ExitCode.OK, stderr
     assert lock_path(str(tmp_path) + "/" + second) == lock_path(str(tmp_path) + "/" + first)
 
 
@@ -91,7 +90,7 @@ def test_a_folder_spelled_twice_keeps_one_manifest(
     waiting = _convert(folder, slashed, "--wait")
     for process in (running, waiting):
         _, stderr = process.communicate(timeout=120)
-        assert process.returncode == EXIT_OK, stderr
+        assert process.returncode == ExitCode.OK, stderr
     # the second run found both files done in the first run's manifest
     summary = json.loads(stderr.splitlines()[-1])
     assert (summary["files_skipped"], summary["pages_done"]) == (2, 0), summary
@@ -104,7 +103,7 @@ def test_a_folder_spelled_twice_keeps_one_manifest(
     assert not (tmp_path / "out.manifest.sqlite").exists()
     again = _convert(folder, plain)  # resumes: nothing to do, no record rewritten
     _, stderr = again.communicate(timeout=120)
-    assert again.returncode == EXIT_OK, stderr
+    assert again.returncode == ExitCode.OK, stderr
     assert {path: path.stat().st_ino for path in records} == written
 
 
