@@ -17,6 +17,7 @@ from conftest import scribbled
 from PIL import Image
 from typer.testing import CliRunner
 
+import docvlm
 import docvlm.client
 from docvlm.cli import app
 from docvlm.engines import Request
@@ -59,7 +60,7 @@ def answer(request: Request) -> Generation | str:
     return scripted_generation(LOOP, stop="repetition")
 
 
-class ScriptedDocVLM(docvlm.client.DocVLM):
+class ScriptedDocVLM(docvlm.DocVLM):  # the package's class: a test may swap the module's
     def __init__(self, settings: Any = None, **options: Any) -> None:
         options["engine_factory"] = lambda checkpoint, settings: ScriptedEngine(answer)
         super().__init__(settings, **options)
