@@ -77,9 +77,9 @@ class AnsweredDocVLM(docvlm.client.DocVLM):
         super().__init__(settings, **options)
 
 
-docvlm.client.DocVLM = AnsweredDocVLM  # type: ignore[misc]
-
 if __name__ == "__main__":
+    # swapped only in the child process: a test importing this module keeps the real class
+    docvlm.client.DocVLM = AnsweredDocVLM  # type: ignore[misc]
     from docvlm.cli import app
 
     app(prog_name="docvlm")

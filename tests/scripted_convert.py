@@ -40,9 +40,9 @@ def _load(checkpoint: str, settings: Any) -> ScriptedEngine:
     return ScriptedEngine(_answer, resolution=224, record=False)
 
 
-docvlm.client.DocVLM = ScriptedDocVLM  # type: ignore[misc]
-
 if __name__ == "__main__":
+    # swapped only in the child process: a test importing this module keeps the real class
+    docvlm.client.DocVLM = ScriptedDocVLM  # type: ignore[misc]
     from docvlm.cli import main
 
     sys.argv[0] = "docvlm"

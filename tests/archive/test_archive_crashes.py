@@ -97,10 +97,13 @@ def test_two_runs_on_one_destination(
     assert (counts.files_done, counts.files_pending) == (len(expected), 0)
 
 
-def _scripted_app() -> object:
+def _scripted_app(monkeypatch: pytest.MonkeyPatch) -> object:
     sys.path.insert(0, str(ROOT / "tests"))
-    import scripted_convert  # noqa: F401 - swaps in the scripted engine
+    import scripted_convert
 
+    import docvlm.client
+
+    monkeypatch.setattr(docvlm.client, "DocVLM", scripted_convert.ScriptedDocVLM)
     from docvlm.cli import app
 
     return app
@@ -145,19 +148,20 @@ def test_a_full_disk_is_one_line_exit_5_and_a_clean_resume(
     folder = _folder(tmp_path / "in", make_pdf, ["a.pdf", "b.pdf", "c.pdf", "d.pdf"])
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4\n garbage")
     out = tmp_path / "out.jsonl"
-    app = _scripted_app()
+    app = _scripted_app(monkeypatch)
     command = ["convert", str(folder), "-t", "caption", "-c", "x", "--log-format", "json"]
-    if target == "sink":
-        monkeypatch.setattr(JsonlSink, "commit", _enospc(fault))
-    else:
-        monkeypatch.setattr(Manifest, "commit_written", _sqlite_full(fault))
-    crashed = CliRunner().invoke(app, [*command, "-o", str(out)])  # type: ignore[arg-type]
+    with pytest.MonkeyPatch.context() as faults:
+        if target == "sink":
+            faults.setattr(JsonlSink, "commit", _enospc(fault))
+        else:
+            faults.setattr(Manifest, "commit_written", _sqlite_full(fault))
+        crashed = CliRunner().invoke(app, [*command, "-o", str(out)])  # type: ignore[arg-type]
     assert crashed.exit_code == ExitCode.CRASHED, crashed.output
     errors = [line for line in crashed.stderr.splitlines() if not line.startswith("{")]
     assert len(errors) == 1 and errors[0].startswith(f"error: {out}: no space left on device")
     assert "run the same command again to resume" in errors[0]
     assert "Traceback" not in crashed.output
-    monkeypatch.undo()  # space freed
+    # the faults are undone: space freed
     resumed = CliRunner().invoke(app, [*command, "-o", str(out)])  # type: ignore[arg-type]
     assert resumed.exit_code == 1, resumed.output  # broken.pdf failed; the rest converted
     assert _sources(out) == Counter(str(p) for p in folder.iterdir())  # none lost or doubled
