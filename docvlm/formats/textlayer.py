@@ -15,6 +15,7 @@ Music has no text to search.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,10 @@ def draw_page(pdf: FPDF, page: Page, width: float, height: float) -> int:
     # A box estimated from a whole block (a molecule, a table slot, a caption) is not a
     # line's height: cap the size at a typical line so one word does not fill a figure.
     cap = statistics.median(measured) if measured else 0.02 * height
+    if page.rotation or page.skew:
+        for line in lines:
+            _write_turned(pdf, page, line, sx, sy)
+        return len(lines)
     for line in lines:
         x0, x1 = line.box.x0 * sx, line.box.x1 * sx
         y0, y1 = line.box.y0 * sy, line.box.y1 * sy
@@ -103,6 +108,19 @@ def draw_page(pdf: FPDF, page: Page, width: float, height: float) -> int:
             y0, y1, size = middle - cap / 2, middle + cap / 2, cap
         _write(pdf, line.text, x0, y0, x1 - x0, size)
     return len(lines)
+
+
+def _write_turned(pdf: FPDF, page: Page, line: PlacedLine, sx: float, sy: float) -> None:
+    """A line of a page read turned or straightened: written along the line as it lies on
+    the scan (its outline, ``Page.outline``), so the text follows the slope of the lines."""
+    corners = [(x * sx, y * sy) for x, y in page.outline(line.box)]
+    (x0, y0), (x1, y1), _, (x3, y3) = corners
+    length, height = math.hypot(x1 - x0, y1 - y0), math.hypot(x3 - x0, y3 - y0)
+    if length <= 0 or height <= 0:
+        return
+    angle = math.degrees(math.atan2(y0 - y1, x1 - x0))  # counter-clockwise, as fpdf2 turns
+    with pdf.rotation(angle, x0, y0):
+        _write(pdf, line.text, x0, y0, length, height)
 
 
 def _write(pdf: FPDF, text: str, x: float, top: float, width: float, height: float) -> None:
