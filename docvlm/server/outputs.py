@@ -220,6 +220,10 @@ def read_parquet(path: Path) -> Iterator[Document]:
                         "status": row["page_status"],
                         "error": row["page_error"],
                         "results": [],
+                        # absent from files written before orientation was recorded
+                        "rotation": row.get("page_rotation") or 0,
+                        "skew": row.get("page_skew") or 0.0,
+                        "orientation_confidence": row.get("page_orientation_confidence"),
                     },
                 )
                 if row["result_json"]:
