@@ -19,6 +19,7 @@ reported, with what each turn gave (it must stay unsure, never turn).
 Requirements: pip install -e . (numpy, Pillow); the shared corpus next to the repository
 (../shared/corpus) or the bundled subset (tests/data/corpus); tesseract is optional.
 Run: python benchmarks/orientation.py [--dpi 150] [--angles -8 -3 -1 0.5 2 5 12]
+[--no-tesseract]
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dpi", type=int, default=150)
     parser.add_argument("--angles", type=float, nargs="+", default=[-8, -3, -1, 0.5, 2, 5, 12])
+    parser.add_argument("--no-tesseract", action="store_true", help="skip the side by side")
     args = parser.parse_args()
-    tesseract = shutil.which("tesseract")
+    tesseract = None if args.no_tesseract else shutil.which("tesseract")
     right = unsure = wrong = 0
     tess_right = tess_wrong = tess_none = 0
     errors: list[float] = []
@@ -156,7 +158,7 @@ def main() -> None:
             f"{tess_wrong} wrong (same pages)"
         )
     else:
-        print("tesseract: not on the PATH, no side-by-side")
+        print("tesseract: skipped (--no-tesseract) or not on the PATH: no side by side")
     if errors:
         within = sum(abs(e) <= 0.2 for e in errors)
         mean = sum(abs(e) for e in errors) / len(errors)
