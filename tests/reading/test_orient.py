@@ -94,3 +94,16 @@ def test_a_few_words_in_capitals_are_unsure() -> None:
         draw.text((200, 300 + 60 * row), "TOTAL 1984 EXHIBIT", fill="black", font_size=36)
     for turns in range(4):
         assert measure_orientation(_turned(image, turns)).confidence < MIN_CONFIDENCE
+
+
+def test_inspect_reports_the_measure_without_a_model(corpus: Path) -> None:
+    from docvlm.reading.inspection import inspect_sources
+
+    path = corpus / "pdfs/rotated/ocrmypdf_cardinal.pdf"
+    (plain,) = inspect_sources([path])
+    assert {p.rotation for p in plain.pages} == {None}  # nothing rendered by default
+    (info,) = inspect_sources([path], orient=True)
+    measured = [measure_orientation(_page(path, n)) for n in (1, 2, 3, 4)]
+    assert [p.rotation for p in info.pages] == [m.rotation for m in measured]
+    assert [p.orientation_confidence for p in info.pages] == [m.confidence for m in measured]
+    assert all(p.skew == 0.0 for p in info.pages)  # cardinal.pdf is square to the page
