@@ -12,7 +12,7 @@ import html
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import Field, TypeAdapter
 
@@ -55,37 +55,28 @@ class Document(Frozen):
         yield "pages", len(self.pages)
         yield "results", sum(len(page.results) for page in self.pages)
 
-    # Exports (docs/formats.md): the writers live in docvlm.formats, loaded on first use.
+    # Exports (docs/formats.md): typed conveniences over the rows of
+    # docvlm.formats.files.FORMATS (the writers, loaded on first use).
     def to_text(self) -> str:
         """Plain text in reading order; pages apart by a form feed."""
-        from docvlm.formats.markdown import document_text
-
-        return document_text(self.source, self.pages, self.error)
+        return cast(str, _render("txt", self))
 
     def to_markdown(self) -> str:
         """Markdown in reading order: tables as tables, a molecule as its SMILES."""
-        from docvlm.formats.markdown import document_markdown
-
-        return document_markdown(self.source, self.pages, self.error)
+        return cast(str, _render("md", self))
 
     def to_hocr(self) -> dict[int, str]:
         """hOCR (XHTML) per page: page number -> document."""
-        from docvlm.formats.hocr import page_hocr
-
-        return {page.number: page_hocr(page, self.source) for page in self.pages}
+        return cast("dict[int, str]", _render("hocr", self))
 
     def to_alto(self) -> dict[int, str]:
         """ALTO 4.4 XML per page: page number -> document."""
-        from docvlm.formats.alto import page_alto
-
-        return {page.number: page_alto(page, self.source) for page in self.pages}
+        return cast("dict[int, str]", _render("alto", self))
 
     def to_page_xml(self, created: datetime | None = None) -> dict[int, str]:
         """PAGE XML (2019-07-15) per page: page number -> document (``created``: the
         Metadata time, by default now)."""
-        from docvlm.formats.page_xml import page_xml
-
-        return {page.number: page_xml(page, self.source, created) for page in self.pages}
+        return cast("dict[int, str]", _render("page", self, created))
 
     def write_searchable_pdf(
         self,
@@ -103,9 +94,7 @@ class Document(Frozen):
     def to_docling(self) -> DoclingDocument:
         """A docling-core ``DoclingDocument`` (pages, lines with boxes, tables as cells,
         molecules with their SMILES); needs ``docvlm[docling]`` (docs/formats.md)."""
-        from docvlm.formats.docling import to_docling
-
-        return to_docling(self)
+        return cast("DoclingDocument", _render("docling", self))
 
     def _repr_html_(self) -> str:
         """Notebooks show each page's status and what was read, tables as tables."""
@@ -124,6 +113,13 @@ class Document(Frozen):
                     label = html.escape(result.task)
                     parts.append(f"<p><b>{label}</b></p><pre>{html.escape(body)}</pre>")
         return "\n".join(parts)
+
+
+def _render(name: str, document: Document, created: datetime | None = None) -> object:
+    """Format ``name`` of ``document`` in memory, by its row in ``FORMATS``."""
+    from docvlm.formats.files import Inputs, render
+
+    return render(name, document, Inputs(document.source, created=created))
 
 
 _RESULTS = TypeAdapter(list[Result])

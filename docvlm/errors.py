@@ -20,9 +20,15 @@ an exception: the result carries ``status="parse_error"`` and the parser's reaso
     ├── MissingDependencyError       an optional extra is not installed
     ├── SettingsError                a setting or DOCVLM_* variable has a bad value
     └── DestinationBusyError         another run is writing into the same --out
+
+``ExitCode`` is the one table of the ``docvlm`` commands' exit statuses (docs/errors.md
+prints it); ``ExitCode.of(error)`` is the status an error ends a command with.
 """
 
 from __future__ import annotations
+
+import sqlite3
+from enum import IntEnum
 
 __all__ = [
     "CheckpointError",
@@ -31,6 +37,7 @@ __all__ = [
     "CorruptInputError",
     "DestinationBusyError",
     "DocVLMError",
+    "ExitCode",
     "InputError",
     "InputLimitError",
     "MissingDependencyError",
@@ -104,3 +111,49 @@ class SettingsError(DocVLMError, ValueError):
 
 class DestinationBusyError(DocVLMError):
     """Another run holds the lock of the destination (``docvlm.archive.lock``)."""
+
+
+class ExitCode(IntEnum):
+    """The exit status of every ``docvlm`` command: 1 is about the inputs, 2 about the
+    command, 5 about the machine or the model; ``meaning`` is the row of docs/errors.md."""
+
+    meaning: str
+
+    def __new__(cls, value: int, meaning: str) -> ExitCode:
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+    OK = 0, "everything asked for was done (`convert`: every file of `--out` is converted)"
+    FAILED = (
+        1,
+        "some inputs could not be read, each named with its cause on stderr (`convert`: "
+        "files failed or converted in part, in this run or recorded by an earlier run into "
+        "the same `--out`; `--retry-failed` converts those again); a check that did not pass",
+    )
+    USAGE = (
+        2,
+        "the command cannot start: an unknown option or bad value, a bad `DOCVLM_*` "
+        "setting, an unreadable `--passwords` file; nothing was read",
+    )
+    STOPPED = 3, "`convert` stopped by `--max-error-rate` (the rate is in the summary)"
+    BUSY = 4, "another run is writing the same `--out` (named on stderr); `--wait` waits"
+    CRASHED = (
+        5,
+        "the run itself could not go on: the model does not load (checkpoint missing, "
+        "gated or offline, extra not installed), a full disk, an unwritable destination; "
+        "nothing committed is lost and the same command run again resumes",
+    )
+    INTERRUPTED = 130, "interrupted (Ctrl-C); `finetune --resume` continues from a checkpoint"
+
+    @classmethod
+    def of(cls, error: BaseException) -> ExitCode:
+        """The status a command ends with when ``error`` stops it."""
+        if isinstance(error, SettingsError):
+            return cls.USAGE
+        if isinstance(error, DestinationBusyError):
+            return cls.BUSY
+        if isinstance(error, CheckpointError | MissingDependencyError | OSError | sqlite3.Error):
+            return cls.CRASHED
+        return cls.FAILED

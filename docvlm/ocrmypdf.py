@@ -2,12 +2,17 @@
 
     ocrmypdf --plugin docvlm.ocrmypdf in.pdf out.pdf
     ocrmypdf --plugin docvlm.ocrmypdf --docvlm-checkpoint ./my-ocr-model in.pdf out.pdf
+    ocrmypdf --plugin docvlm.ocrmypdf --docvlm-max-new-tokens 256 in.pdf out.pdf  # CPU
 
 OCRmyPDF keeps doing what it does well (page rasterising, PDF/A, optimisation, page
 rotation, sidecar text); docvlm reads each page image it is handed. The checkpoint is
 ``--docvlm-checkpoint`` (``docvlm_checkpoint=`` in ``ocrmypdf.ocr``), else
-``DOCVLM_TEXT_CHECKPOINT``, else the public mix checkpoint; the other ``DOCVLM_*``
-settings (device, dtype, engine...) apply as everywhere in docvlm.
+``DOCVLM_TEXT_CHECKPOINT``, else the public mix checkpoint; ``--docvlm-max-new-tokens``
+bounds what a page may write (the text task's 2,048 tokens take minutes a page on a CPU).
+The ``DOCVLM_*`` settings (device, dtype, engine...) are read once, when the options are
+checked (a bad one stops OCRmyPDF before any page, naming the variable), and apply as
+everywhere in docvlm. The model load and each page's read are logged (OCRmyPDF's log:
+page number, seconds, lines, and a warning when a page was cut at the token budget).
 
 The engine implements OCRmyPDF 17's ``generate_ocr`` (an ``OcrElement`` tree: a paragraph
 per block of the shared reading order, its lines, and words whose boxes split the line's
@@ -29,6 +34,7 @@ import functools
 import importlib
 import logging
 import threading
+import time
 from argparse import ArgumentParser
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -40,11 +46,15 @@ from ocrmypdf.pluginspec import OcrEngine, OrientationConfidence
 from PIL import Image
 from pydantic import BaseModel, Field
 
+from docvlm.errors import SettingsError
 from docvlm.formats.hocr import page_hocr
 from docvlm.formats.order import reading_order
 from docvlm.formats.textlayer import draw_page, new_layer
+from docvlm.reading.options import MAX_NEW_TOKENS_RANGE
 from docvlm.reading.orient import MIN_CONFIDENCE, Orientation, measure_orientation
+from docvlm.results import TextResult
 from docvlm.settings import Settings
+from docvlm.tasks import TASKS
 
 if TYPE_CHECKING:
     import pluggy
@@ -66,6 +76,12 @@ class DocvlmOptions(BaseModel):
 
     checkpoint: str | None = Field(default=None, description="text checkpoint (hub id or dir)")
     engine: str | None = Field(default=None, description="engine factory as module:function")
+    max_new_tokens: int | None = Field(
+        default=None,
+        ge=MAX_NEW_TOKENS_RANGE[0],
+        le=MAX_NEW_TOKENS_RANGE[1],
+        description="tokens a page may write (default: the text task's budget)",
+    )
 
 
 @hookimpl
@@ -98,11 +114,23 @@ def add_options(parser: ArgumentParser) -> None:
         metavar="MODULE:FUNCTION",
         help="engine factory called as FUNCTION(checkpoint, settings) (default: docvlm's)",
     )
+    group.add_argument(
+        "--docvlm-max-new-tokens",
+        dest="docvlm_max_new_tokens",
+        metavar="N",
+        type=int,
+        help=f"tokens a page may write (default {TASKS['text'].max_new_tokens}); on a CPU "
+        "each costs about half a second, so 256 bounds a page at about 2 minutes",
+    )
 
 
 @hookimpl
 def check_options(options: OcrOptions) -> None:
     ours = cast(DocvlmOptions, options.docvlm)
+    try:
+        _settings()  # a bad DOCVLM_* variable is one line, before any page is read
+    except SettingsError as error:
+        raise BadArgsError(str(error)) from None
     if ours.engine is not None:
         _factory(ours.engine)  # a bad name is reported before any page is read
     if not options.use_threads:
@@ -130,27 +158,54 @@ def _factory(spec: str) -> EngineFactory:
 
 
 @functools.cache
+def _settings() -> Settings:
+    """The ``DOCVLM_*`` settings, read once for the whole OCRmyPDF run."""
+    return Settings()
+
+
+@functools.cache
 def _client(checkpoint: str | None, engine: str | None) -> DocVLM:
+    """The one client of the process, its text model loaded (and the load logged)."""
     from docvlm.client import DocVLM
     from docvlm.engines import load_engine
 
     factory = _factory(engine) if engine else load_engine
-    return DocVLM(Settings(), checkpoint=checkpoint, engine_factory=factory)
+    client = DocVLM(_settings(), checkpoint=checkpoint, engine_factory=factory)
+    log.info("docvlm: loading the text model %s", client.checkpoint_for("text"))
+    started = time.perf_counter()
+    client.models.engine("text")
+    log.info("docvlm: model loaded in %.1f s", time.perf_counter() - started)
+    return client
 
 
 def _read(input_file: Path, options: OcrOptions) -> tuple[Page, float, tuple[int, int]]:
-    """The page image read by the text task, its DPI (72 when it states none), its size."""
+    """The page image read by the text task, its DPI (72 when it states none), its size;
+    the read is logged (OCRmyPDF puts the page number before each line)."""
     ours = cast(DocvlmOptions, options.docvlm)
+    budget = ours.max_new_tokens or TASKS["text"].max_new_tokens
     with Image.open(input_file) as image:
         image.load()
         dpi = float(image.info.get("dpi", (72.0, 72.0))[0]) or 72.0
         with _LOCK:
-            document = _client(ours.checkpoint, ours.engine).convert(image, tasks=("text",))
+            client = _client(ours.checkpoint, ours.engine)
+            log.info("docvlm: reading (up to %d tokens)", budget)
+            started = time.perf_counter()
+            document = client.convert(image, tasks=("text",), max_new_tokens=budget)
+            seconds = time.perf_counter() - started
         size = image.size
     if document.error or not document.pages or document.pages[0].error:
         reason = document.error or (document.pages[0].error if document.pages else "no page")
         raise RuntimeError(f"docvlm could not read {input_file.name}: {reason}")
-    return document.pages[0], dpi, size
+    page = document.pages[0]
+    lines = sum(len(r.lines) for r in page.results if isinstance(r, TextResult))
+    log.info("docvlm: read in %.1f s, %d line(s)", seconds, lines)
+    if any(r.stop == "length" for r in page.results):
+        log.warning(
+            "docvlm: cut at the %d-token limit: the page's text may be incomplete "
+            "(--docvlm-max-new-tokens)",
+            budget,
+        )
+    return page, dpi, size
 
 
 #: docvlm's confidence (0-1) in OCRmyPDF's scale: its --rotate-pages-threshold (default 14)
@@ -269,7 +324,7 @@ class DocvlmOcrEngine(OcrEngine):
         input_file: Path, output_pdf: Path, output_text: Path, options: OcrOptions
     ) -> None:
         page, dpi, (pixels_x, pixels_y) = _read(input_file, options)
-        layer = new_layer()
+        layer = new_layer([page])
         width, height = pixels_x * 72 / dpi, pixels_y * 72 / dpi
         layer.add_page(format=(width, height))
         draw_page(layer, page, width, height)

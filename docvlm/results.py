@@ -70,6 +70,11 @@ class ResultBase(Frozen):
     prompt: str = Field(description="prefix given to the model")
     raw: str = Field(description="model output as written, <loc>/<seg> tokens kept")
     status: Status = Field(default="ok", description="ok, or parse_error when `raw` did not parse")
+    corrected: bool = Field(
+        default=False,
+        description="a person corrected it (docs/corrections.md): the values are theirs, "
+        "`raw` is still the model's own output",
+    )
     error: str | None = Field(default=None, description="why parsing failed")
     confidence: float | None = Field(
         default=None, description="geometric mean probability of the generated tokens (0-1)"

@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from docvlm.errors import SettingsError
 from docvlm.tasks import TASKS, TaskName
 
-__all__ = ["Device", "Dtype", "Limits", "Settings"]
+__all__ = ["Device", "Dtype", "EngineName", "Limits", "Settings"]
 
 
 class Limits(BaseModel):
@@ -38,6 +38,8 @@ _LIMITS = Limits()  # the defaults live in Limits only
 
 Device = Literal["auto", "cpu", "cuda"]
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+#: The generation engines (``docvlm.engines.ENGINES`` maps each to its factory).
+EngineName = Literal["auto", "docvlm", "transformers"]
 
 
 class Settings(BaseSettings):
@@ -66,7 +68,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         default=8, ge=1, description="crops generated together (slots of the docvlm engine)"
     )
-    engine: Literal["auto", "transformers", "docvlm"] = Field(
+    engine: EngineName = Field(
         default="auto",
         description="generation engine: docvlm's own (prefill once, static KV cache, CUDA "
         "graphs, continuous batching) or transformers' generate; auto: docvlm on CUDA",

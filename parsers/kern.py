@@ -4,14 +4,22 @@ The model may write the ``**ekern``/``**bekern`` forms of GrandStaff and the She
 Transformer, whose tokens are split by ``@`` and ``·`` (and, flattened, use ``<b>``, ``<t>``
 and ``<s>`` for newline, tab and space). They are normalised to ``**kern`` first, because
 music21 reads any other exclusive interpretation silently as an empty score.
+
+A call is bounded by a deadline (``MAX_KERN_SECONDS``), not by the size of the score: a
+watchdog thread raises ``_Deadline`` inside the parsing thread when its CPU time is up, which
+stops music21 between two Python instructions, and the call raises ``KernParseError``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import io
+import threading
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import Field
 
@@ -21,27 +29,27 @@ if TYPE_CHECKING:
     from music21.stream import Score as Music21Score
 
 __all__ = [
-    "MAX_KERN_NOTES",
-    "MAX_MEASURE_RECORDS",
+    "MAX_KERN_SECONDS",
     "Score",
     "kern_to_ekern",
     "normalise_kern",
     "parse_kern",
 ]
 
-#: Most notes and rests (each chord member counts) a kern text may hold: a bound on time,
-#: not on what real scores hold. Time grows about linearly with notes (measures are bounded
-#: below); measured on a busy 2-core CPU (music21 9), the corpus's real Paderewski waltz
-#: cut at barlines: 598 lines (419 notes) read in 0.55 s, 2.6 s with MusicXML; 796 lines
-#: (531) 0.46 s / 1.7 s; the whole 1,015 lines (656 notes) 1.0 s / 2.3 s. 1,000 notes keep
-#: a call within a few seconds and take every real score of the held-out set (252-620 lines);
-#: the slowest text within them (1,000 sixteenths in full measures, tests/parsers/
-#: worst_cases.py) takes 4.8 s with MusicXML on the same machine.
-MAX_KERN_NOTES = 1000
-#: Most data records between two barlines. music21's MusicXML export is quadratic in the
-#: notes of one measure (a 160-note measure takes seconds); real measures hold a few dozen.
-MAX_MEASURE_RECORDS = 64
+#: Most CPU seconds a ``parse_kern`` call may use (reading and writing with music21) before
+#: it stops with a ``KernParseError``: a bound on time, not on the score. CPU time of the
+#: calling thread, not wall time, so a busy machine never refuses a real score. Measured
+#: with ``python benchmarks/kern_deadline.py`` (music21 10.5, a busy 2-core CPU): the
+#: longest real score in the field's corpora, Beethoven's string quartet op. 18 no. 1,
+#: 4th movement (3,077 lines, 6,611 notes and rests, 4 parts), uses 23.9 s with MusicXML
+#: (6.1 s without; 214 s wall on that machine); a 1,027-line piano waltz 3.5 s. The
+#: deadline is five times the slowest, so every real score parses, and a hostile text
+#: (one measure of thousands of notes: music21's export is quadratic in it) ends here.
+MAX_KERN_SECONDS = 120.0
 
+#: How often the watchdog reads the parsing thread's clock.
+_POLL_SECONDS = 0.05
+_T = TypeVar("_T")
 _FLAT = {"<b>": "\n", "<t>": "\t", "<s>": " "}
 _SPLITTERS = ("@", "·")
 _CONTAINER = (
@@ -176,23 +184,6 @@ def _unsplit(value: str) -> str:
     return value
 
 
-def _size_error(kern: str) -> str | None:
-    notes = measure = 0
-    for line in kern.splitlines():
-        if line.startswith("="):
-            measure = 0
-            continue
-        if line.startswith(("*", "!")):
-            continue
-        measure += 1
-        if measure > MAX_MEASURE_RECORDS:
-            return f"a measure of more than {MAX_MEASURE_RECORDS} records"
-        notes += sum(len(field.split()) for field in line.split("\t") if field != ".")
-        if notes > MAX_KERN_NOTES:
-            return f"more than {MAX_KERN_NOTES} notes and rests"
-    return None
-
-
 def _is_terminator(fields: list[str], spines: int) -> bool:
     return len(fields) == spines and all(f == "*-" for f in fields)
 
@@ -224,47 +215,115 @@ def _spines_after(fields: list[str]) -> int:
     return count
 
 
-def _music21(kern: str, raw: str) -> Music21Score:
+def _load_music21() -> None:
     try:
-        from music21 import converter
+        import music21.converter
+        import music21.musicxml.m21ToXml  # noqa: F401
     except ImportError as error:
         raise ImportError("parse_kern needs music21: pip install 'docvlm[music]'") from error
+
+
+def _music21(kern: str, raw: str) -> Music21Score:
+    _load_music21()
+    from music21 import converter
+    from music21.stream import Score as Music21Score
+
     try:
         parsed = converter.parseData(kern, format="humdrum")
     except Exception as error:  # music21 raises many unrelated types on bad Humdrum
         raise KernParseError(f"music21 could not read the kern: {error}", raw) from error
-    from music21.stream import Score as Music21Score
-
     if not isinstance(parsed, Music21Score):
         raise KernParseError("the kern did not form a score", raw)
     return parsed
 
 
-def parse_kern(text: str, *, musicxml: bool = True) -> Score:
+class _Deadline(BaseException):
+    """Raised in the parsing thread by its watchdog. Not an ``Exception``, so that none of
+    music21's ``except Exception`` takes it for an error of its own and goes on."""
+
+
+def _raise_in(thread: int, exception: type[BaseException] | None) -> None:
+    """Raise ``exception`` in ``thread`` at its next Python instruction (None withdraws
+    one not yet raised)."""
+    value = ctypes.py_object(exception) if exception is not None else None
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread), value)
+
+
+def _cpu_clock(thread: int) -> Callable[[], float]:
+    """Seconds of CPU ``thread`` has used: the deadline counts the parser's own work, so a
+    busy machine does not refuse a real score. Wall-clock time where the platform has no
+    clock per thread."""
+    try:
+        clock = time.pthread_getcpuclockid(thread)
+    except (AttributeError, OSError):
+        return time.monotonic
+    return lambda: time.clock_gettime(clock)
+
+
+def _within(seconds: float | None, work: Callable[[], _T], raw: str) -> _T:
+    """``work()``, stopped with a ``KernParseError`` once it has used ``seconds`` of CPU."""
+    if seconds is None:
+        return work()
+    thread, lock, ended = threading.get_ident(), threading.Lock(), threading.Event()
+    clock = _cpu_clock(thread)
+    start, fired = clock(), [False]
+
+    def watch() -> None:
+        while not ended.wait(_POLL_SECONDS):
+            if clock() - start >= seconds:
+                with lock:  # never once `work` has ended: that is set under the lock
+                    if not ended.is_set():
+                        fired[0] = True
+                        _raise_in(thread, _Deadline)
+                return
+
+    try:
+        threading.Thread(target=watch, name="parse_kern deadline", daemon=True).start()
+        try:
+            return work()
+        finally:
+            with lock:
+                ended.set()
+                if fired[0]:  # fired as `work` ended and not yet raised: withdraw it
+                    _raise_in(thread, None)
+    except _Deadline:
+        raise KernParseError(
+            f"music21 did not finish within {seconds:g} s of CPU, the parser's deadline", raw
+        ) from None
+
+
+def _convert(kern: str, raw: str, musicxml: bool) -> tuple[int, int, str | None]:
+    """(notes, parts, MusicXML or None) of the kern, as music21 reads and writes it."""
+    score = _music21(kern, raw)
+    notes = len(score.flatten().notes)
+    if notes == 0:
+        raise KernParseError("no notes in the score", raw)
+    return notes, len(score.parts), _export(score, raw) if musicxml else None
+
+
+def parse_kern(
+    text: str, *, musicxml: bool = True, timeout: float | None = MAX_KERN_SECONDS
+) -> Score:
     """Read kern (or ekern/bekern) output into a ``Score`` with MusicXML.
 
     Cut-off output is repaired (partial last record dropped, open spines closed, field
     counts balanced) and the repairs listed. Raises ``KernParseError`` when music21 cannot
-    read the result or no notes come out of it, and before music21 sees it when the text
-    holds more than ``MAX_KERN_NOTES`` notes or a measure of more than
-    ``MAX_MEASURE_RECORDS`` records. ``musicxml=False`` skips the MusicXML
-    export, about three quarters of the time, when only the kern and counts are needed
-    (evaluation, validation).
+    read the result or no notes come out of it, and when reading and writing it take more
+    than ``timeout`` seconds (``MAX_KERN_SECONDS`` by default, far above what real scores
+    take; ``None``: no deadline). ``musicxml=False`` skips the MusicXML export, about two
+    thirds of the time, when only the kern and counts are needed (evaluation, validation).
     """
     check_size(text)
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"timeout must be positive seconds or None, not {timeout}")
     kern, repairs = normalise_kern(text)
-    too_large = _size_error(kern)
-    if too_large:
-        raise KernParseError(f"{too_large}: over the parser's limit, which bounds its time", text)
-    score = _music21(kern, text)
-    notes = len(score.flatten().notes)
-    if notes == 0:
-        raise KernParseError("no notes in the score", text)
+    _load_music21()  # before the deadline starts: an import is never cut short
+    notes, parts, xml = _within(timeout, lambda: _convert(kern, text, musicxml), text)
     return Score(
         kern=kern,
         note_count=notes,
-        part_count=len(score.parts),
-        musicxml=_export(score, text) if musicxml else None,
+        part_count=parts,
+        musicxml=xml,
         repairs=tuple(repairs),
     )
 

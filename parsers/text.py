@@ -13,6 +13,9 @@ __all__ = ["TextLine", "TextLines", "parse_text"]
 
 _BOX = re.compile(r"<loc(\d{4})><loc(\d{4})><loc(\d{4})><loc(\d{4})>")
 _STRAY = re.compile(r"<(?:loc\d{4}|seg\d{3})>")
+# Items end at a line break, or at a ';' that a location token follows: the model writes
+# ``<loc..>x4 text ; <loc..>x4 text``, and a ';' inside a line of text is text.
+_BREAK = re.compile(r"\n|;\s*(?=<loc\d{4}>)")
 
 
 class TextLine(Frozen):
@@ -36,28 +39,30 @@ class TextLines(Frozen):
 def parse_text(text: str, width: float = BINS, height: float = BINS) -> TextLines:
     """Split OCR output into lines.
 
-    With location tokens, each box starts a new item that runs to the next box (a ``;``
-    or newline also ends it); boxes are scaled to ``width`` x ``height`` pixels (by default
-    left in bins, 0-1024). Without them, each non-empty line of the text is one item.
+    With location tokens, each box starts a new item that runs to the next box or line
+    break; the model separates items by `` ; ``, so a ``;`` followed by a location token is
+    a separator, and any other ``;`` is text ("Total: 3; see note" stays one line). Boxes
+    are scaled to ``width`` x ``height`` pixels (by default left in bins, 0-1024). Without
+    location tokens, each non-empty line of the text is one item.
     """
     check_size(text)
-    boxes = list(_BOX.finditer(text))
-    if not boxes:
+    if not _BOX.search(text):
         plain = _STRAY.sub("", text)
         return TextLines(
             lines=tuple(TextLine(text=line.strip()) for line in plain.splitlines() if line.strip())
         )
-    lines = []
-    leading = _STRAY.sub("", text[: boxes[0].start()]).strip(" ;\n")
-    if leading:
-        lines.append(TextLine(text=leading))
-    for index, match in enumerate(boxes):
-        end = boxes[index + 1].start() if index + 1 < len(boxes) else len(text)
-        body = _STRAY.sub("", text[match.end() : end])
-        y0, x0, y1, x1 = (int(match.group(i)) for i in range(1, 5))
-        box = box_from_bins(y0, x0, y1, x1, width, height)
-        parts = [p.strip() for p in re.split(r"[;\n]", body)]
-        if parts and parts[0]:
-            lines.append(TextLine(text=parts[0], box=box))
-        lines.extend(TextLine(text=p) for p in parts[1:] if p)
+    lines: list[TextLine] = []
+
+    def add(raw: str, box: Box | None) -> None:
+        stripped = _STRAY.sub("", raw).strip()
+        if stripped:
+            lines.append(TextLine(text=stripped, box=box))
+
+    for chunk in _BREAK.split(text):
+        boxes = list(_BOX.finditer(chunk))
+        add(chunk[: boxes[0].start()] if boxes else chunk, None)
+        for index, match in enumerate(boxes):
+            end = boxes[index + 1].start() if index + 1 < len(boxes) else len(chunk)
+            y0, x0, y1, x1 = (int(match.group(i)) for i in range(1, 5))
+            add(chunk[match.end() : end], box_from_bins(y0, x0, y1, x1, width, height))
     return TextLines(lines=tuple(lines))

@@ -2,12 +2,15 @@
 real ``docvlm convert`` processes: ``python tests/scripted_convert.py convert ...``.
 
 Every request answers ``a caption`` after ``DOCVLM_TEST_SECONDS`` (default 0.05) seconds,
-so a test can kill or overlap runs between pages.
+so a test can kill or overlap runs between pages; loading the engine takes
+``DOCVLM_TEST_LOAD_SECONDS`` (default 0). It runs as the ``docvlm`` script does (a bad
+``DOCVLM_*`` setting is one line and its exit code).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
@@ -16,6 +19,7 @@ from docvlm.engines import Request
 from docvlm.testing import ScriptedEngine
 
 SECONDS = float(os.environ.get("DOCVLM_TEST_SECONDS", "0.05"))
+LOAD_SECONDS = float(os.environ.get("DOCVLM_TEST_LOAD_SECONDS", "0"))
 
 
 def _answer(_request: Request) -> str:
@@ -27,15 +31,19 @@ class ScriptedDocVLM(docvlm.client.DocVLM):
     """``DocVLM`` whose every task runs on the scripted engine."""
 
     def __init__(self, settings: Any = None, **options: Any) -> None:
-        options["engine_factory"] = lambda checkpoint, settings: ScriptedEngine(
-            _answer, resolution=224, record=False
-        )
+        options["engine_factory"] = _load
         super().__init__(settings, **options)
+
+
+def _load(checkpoint: str, settings: Any) -> ScriptedEngine:
+    time.sleep(LOAD_SECONDS)
+    return ScriptedEngine(_answer, resolution=224, record=False)
 
 
 docvlm.client.DocVLM = ScriptedDocVLM  # type: ignore[misc]
 
 if __name__ == "__main__":
-    from docvlm.cli import app
+    from docvlm.cli import main
 
-    app(prog_name="docvlm")
+    sys.argv[0] = "docvlm"
+    main()

@@ -87,14 +87,14 @@ def test_errors_are_one_line_and_exit_non_zero(
     tmp_path: Path, make_pdf: Callable[..., Path]
 ) -> None:
     pdf = make_pdf(1)
-    cases = [
-        (["read-table", str(pdf)], "no public checkpoint reads the 'table' task"),
-        (["read-text", str(pdf), "-c", str(tmp_path / "missing")], "does not exist"),
-        (["read-text", str(tmp_path / "nofile.png"), "-c", str(tmp_path)], "no such file"),
+    cases = [  # a model that does not load is 5, an input that cannot be read 1
+        (["read-table", str(pdf)], "no public checkpoint reads the 'table' task", 5),
+        (["read-text", str(pdf), "-c", str(tmp_path / "missing")], "does not exist", 5),
+        (["read-text", str(tmp_path / "nofile.png"), "-c", str(tmp_path)], "no such file", 1),
     ]
-    for args, message in cases:
+    for args, message, code in cases:
         result = runner.invoke(app, args)
-        assert result.exit_code == 1, args
+        assert result.exit_code == code, args
         assert message in result.stderr
         assert "Traceback" not in result.output
         assert len(result.stderr.strip().splitlines()) == 1

@@ -4,6 +4,8 @@ resumable and exactly once.
     runner (Run, run_job) -> pipeline (render lanes, generation thread, writer)
     manifest (SQLite: what is done), records (content hash, job key, Document)
     sinks / parquet / disk (JSON Lines, Parquet, folders; durable writes), progress
+    edits (a correction and what it does to a record), corrections (the log in the
+    destination, page versions, records read back corrected), examples (training data)
 
 May import: docvlm.reading, docvlm.engines (the model pool), docvlm.formats (the files
 of an output folder), docvlm.document, docvlm.results, docvlm.settings, docvlm.errors,

@@ -11,7 +11,8 @@ Rows are buffered and written as whole part files (``part-000000.parquet``, one 
 group each), each staged under a hidden name, fsynced and renamed: a part is either
 complete or absent. ``ParquetFileSink`` keeps its parts in ``NAME.parquet.parts/`` and
 joins them into ``NAME.parquet`` on ``close()``; the file records in its metadata how many
-parts it holds, so a join cut short by a crash is neither lost nor doubled.
+parts it holds, so a join cut short by a crash is neither lost nor doubled. A write that
+fails (a damaged file, a full disk) removes its staged file at once.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from docvlm.archive.disk import fsync_dir
 from docvlm.document import Document
@@ -240,16 +243,29 @@ def _without(table: Any, sources: set[str]) -> Any:
     return table.filter(pa.compute.invert(held))
 
 
-def _write_part(table: Any, path: Path) -> None:
-    """``table`` as the part ``path``, complete or not at all (staged, fsynced, renamed)."""
-    pa = _pyarrow()
+@contextmanager
+def _staged(path: Path) -> Iterator[BinaryIO]:
+    """A file written as ``path``, complete or not at all: staged under a hidden name,
+    fsynced and renamed; when writing fails the staged file is removed at once (a failed
+    join would otherwise leave megabytes behind until the next run)."""
     staging = path.with_name(f".{path.name}.tmp")
-    with staging.open("wb") as handle:
-        pa.parquet.write_table(table, handle, compression="zstd")
-        handle.flush()
-        os.fsync(handle.fileno())
-    staging.replace(path)
+    try:
+        with staging.open("wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        staging.replace(path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
+
+
+def _write_part(table: Any, path: Path) -> None:
+    """``table`` as the part ``path``, complete or not at all."""
+    pa = _pyarrow()
+    with _staged(path) as handle:
+        pa.parquet.write_table(table, handle, compression="zstd")
 
 
 class ParquetPartsSink:
@@ -379,19 +395,16 @@ class ParquetFileSink:
         replaced = set()  # sources the parts write again (retried or changed files)
         for part in parts:
             replaced |= set(pa.parquet.read_table(part, columns=["source"])["source"].to_pylist())
-        staging = self.path.with_name(f".{self.path.name}.tmp")
-        with staging.open("wb") as handle:
-            with pa.parquet.ParquetWriter(handle, schema, compression="zstd") as writer:
-                if self.path.exists():
-                    for batch in pa.parquet.ParquetFile(self.path).iter_batches():
-                        table = pa.Table.from_batches([batch]).cast(schema)
-                        writer.write_table(_without(table, replaced))
-                for part in parts:
-                    writer.write_table(pa.parquet.read_table(part, schema=schema))
-            handle.flush()
-            os.fsync(handle.fileno())
-        staging.rename(self.path)
-        fsync_dir(self.path.parent)
+        with (
+            _staged(self.path) as handle,
+            pa.parquet.ParquetWriter(handle, schema, compression="zstd") as writer,
+        ):
+            if self.path.exists():
+                for batch in pa.parquet.ParquetFile(self.path).iter_batches():
+                    table = pa.Table.from_batches([batch]).cast(schema)
+                    writer.write_table(_without(table, replaced))
+            for part in parts:
+                writer.write_table(pa.parquet.read_table(part, schema=schema))
         shutil.rmtree(self._parts.path, ignore_errors=True)
 
     def __enter__(self) -> ParquetFileSink:

@@ -34,7 +34,8 @@ LogFormat = Literal["auto", "rich", "json"]
 
 
 def summary_line(summary: Summary) -> str:
-    """The summary for people, one line."""
+    """The summary for people, one line: files read in this run by outcome, the time with
+    the model loading, and why the exit code is what it is."""
     files = summary.files_done + summary.files_partial + summary.files_failed
     stopped = ""
     if summary.stopped and summary.error_rate is not None and summary.max_error_rate is not None:
@@ -42,14 +43,21 @@ def summary_line(summary: Summary) -> str:
             f" (stopped: {summary.error_rate:.0%} of files failed, over the "
             f"--max-error-rate of {summary.max_error_rate:.0%})"
         )
+    earlier = ""
+    if summary.files_failed_earlier:
+        earlier = (
+            f" ({summary.files_failed_earlier} file(s) failed or partial in earlier runs; "
+            "--retry-failed converts them again)"
+        )
     return (
-        f"{files} file(s) converted in {summary.seconds:.1f} s{stopped}: "
-        f"{summary.files_done} done, {summary.files_partial} partial, "
+        f"{files} file(s) read in {summary.seconds + summary.load_seconds:.1f} s "
+        f"({summary.load_seconds:.1f} s loading the model){stopped}: "
+        f"{summary.files_done} converted, {summary.files_partial} partial, "
         f"{summary.files_failed} failed, {summary.files_skipped} skipped (already done), "
         f"{summary.files_ignored} ignored (not documents or filtered out); "
         f"pages {summary.pages_done} done, {summary.pages_failed} failed, "
         f"{summary.pages_reused} reused; {summary.pages_per_second:.2f} pages/s; "
-        f"engine busy {summary.engine_busy:.0%}; exit {summary.exit_code}"
+        f"engine busy {summary.engine_busy:.0%}; exit {summary.exit_code}{earlier}"
     )
 
 

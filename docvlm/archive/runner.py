@@ -15,10 +15,8 @@ A destination is written by one run at a time (``docvlm.archive.lock``); a recor
 an earlier one (``retry_failed``, changed bytes) leaves the sink compacted to one record
 per source at the end, or at the next start after a kill.
 
-Exit codes (``Summary.exit_code``): 0 every file converted; 1 some files failed or were
-converted in part (each reported with its cause); 3 stopped by ``max_error_rate``. The
-command line adds 4 (another run holds the destination) and 5 (the run itself stopped on
-an error, such as a full disk; a rerun resumes).
+``Summary.exit_code`` is an ``ExitCode`` (docs/errors.md): OK, FAILED (files of the
+destination failed, in this run or an earlier one) or STOPPED by ``max_error_rate``.
 """
 
 from __future__ import annotations
@@ -37,36 +35,16 @@ from docvlm.archive.passwords import password_for
 from docvlm.archive.pipeline import Finished, Options, Stages, Work
 from docvlm.archive.records import JobKey, ReadKey, build_document, content_hash, renamed
 from docvlm.archive.sinks import open_sink, sink_kind
-from docvlm.archive.summary import (
-    EXIT_BUSY,
-    EXIT_CRASHED,
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_STOPPED,
-    MIN_FILES_FOR_RATE,
-    Observer,
-    Summary,
-    count_files,
-)
+from docvlm.archive.summary import MIN_FILES_FOR_RATE, Observer, Summary, count_files
 from docvlm.document import Document
 from docvlm.engines.pool import HasModels, ModelPool, pool_of
+from docvlm.errors import ExitCode
 from docvlm.reading.render import Source
 from docvlm.reading.sources import expand_sources
 from docvlm.results import Page
 from docvlm.tasks import TASKS
 
-__all__ = [
-    "EXIT_BUSY",
-    "EXIT_CRASHED",
-    "EXIT_FAILED",
-    "EXIT_OK",
-    "EXIT_STOPPED",
-    "Observer",
-    "Options",
-    "Run",
-    "Summary",
-    "run_job",
-]
+__all__ = ["Observer", "Options", "Run", "Summary", "run_job"]
 
 
 @dataclass
@@ -89,6 +67,7 @@ class _Counts:
     pages_done: int = 0
     pages_failed: int = 0
     pages_reused: int = 0
+    load_seconds: float = 0.0  # the models loading, before the stages start
 
 
 class Run:
@@ -168,7 +147,9 @@ class Run:
             yield from self._documents(list(sources))
 
     def _documents(self, sources: list[Source]) -> Iterator[Document]:
+        loading = time.perf_counter()
         job = self.job_key()
+        self._counts.load_seconds = time.perf_counter() - loading
         fingerprint = job.fingerprint()
         manifest = sink = None
         if self.destination is not None:
@@ -390,7 +371,7 @@ class Run:
         seconds = time.perf_counter() - stages.started
         pages = counts.pages_done + counts.pages_failed - counts.pages_reused
         bad = counts.partial + counts.failed + counts.skipped_bad
-        code = EXIT_STOPPED if self._stopped else (EXIT_FAILED if bad else EXIT_OK)
+        code = ExitCode.STOPPED if self._stopped else ExitCode.FAILED if bad else ExitCode.OK
         self.summary = Summary(
             files_done=counts.done,
             files_partial=counts.partial,
@@ -401,11 +382,13 @@ class Run:
             pages_failed=counts.pages_failed,
             pages_reused=counts.pages_reused,
             seconds=round(seconds, 3),
+            load_seconds=round(counts.load_seconds, 3),
             pages_per_second=round(max(pages, 0) / seconds, 3) if seconds > 0 else 0.0,
             engine_busy=round(min(1.0, stages.engine_seconds / seconds), 3) if seconds else 0.0,
             stopped=self._stopped,
             error_rate=None if self._error_rate is None else round(self._error_rate, 4),
             max_error_rate=self.max_error_rate if self._stopped else None,
+            files_failed_earlier=counts.skipped_bad,
             exit_code=code,
         )
         if self.observer:

@@ -34,12 +34,15 @@ from pathlib import Path
 from typing import IO, Literal, Protocol, Self
 
 from docvlm.archive.disk import fsync_dir
+from docvlm.archive.edits import LogEntry, apply_log, read_log
 from docvlm.document import Document
+from docvlm.formats.common import clean_table
 from docvlm.results import MoleculeResult, MusicResult, TableResult
 from docvlm.settings import Limits
 
 __all__ = [
     "DEFAULT_FORMATS",
+    "CorrectedSink",
     "FolderSink",
     "JsonlSink",
     "Sink",
@@ -132,8 +135,9 @@ class JsonlSink(_Base):
         os.fsync(self._file.fileno())
         return str(self._file.tell())
 
-    def compact(self) -> str:
-        """Rewrite the file with the last line of each source, staged and renamed."""
+    def compact(self, correct: Callable[[bytes], bytes] | None = None) -> str:
+        """Rewrite the file with the last line of each source, staged and renamed (each
+        line through ``correct``: the destination's corrections, docs/corrections.md)."""
         self.commit()
         self._file.close()
         last: dict[str, int] = {}
@@ -143,7 +147,8 @@ class JsonlSink(_Base):
         keep = set(last.values())
         staging = self.path.with_name(f".{self.path.name}.compact")
         with self.path.open("rb") as lines, staging.open("wb") as out:
-            out.writelines(line for number, line in enumerate(lines) if number in keep)
+            kept = (line for number, line in enumerate(lines) if number in keep)
+            out.writelines(map(correct, kept) if correct else kept)
             out.flush()
             os.fsync(out.fileno())
         staging.replace(self.path)
@@ -180,8 +185,9 @@ def _files(document: Document) -> dict[str, str]:
     for index, table in enumerate(tables, 1):
         if table.table is not None:
             stem = f"table-p{table.page}-{index}"
-            files[f"{stem}.csv"] = table.table.to_csv()
-            files[f"{stem}.html"] = table.table.html
+            clean = clean_table(table.table)  # the formats' rule for control characters
+            files[f"{stem}.csv"] = clean.to_csv()
+            files[f"{stem}.html"] = clean.html
     for page in document.pages:
         for index, result in enumerate(page.results, 1):
             stem = f"p{page.number}-{index}"
@@ -264,7 +270,6 @@ class FolderSink(_Base):
 
 
 SinkKind = Literal["jsonl", "parquet", "parquet-parts", "folder"]
-_FORMAT_OF = {".md": "md", ".txt": "txt", ".xml": "alto,page", ".html": "hocr", ".pdf": "pdf"}
 
 
 def sink_kind(destination: str | Path) -> SinkKind:
@@ -279,11 +284,14 @@ def sink_kind(destination: str | Path) -> SinkKind:
         return "jsonl"
     if folder or not suffix:
         return "folder"
-    if suffix in (".md", ".txt", ".xml", ".html", ".pdf"):
+    from docvlm.formats.files import formats_by_suffix
+
+    format_of = formats_by_suffix()
+    if suffix in format_of:
         raise ValueError(
             f"{text}: docvlm writes {suffix[1:]} files per document, into an output folder: "
-            f"use --out DIR/ --formats {_FORMAT_OF[suffix]} (each document's files in "
-            "DIR/NAME/, see docs/formats.md)"
+            f"use --out DIR/ --formats {format_of[suffix]} (each document's files in "
+            "DIR/NAME-<hash>/, see docs/etl.md)"
         )
     raise ValueError(
         f"{text}: cannot tell the output format from {suffix!r}; use a .jsonl or .parquet "
@@ -301,7 +309,19 @@ def open_sink(
 ) -> Sink:
     """The sink for ``destination`` (see the table above); ``cursor`` resumes one that a
     runner committed, None starts it empty. ``formats`` (an output folder only; ValueError
-    otherwise) chooses what each document's folder holds besides its record."""
+    otherwise) chooses what each document's folder holds besides its record. Every record
+    written gets the destination's corrections (``docvlm.archive.corrections``)."""
+    sink = _open(destination, cursor, formats, password_for, limits)
+    return with_corrections(sink, destination)
+
+
+def _open(
+    destination: str | Path,
+    cursor: str | None,
+    formats: Sequence[str] | None,
+    password_for: Callable[[str], str | None] | None,
+    limits: Limits | None,
+) -> Sink:
     path = Path(destination)
     kind = sink_kind(destination)
     if formats and kind != "folder":
@@ -321,3 +341,51 @@ def open_sink(
         return JsonlSink(path, cursor)
     chosen = DEFAULT_FORMATS if formats is None else tuple(formats)
     return FolderSink(path, cursor, formats=chosen, password_for=password_for, limits=limits)
+
+
+class CorrectedSink(_Base):
+    """A sink that writes every record with the destination's corrections applied (a
+    rerun keeps them), and compacts a JSONL file into corrected records."""
+
+    def __init__(self, sink: Sink, entries: list[LogEntry]) -> None:
+        self._sink = sink
+        self._entries = entries
+        self._sources = {entry.sha256 for entry in entries}
+        self.path = sink.path
+
+    def _corrected(self, document: Document) -> Document:
+        if document.sha256 not in self._sources:
+            return document
+        return apply_log(document, self._entries)
+
+    def _line(self, line: bytes) -> bytes:
+        if not any(sha.encode() in line for sha in self._sources):
+            return line
+        document = self._corrected(Document.model_validate_json(line))
+        return document.model_dump_json().encode() + b"\n"
+
+    def write(self, document: Document) -> None:
+        self._sink.write(self._corrected(document))
+
+    def due(self) -> bool:
+        return self._sink.due()
+
+    def commit(self) -> str:
+        return self._sink.commit()
+
+    def compact(self) -> str:
+        if isinstance(self._sink, JsonlSink):
+            return self._sink.compact(self._line)
+        return self._sink.compact()
+
+    def close(self) -> None:
+        self._sink.close()
+
+    def abandon(self) -> None:
+        self._sink.abandon()
+
+
+def with_corrections(sink: Sink, destination: str | Path) -> Sink:
+    """``sink`` as is when ``destination`` has no corrections, else a ``CorrectedSink``."""
+    entries = [entry for entry in read_log(destination) if entry.reviewed is None]
+    return CorrectedSink(sink, entries) if entries else sink

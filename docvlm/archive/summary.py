@@ -1,6 +1,7 @@
-"""What an archive run reports: its ``Summary``, the ``Observer`` told as it goes, and the
-exit codes. Kept apart from the runner so that the command line, the progress display and
-the Ray runner share them without the runner's machinery.
+"""What an archive run reports: its ``Summary`` (with an exit code from
+``docvlm.errors.ExitCode``) and the ``Observer`` told as it goes. Kept apart from the runner
+so that the command line, the progress display and the Ray runner share them without the
+runner's machinery.
 """
 
 from __future__ import annotations
@@ -15,18 +16,12 @@ from docvlm.document import Document
 from docvlm.reading.render import Source
 
 __all__ = [
-    "EXIT_BUSY",
-    "EXIT_CRASHED",
-    "EXIT_FAILED",
-    "EXIT_OK",
-    "EXIT_STOPPED",
     "MIN_FILES_FOR_RATE",
     "Observer",
     "Summary",
     "count_files",
 ]
 
-EXIT_OK, EXIT_FAILED, EXIT_STOPPED, EXIT_BUSY, EXIT_CRASHED = 0, 1, 3, 4, 5
 #: ``max_error_rate`` is judged once this many files finished (a first bad file alone
 #: does not stop a job).
 MIN_FILES_FOR_RATE = 10
@@ -47,7 +42,8 @@ class Summary(BaseModel):
     pages_done: int = Field(description="pages read, in the files written by this run")
     pages_failed: int = Field(description="pages that failed, in the files written by this run")
     pages_reused: int = Field(description="of those, pages an interrupted run had already read")
-    seconds: float = Field(description="wall time")
+    seconds: float = Field(description="wall time of the reading, after the models loaded")
+    load_seconds: float = Field(default=0.0, description="wall time loading the models")
     pages_per_second: float = Field(description="pages read (done or failed) per second")
     engine_busy: float = Field(description="fraction of the wall time the engine worked")
     stopped: bool = Field(description="stopped early by --max-error-rate")
@@ -55,7 +51,12 @@ class Summary(BaseModel):
         default=None, description="failed or partial files / finished files, when stopped"
     )
     max_error_rate: float | None = Field(default=None, description="the limit it crossed")
-    exit_code: int = Field(description="0 all converted, 1 some failed, 3 stopped")
+    files_failed_earlier: int = Field(
+        default=0,
+        description="of the skipped files, those an earlier run recorded as failed or partial "
+        "(they keep the exit code at 1; retry_failed converts them again)",
+    )
+    exit_code: int = Field(description="an ExitCode: 0 all converted, 1 some failed, 3 stopped")
 
 
 class Observer(Protocol):

@@ -2,13 +2,15 @@
 
     read      read-text, read-table, read-molecule, read-music, ask
     convert   convert (resumable archive runs), status, inspect, schema
+    correct   correct, export, data corrections (people's corrections to an output)
     finetune  finetune, data
     eval      eval
     serve     serve, view
     info      info
 
-Errors print one line (``error: <file>, page <n>: <cause>``) and exit with status 1; a
-batch ``convert`` reports each bad file and goes on, exiting 1 if any failed. Nothing else
+Errors print one line (``error: <file>, page <n>: <cause>``) and exit with the status of
+``docvlm.errors.ExitCode`` (the one table, printed in docs/errors.md); a batch ``convert``
+reports each bad file and goes on, exiting 1 if any failed. Nothing else
 in docvlm imports this package: it sits on top of the client, the runner and the server.
 """
 
@@ -20,9 +22,9 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
-from docvlm.cli import convert, finetune, info, read, serve
+from docvlm.cli import convert, correct, finetune, info, read, serve
 from docvlm.cli import eval as eval_commands
-from docvlm.errors import SettingsError
+from docvlm.errors import ExitCode, SettingsError
 
 __all__ = ["app", "main"]
 
@@ -89,20 +91,23 @@ app.command()(read.ask)
 app.command()(convert.convert)
 app.command()(convert.inspect)
 app.command("finetune")(finetune.finetune_command)
+finetune.data_app.command("corrections")(correct.data_corrections)
 app.add_typer(finetune.data_app, name="data")
 app.command("eval")(eval_commands.evaluate)
 app.command()(convert.schema)
 app.command("status")(convert.status_command)  # what --out's manifest says
 app.command("serve")(serve.serve_command)  # FastAPI loads only when run
 app.command("view")(serve.view_command)
+app.command("correct")(correct.correct_command)  # docs/corrections.md
+app.command("export")(correct.export_command)
 app.command("info")(info.info_command)  # device, dtype, quantization, threads, engine
 
 
 def main() -> None:
-    """The ``docvlm`` script: a bad ``DOCVLM_*`` setting is one line (exit 2) in every
-    command, wherever the settings are first read."""
+    """The ``docvlm`` script: a bad ``DOCVLM_*`` setting is one line (exit USAGE, 2) in
+    every command, wherever the settings are first read."""
     try:
         app()
     except SettingsError as error:
         sys.stderr.write(f"error: {error}\n")
-        raise SystemExit(2) from None
+        raise SystemExit(ExitCode.USAGE) from None

@@ -12,11 +12,13 @@ from pydantic import TypeAdapter
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from docvlm.errors import DocVLMError
+from docvlm.engines import ENGINES
+from docvlm.errors import DocVLMError, ExitCode
+from docvlm.formats.files import formats_help
 from docvlm.reading.assemble import STOP_WARNINGS
 from docvlm.reading.options import DPI_RANGE, MAX_NEW_TOKENS_RANGE, option_help
 from docvlm.results import Result, ResultBase
-from docvlm.settings import Device, Settings
+from docvlm.settings import Settings
 
 err = Console(stderr=True)
 
@@ -55,6 +57,23 @@ DeviceOption = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--device", help="auto, cpu or cuda (default: DOCVLM_DEVICE or auto)."),
 ]
+
+
+def _engine_name(name: str | None) -> str | None:
+    if name is not None and name not in ENGINES:
+        raise typer.BadParameter(f"{name!r} is not an engine: use one of {', '.join(ENGINES)}")
+    return name
+
+
+EngineOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--engine",
+        callback=_engine_name,
+        metavar="|".join(ENGINES),  # the choices come from the table
+        help="Generation engine (default: DOCVLM_ENGINE or auto; see docs/engine.md).",
+    ),
+]
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print JSON (results, or one Document per line).")
 ]
@@ -62,9 +81,9 @@ Formats = Annotated[
     Optional[list[str]],  # noqa: UP045
     typer.Option(
         "--formats",
-        help="Archive formats of each document, comma-separated: md, txt, hocr, alto, page, "
-        "docling, pdf (searchable), written into its folder (convert: with --out DIR/, "
-        "default md; view: with --export DIR, from the records). See docs/formats.md.",
+        help=f"Archive formats of each document, comma-separated: {formats_help()}; written "
+        "into its folder (convert: with --out DIR/, default md; view: with --export DIR, "
+        "from the records). See docs/formats.md.",
     ),
 ]
 Out = Annotated[
@@ -73,13 +92,13 @@ Out = Annotated[
 ]
 
 
-def settings_for(device: str | None) -> Settings:
+def settings_for(device: str | None, engine: str | None = None) -> Settings:
     if device is not None and device not in ("auto", "cpu", "cuda"):
         raise typer.BadParameter("use auto, cpu or cuda", param_hint="--device")
-    if device is None:
-        return Settings()
-    chosen: Device = "cuda" if device == "cuda" else "cpu" if device == "cpu" else "auto"
-    return Settings(device=chosen)
+    chosen: dict[str, str] = {} if engine is None else {"engine": engine}
+    if device is not None:
+        chosen["device"] = device
+    return Settings(**chosen)
 
 
 def error_line(message: str) -> None:
@@ -88,8 +107,9 @@ def error_line(message: str) -> None:
 
 
 def fail(error: DocVLMError) -> None:
+    """The error as one line, and the command's exit with its ``ExitCode``."""
     error_line(str(error))
-    raise typer.Exit(1)
+    raise typer.Exit(ExitCode.of(error))
 
 
 def emit(text: str, out: Path | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -10,10 +11,12 @@ from typing import Annotated, Optional
 import typer
 
 from docvlm.archive.manifest import Manifest, manifest_path
+from docvlm.archive.summary import Observer
 from docvlm.cli.common import (
     Checkpoint,
     DeviceOption,
     Dpi,
+    EngineOption,
     Formats,
     JsonFlag,
     MaxNewTokens,
@@ -26,36 +29,112 @@ from docvlm.cli.common import (
 )
 from docvlm.cli.local import convert_locally
 from docvlm.document import Document, json_schema
-from docvlm.errors import DocVLMError
+from docvlm.errors import DocVLMError, ExitCode
 from docvlm.reading.options import option_help
 from docvlm.settings import Settings
-from docvlm.tasks import TASKS
+from docvlm.tasks import TASKS, TaskName
 
 __all__ = ["convert", "inspect", "schema", "status_command"]
 
 
+Files = Annotated[
+    list[Path], typer.Argument(help="PDF or image files, folders, zip or tar archives.")
+]
+TaskFlag = Annotated[
+    Optional[list[str]],  # noqa: UP045 - typer reads the annotation at run time
+    typer.Option(
+        "--task", "-t", help=f"Task to run, repeatable: {', '.join(TASKS)} (default: text)."
+    ),
+]
+Layout = Annotated[
+    bool,
+    typer.Option(
+        "--layout",
+        help="Find regions first (layout task) and read each with the task of its label "
+        "(table, molecule, music, text; figure -> caption), in reading order.",
+    ),
+]
+Question = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--question", "-q", help=option_help("question")),
+]
+Destination = Annotated[
+    Optional[str],  # noqa: UP045 - a str: a trailing / (a folder) matters
+    typer.Option(
+        "--out",
+        "-o",
+        help="Where to write, resumably: x.jsonl, x.parquet, NAME.parquet/ (Parquet "
+        "parts), DIR/ (files per document). Default: stdout.",
+    ),
+]
+Redo = Annotated[bool, typer.Option("--redo", help="Ignore the manifest of --out and start over.")]
+RetryFailed = Annotated[
+    bool,
+    typer.Option(
+        "--retry-failed",
+        help="Convert again the files --out records as failed or partial (e.g. with "
+        "--password now given); each new record replaces the old one.",
+    ),
+]
+PasswordsFile = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option(
+        "--passwords",
+        help='A JSON object of file name (or path as recorded) to password: {"a.pdf": "pw"}.',
+    ),
+]
+Wait = Annotated[
+    bool,
+    typer.Option("--wait", help="If another run is writing --out, wait for it (else exit 4)."),
+]
+MaxErrorRate = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option(
+        "--max-error-rate",
+        min=0.0,
+        max=1.0,
+        help="Stop (exit 3) as soon as more than this fraction of files failed (judged after 10).",
+    ),
+]
+LogFormatFlag = Annotated[
+    str,
+    typer.Option(
+        "--log-format", help="auto (a progress bar on a terminal, else JSON lines), rich, json."
+    ),
+]
+Workers = Annotated[
+    int, typer.Option("--workers", min=1, help="Render worker processes (default 2).")
+]
+Include = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option("--include", help="In folders, read only files matching this glob."),
+]
+Exclude = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option("--exclude", help="In folders, leave out files matching this glob."),
+]
+Ray = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--ray",
+        metavar="ADDRESS",
+        help="Run on Ray Data at this address ('local' starts Ray here, 'auto' joins the "
+        "running cluster); --out is a folder of parts (local path or URI such as s3://).",
+    ),
+]
+Actors = Annotated[
+    int, typer.Option("--actors", min=1, help="With --ray: model actors (default 1).")
+]
+GpusPerActor = Annotated[
+    float, typer.Option("--gpus-per-actor", min=0, help="With --ray: GPUs per actor.")
+]
+
+
 def convert(
-    files: Annotated[
-        list[Path], typer.Argument(help="PDF or image files, folders, zip or tar archives.")
-    ],
-    task: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option(
-            "--task", "-t", help=f"Task to run, repeatable: {', '.join(TASKS)} (default: text)."
-        ),
-    ] = None,
-    layout: Annotated[
-        bool,
-        typer.Option(
-            "--layout",
-            help="Find regions first (layout task) and read each with the task of its label "
-            "(table, molecule, music, text; figure -> caption), in reading order.",
-        ),
-    ] = False,
-    question: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option("--question", "-q", help=option_help("question")),
-    ] = None,
+    files: Files,
+    task: TaskFlag = None,
+    layout: Layout = False,
+    question: Question = None,
     checkpoint: Checkpoint = None,
     pages: Pages = None,
     password: Password = None,
@@ -63,81 +142,22 @@ def convert(
     max_new_tokens: MaxNewTokens = None,
     orient: Orient = True,
     device: DeviceOption = None,
+    engine: EngineOption = None,
     as_json: JsonFlag = False,
-    out: Annotated[
-        Optional[str],  # noqa: UP045 - a str: a trailing / (a folder) matters
-        typer.Option(
-            "--out",
-            "-o",
-            help="Where to write, resumably: x.jsonl, x.parquet, NAME.parquet/ (Parquet "
-            "parts), DIR/ (files per document). Default: stdout.",
-        ),
-    ] = None,
+    out: Destination = None,
     formats: Formats = None,
-    redo: Annotated[
-        bool, typer.Option("--redo", help="Ignore the manifest of --out and start over.")
-    ] = False,
-    retry_failed: Annotated[
-        bool,
-        typer.Option(
-            "--retry-failed",
-            help="Convert again the files --out records as failed or partial (e.g. with "
-            "--password now given); each new record replaces the old one.",
-        ),
-    ] = False,
-    passwords: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option(
-            "--passwords",
-            help='A JSON object of file name (or path as recorded) to password: {"a.pdf": "pw"}.',
-        ),
-    ] = None,
-    wait: Annotated[
-        bool,
-        typer.Option("--wait", help="If another run is writing --out, wait for it (else exit 4)."),
-    ] = False,
-    max_error_rate: Annotated[
-        Optional[float],  # noqa: UP045
-        typer.Option(
-            "--max-error-rate",
-            min=0.0,
-            max=1.0,
-            help="Stop (exit 3) as soon as more than this fraction of files failed (judged "
-            "after 10).",
-        ),
-    ] = None,
-    log_format: Annotated[
-        str,
-        typer.Option(
-            "--log-format", help="auto (a progress bar on a terminal, else JSON lines), rich, json."
-        ),
-    ] = "auto",
-    workers: Annotated[
-        int, typer.Option("--workers", min=1, help="Render worker processes (default 2).")
-    ] = 2,
-    include: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--include", help="In folders, read only files matching this glob."),
-    ] = None,
-    exclude: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--exclude", help="In folders, leave out files matching this glob."),
-    ] = None,
-    ray: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            "--ray",
-            metavar="ADDRESS",
-            help="Run on Ray Data at this address ('local' starts Ray here, 'auto' joins the "
-            "running cluster); --out is a folder of parts (local path or URI such as s3://).",
-        ),
-    ] = None,
-    actors: Annotated[
-        int, typer.Option("--actors", min=1, help="With --ray: model actors (default 1).")
-    ] = 1,
-    gpus_per_actor: Annotated[
-        float, typer.Option("--gpus-per-actor", min=0, help="With --ray: GPUs per actor.")
-    ] = 0.0,
+    redo: Redo = False,
+    retry_failed: RetryFailed = False,
+    passwords: PasswordsFile = None,
+    wait: Wait = False,
+    max_error_rate: MaxErrorRate = None,
+    log_format: LogFormatFlag = "auto",
+    workers: Workers = 2,
+    include: Include = None,
+    exclude: Exclude = None,
+    ray: Ray = None,
+    actors: Actors = 1,
+    gpus_per_actor: GpusPerActor = 0.0,
 ) -> None:
     """Convert FILES: every page through the chosen tasks; bad files are reported, not fatal.
 
@@ -148,35 +168,11 @@ def convert(
     run is writing --out, 5 the run stopped on an error such as a full disk (rerun resumes).
     """
     from docvlm.archive.pipeline import Options
-    from docvlm.archive.progress import observer_for
-    from docvlm.archive.sinks import sink_kind
 
-    names = task or ["text"]
-    unknown = [t for t in names if t not in TASKS]
-    if unknown:
-        raise typer.BadParameter(f"unknown task {unknown[0]!r}", param_hint="--task")
-    tasks = [spec.name for name, spec in TASKS.items() if name in names]
-    if "ask" in tasks and not question:
-        raise typer.BadParameter("the ask task needs --question", param_hint="--task")
-    if log_format not in ("auto", "rich", "json"):
-        raise typer.BadParameter("use auto, rich or json", param_hint="--log-format")
-    try:
-        kind = sink_kind(out or "-.jsonl")
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--out") from None
-    if ray is not None and formats:
-        raise typer.BadParameter(
-            "not with --ray (the local runner writes them)", param_hint="--formats"
-        )
-    chosen = _formats(formats, kind if out else None)
-
-    def to_stdout(document: Document) -> None:
-        text = document.model_dump_json() + "\n" if as_json else ""
-        text = text or "".join(human(r) for p in document.pages for r in p.results)
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-    settings = settings_for(device)
+    tasks = _tasks(task, question)
+    observer = _observer(log_format)
+    chosen = _formats(formats, out, ray)
+    settings = settings_for(device, engine)
     options = Options(
         tasks=tasks,
         pages=pages,
@@ -191,13 +187,13 @@ def convert(
         formats=chosen,
         orient=orient,
     )
-    if ray is not None and (retry_failed or wait or passwords or chosen):
-        raise typer.BadParameter(
-            "not with --ray", param_hint="--retry-failed/--wait/--passwords/--formats"
-        )
     if ray is not None:  # docvlm.distributed: Ray loads only here
         from docvlm.distributed.command import convert_on_ray
 
+        if retry_failed or wait or passwords or chosen:
+            raise typer.BadParameter(
+                "not with --ray", param_hint="--retry-failed/--wait/--passwords/--formats"
+            )
         code = convert_on_ray(
             files,
             out,
@@ -209,7 +205,7 @@ def convert(
             gpus_per_actor=gpus_per_actor,
             redo=redo,
             max_error_rate=max_error_rate,
-            observer=observer_for(log_format, err),  # type: ignore[arg-type]
+            observer=observer,
         )
         raise typer.Exit(code)
     code = convert_locally(  # docvlm.cli.local: the run, its errors and exit codes
@@ -223,10 +219,39 @@ def convert(
         retry_failed=retry_failed,
         passwords=passwords,
         wait=wait,
-        observer=observer_for(log_format, err),  # type: ignore[arg-type]
-        on_document=None if out else to_stdout,
+        observer=observer,
+        on_document=None if out else functools.partial(_to_stdout, as_json=as_json),
     )
     raise typer.Exit(code)
+
+
+def _tasks(given: list[str] | None, question: str | None) -> list[TaskName]:
+    """``--task`` as task names in the table's order (default text), checked."""
+    names = given or ["text"]
+    unknown = [t for t in names if t not in TASKS]
+    if unknown:
+        raise typer.BadParameter(f"unknown task {unknown[0]!r}", param_hint="--task")
+    tasks = [spec.name for name, spec in TASKS.items() if name in names]
+    if "ask" in tasks and not question:
+        raise typer.BadParameter("the ask task needs --question", param_hint="--task")
+    return tasks
+
+
+def _observer(log_format: str) -> Observer:
+    """What shows the run: a progress bar or JSON lines (``--log-format``)."""
+    from docvlm.archive.progress import observer_for
+
+    if log_format not in ("auto", "rich", "json"):
+        raise typer.BadParameter("use auto, rich or json", param_hint="--log-format")
+    return observer_for(log_format, err)  # type: ignore[arg-type]
+
+
+def _to_stdout(document: Document, *, as_json: bool) -> None:
+    """A document without --out: JSON Lines, or the results for people."""
+    text = document.model_dump_json() + "\n" if as_json else ""
+    text = text or "".join(human(r) for p in document.pages for r in p.results)
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def inspect(
@@ -274,7 +299,7 @@ def inspect(
                 f"{info.source}\t{info.type}\t{len(info.pages)} page(s): {sizes}{more}\n"
             )
     if bad:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def schema(
@@ -307,7 +332,7 @@ def status_command(
     path = manifest_path(destination)
     if not path.exists():
         sys.stderr.write(f"error: {destination}: no manifest ({path} does not exist)\n")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     with Manifest(path) as manifest:
         counts = manifest.counts()
     if as_json:
@@ -320,8 +345,19 @@ def status_command(
     )
 
 
-def _formats(given: list[str] | None, kind: str | None) -> tuple[str, ...] | None:
-    """``--formats`` as format names, refused unless --out is an output folder."""
+def _formats(given: list[str] | None, out: str | None, ray: str | None) -> tuple[str, ...] | None:
+    """``--formats`` as format names, refused unless --out is an output folder (``--out`` is
+    parsed here, once: a destination docvlm cannot write is refused before anything runs)."""
+    from docvlm.archive.sinks import sink_kind
+
+    try:
+        kind = sink_kind(out or "-.jsonl")
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--out") from None
+    if ray is not None and given:
+        raise typer.BadParameter(
+            "not with --ray (the local runner writes them)", param_hint="--formats"
+        )
     if not given:
         return None
     from docvlm.formats.files import parse_formats
@@ -330,7 +366,7 @@ def _formats(given: list[str] | None, kind: str | None) -> tuple[str, ...] | Non
         chosen = parse_formats(given)
     except (ValueError, DocVLMError) as error:
         raise typer.BadParameter(str(error), param_hint="--formats") from None
-    if kind != "folder":
+    if kind != "folder" or out is None:
         raise typer.BadParameter(
             "the formats are written per document into an output folder: add --out DIR/",
             param_hint="--formats",

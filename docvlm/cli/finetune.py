@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -22,8 +22,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from docvlm.errors import DocVLMError, InputError
+from docvlm.errors import DocVLMError, ExitCode, InputError
 from docvlm.finetune.recipes import TRAINABLE_TASKS
+
+if TYPE_CHECKING:
+    from docvlm.finetune.options import FinetuneOptions
+    from docvlm.settings import Settings
 
 __all__ = ["data_app", "finetune_command"]
 
@@ -35,9 +39,9 @@ data_app = typer.Typer(
 OutFile = Annotated[Path, typer.Option("--out", "-o", help="JSON Lines file to write.")]
 
 
-def _fail(error: DocVLMError) -> None:
+def _fail(error: DocVLMError) -> NoReturn:
     sys.stderr.write(f"error: {error}\n")
-    raise typer.Exit(1)
+    raise typer.Exit(ExitCode.of(error))
 
 
 def finetune_command(
@@ -105,42 +109,39 @@ def finetune_command(
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")] = None,
 ) -> None:
     """Fine-tune a PaliGemma 2 checkpoint for TASK; the result loads with --checkpoint OUT."""
+    options, settings = _validated(dict(locals()))  # the flags, and nothing else yet
+    from docvlm.finetune.train import finetune
+
+    view = _TrainingView(options)
+    try:
+        report = finetune(options, settings, view.progress, view.announce)
+    except DocVLMError as error:
+        _fail(error)
+    except KeyboardInterrupt:
+        view.stop()
+        _interrupted(options)
+    finally:
+        view.stop()
+    err.print(_summary(report), markup=False)
+
+
+def _validated(flags: dict[str, Any]) -> tuple[FinetuneOptions, Settings]:
+    """The command's flags as ``FinetuneOptions`` and ``Settings``; a bad value is a usage
+    error naming its flag."""
     from pydantic import ValidationError
 
     from docvlm.finetune.options import FinetuneOptions
-    from docvlm.finetune.train import finetune
     from docvlm.settings import Settings
 
-    if task not in TRAINABLE_TASKS:
+    if flags["task"] not in TRAINABLE_TASKS:
         raise typer.BadParameter(f"use {', '.join(TRAINABLE_TASKS)}", param_hint="--task")
+    device = flags.pop("device")
+    flags["output"] = flags.pop("out")
+    flags["quantization"] = "nf4" if flags.pop("qlora") else "none"
     try:
-        options = FinetuneOptions.model_validate(
-            {
-                "task": task,
-                "data": data,
-                "output": out,
-                "base": base,
-                "epochs": epochs,
-                "max_steps": max_steps,
-                "batch_size": batch_size,
-                "grad_accum": grad_accum,
-                "learning_rate": learning_rate,
-                "label_smoothing": label_smoothing,
-                "lora_rank": lora_rank,
-                "freeze_vision": freeze_vision,
-                "quantization": "nf4" if qlora else "none",
-                "precision": precision,
-                "gradient_checkpointing": gradient_checkpointing,
-                "save": save,
-                "save_every": save_every,
-                "resume": resume,
-                "eval_data": eval_data,
-                "eval_fraction": eval_fraction,
-                "eval_every": eval_every,
-                "seed": seed,
-            }
+        return FinetuneOptions.model_validate(flags), (
+            Settings(device=device) if device else Settings()
         )
-        settings = Settings(device=device) if device else Settings()
     except ValidationError as error:
         first = error.errors()[0]
         field = str(first["loc"][0])
@@ -148,22 +149,32 @@ def finetune_command(
         raise typer.BadParameter(first["msg"], param_hint=option) from None
     except DocVLMError as error:
         _fail(error)
-        return
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not err.is_terminal,
-    )
-    state: dict[str, Any] = {}
 
-    def announce(plan: Any, run: Any) -> None:
+
+class _TrainingView:
+    """What a training run shows on stderr: the plan as a table, then a progress bar (a
+    line every 50 steps when stderr is not a terminal)."""
+
+    def __init__(self, options: FinetuneOptions) -> None:
+        self._options = options
+        self._held = ""
+        self._job: Any = None
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not err.is_terminal,
+        )
+
+    def announce(self, plan: Any, run: Any) -> None:
+        options = self._options
         view = Table(
-            title=f"docvlm finetune --task {task}: {run.steps} steps", title_justify="left"
+            title=f"docvlm finetune --task {options.task}: {run.steps} steps",
+            title_justify="left",
         )
         for column in ("setting", "value", "from"):
             view.add_column(column)
@@ -184,27 +195,23 @@ def finetune_command(
                 else f"nothing to resume in {options.output / 'checkpoints'}: starting at step 0",
                 markup=False,
             )
-        state["job"] = bar.add_task("training", total=run.steps)
-        bar.start()
+        self._job = self._bar.add_task("training", total=run.steps)
+        self._bar.start()
 
-    def progress(event: Any) -> None:
+    def progress(self, event: Any) -> None:
         text = f"training  loss {event.loss:.4f}  lr {event.learning_rate:.2g}"
         if event.held_out is not None:
-            state["held"] = f"  held-out {event.held_out:.2f}"
-        bar.update(state["job"], completed=event.step, description=text + state.get("held", ""))
+            self._held = f"  held-out {event.held_out:.2f}"
+        self._bar.update(self._job, completed=event.step, description=text + self._held)
         if not err.is_terminal and (event.step % 50 == 0 or event.step == event.total):
-            err.print(f"step {event.step}/{event.total} {text}{state.get('held', '')}")
+            err.print(f"step {event.step}/{event.total} {text}{self._held}")
 
-    try:
-        report = finetune(options, settings, progress, announce)
-    except DocVLMError as error:
-        _fail(error)
-        return
-    except KeyboardInterrupt:
-        bar.stop()
-        _interrupted(options)
-    finally:
-        bar.stop()
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+def _summary(report: Any) -> str:
+    """The run in one line: steps, examples, the loss, the last held-out scores."""
     evals = ""
     if report.evals:
         last = report.evals[-1]
@@ -212,10 +219,9 @@ def finetune_command(
             f"{name} {value:.2f}" for name, value in last.items() if name != "step"
         )
     steps = f"{report.steps} step" + ("" if report.steps == 1 else "s")
-    err.print(
+    return (
         f"{steps} on {report.examples} examples; loss "
-        f"{report.losses[0]:.3f} -> {report.losses[-1]:.3f}{evals}; wrote {report.output}",
-        markup=False,
+        f"{report.losses[0]:.3f} -> {report.losses[-1]:.3f}{evals}; wrote {report.output}"
     )
 
 
@@ -231,7 +237,7 @@ def _interrupted(options: Any) -> NoReturn:
     else:
         hint = "nothing was saved: --save-every N writes checkpoints that --resume continues"
     sys.stderr.write(f"interrupted; {hint}\n")
-    raise typer.Exit(130)
+    raise typer.Exit(ExitCode.INTERRUPTED)
 
 
 def _write(

@@ -14,7 +14,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from docvlm.settings import Device, Settings
+from docvlm.cli.common import EngineOption, settings_for
+from docvlm.errors import ExitCode
+from docvlm.settings import Settings
 
 __all__ = ["RuntimeInfo", "info_command", "runtime_info"]
 
@@ -97,19 +99,17 @@ def info_command(
         Optional[str],  # noqa: UP045
         typer.Option("--checkpoint", "-c", help="for --check (default: the text task's)"),
     ] = None,
+    engine: EngineOption = None,
 ) -> None:
     """Show the device, dtype, quantization, threads and engine a model would run with."""
-    if device is not None and device not in ("auto", "cpu", "cuda"):
-        raise typer.BadParameter("use auto, cpu or cuda", param_hint="--device")
-    chosen: Device | None = device  # type: ignore[assignment]
-    settings = Settings() if chosen is None else Settings(device=chosen)
+    settings = settings_for(device, engine)
     if check:
         from docvlm.engines.check import check_engine
 
         name = checkpoint or settings.checkpoint_for("text") or ""
         result = check_engine(name, settings)
         typer.echo(result.model_dump_json(indent=2) if as_json else _lines(result.model_dump()))
-        raise typer.Exit(0 if result.agreement.passed else 1)
+        raise typer.Exit(ExitCode.OK if result.agreement.passed else ExitCode.FAILED)
     info = runtime_info(settings)
     if as_json:
         typer.echo(json.dumps(asdict(info), indent=2))

@@ -1,10 +1,7 @@
 """``docvlm convert`` run here (not on Ray): the job, and what stops it as one line on
-stderr with an exit code of its own:
-
-0 every file converted; 1 some files failed (each listed); 3 stopped by --max-error-rate;
-4 another run is writing the same --out (it is named; ``--wait`` waits for it instead);
-5 the run itself stopped on an error (a full disk, a model that does not load): nothing
-committed is lost and the same command run again resumes.
+stderr with its ``ExitCode`` (docs/errors.md): USAGE for a bad --passwords file or setting,
+BUSY when another run is writing the same --out, CRASHED when the run itself stopped on an
+error (a full disk, a model that does not load; a rerun resumes); else the summary's code.
 """
 
 from __future__ import annotations
@@ -18,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docvlm.archive.passwords import load_passwords
-from docvlm.archive.summary import EXIT_BUSY, EXIT_CRASHED, Observer
-from docvlm.errors import DestinationBusyError, DocVLMError, SettingsError
+from docvlm.archive.summary import Observer
+from docvlm.errors import DestinationBusyError, DocVLMError, ExitCode, SettingsError
 
 if TYPE_CHECKING:
     from docvlm.archive.pipeline import Options
@@ -69,7 +66,7 @@ def convert_locally(
             options = replace(options, passwords=load_passwords(passwords))
         except SettingsError as error:
             sys.stderr.write(f"error: {error}\n")
-            return 1
+            return ExitCode.USAGE
     try:
         with DocVLM(settings, checkpoint=checkpoint) as client:
             summary = run_job(
@@ -84,10 +81,10 @@ def convert_locally(
                 retry_failed=retry_failed,
                 wait=wait,
             )
-    except DestinationBusyError as error:
+    except (DestinationBusyError, SettingsError) as error:
         sys.stderr.write(f"error: {error}\n")
-        return EXIT_BUSY
+        return ExitCode.of(error)
     except (DocVLMError, OSError, sqlite3.Error) as error:
         sys.stderr.write(f"error: {crash_line(error, destination)}\n")
-        return EXIT_CRASHED
+        return ExitCode.CRASHED
     return summary.exit_code

@@ -13,6 +13,7 @@ from docvlm.cli.common import (
     Checkpoint,
     DeviceOption,
     Dpi,
+    EngineOption,
     JsonFlag,
     MaxNewTokens,
     Out,
@@ -26,7 +27,7 @@ from docvlm.cli.common import (
     settings_for,
 )
 from docvlm.client import DocVLM
-from docvlm.errors import DocVLMError, InputError
+from docvlm.errors import DocVLMError, ExitCode, InputError
 from docvlm.tasks import TASKS, TaskName
 
 __all__ = ["READ_COMMANDS", "ask", "task_command"]
@@ -46,13 +47,15 @@ def _run_task(
     as_json: bool,
     out: Path | None,
     question: str | None = None,
+    engine: str | None = None,
 ) -> None:
     """Read every file with one client; a file that fails is named on stderr and the
     others go on (exit status 1 at the end)."""
     results: list[Any] = []
     failed = False
     try:
-        with DocVLM(settings_for(device), checkpoint=checkpoint) as client, progress_bar() as bar:
+        settings = settings_for(device, engine)
+        with DocVLM(settings, checkpoint=checkpoint) as client, progress_bar() as bar:
             for file in files:
                 job = bar.add_task(f"{task} {file.name}", total=None)
                 try:
@@ -80,7 +83,7 @@ def _run_task(
     else:
         emit("".join(human(r) for r in results), out)
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def task_command(task: TaskName) -> Callable[..., None]:
@@ -92,11 +95,22 @@ def task_command(task: TaskName) -> Callable[..., None]:
         dpi: Dpi = None,
         max_new_tokens: MaxNewTokens = None,
         device: DeviceOption = None,
+        engine: EngineOption = None,
         as_json: JsonFlag = False,
         out: Out = None,
     ) -> None:
         _run_task(
-            task, files, checkpoint, pages, password, dpi, max_new_tokens, device, as_json, out
+            task,
+            files,
+            checkpoint,
+            pages,
+            password,
+            dpi,
+            max_new_tokens,
+            device,
+            as_json,
+            out,
+            engine=engine,
         )
 
     budget = TASKS[task].max_new_tokens
@@ -120,6 +134,7 @@ def ask(
     dpi: Dpi = None,
     max_new_tokens: MaxNewTokens = None,
     device: DeviceOption = None,
+    engine: EngineOption = None,
     as_json: JsonFlag = False,
     out: Out = None,
 ) -> None:
@@ -136,4 +151,5 @@ def ask(
         as_json,
         out,
         question,
+        engine,
     )

@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from docvlm.cli.common import Formats
+from docvlm.errors import ExitCode
 from docvlm.settings import Settings
 
 __all__ = ["serve_command", "view_command"]
@@ -27,7 +28,7 @@ def _server() -> None:
         sys.stderr.write(
             "error: docvlm serve and view need the server extra: pip install 'docvlm[server]'\n"
         )
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.CRASHED) from None
 
 
 Host = Annotated[
@@ -167,4 +168,4 @@ def _export(output: Path, root: Path | None, folder: Path, formats: list[str]) -
         sys.stderr.write(f"error: {failure}\n")
     sys.stderr.write(f"wrote {len(done.written)} file(s) into {folder}\n")
     if done.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)

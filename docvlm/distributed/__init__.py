@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from docvlm.archive.pipeline import Options
 from docvlm.archive.records import JobKey
-from docvlm.archive.runner import EXIT_FAILED, EXIT_OK, Run, Summary
+from docvlm.archive.runner import Run, Summary
 from docvlm.distributed.stages import (
     Doc,
     Generate,
@@ -51,7 +51,7 @@ from docvlm.distributed.stages import (
 from docvlm.distributed.store import Destination, Format, format_of, is_uri, list_uri
 from docvlm.engines import Engine, EngineFactory, load_engine
 from docvlm.engines.pool import ModelPool
-from docvlm.errors import CheckpointUnavailableError, MissingDependencyError
+from docvlm.errors import CheckpointUnavailableError, ExitCode, MissingDependencyError
 from docvlm.reading.sources import expand_sources
 from docvlm.settings import Settings
 
@@ -328,7 +328,7 @@ def _summary(totals: dict[str, float], ignored: int, seconds: float, actors: int
         pages_per_second=round(pages / seconds, 3) if seconds > 0 else 0.0,
         engine_busy=round(min(1.0, engine / seconds), 3) if seconds > 0 else 0.0,
         stopped=False,
-        exit_code=EXIT_FAILED if bad else EXIT_OK,
+        exit_code=ExitCode.FAILED if bad else ExitCode.OK,
     )
 
 

@@ -11,7 +11,7 @@ import typer
 
 from docvlm.archive.pipeline import Options
 from docvlm.archive.runner import Observer
-from docvlm.errors import DocVLMError
+from docvlm.errors import DocVLMError, ExitCode
 from docvlm.settings import Settings
 
 __all__ = ["convert_on_ray"]
@@ -54,7 +54,7 @@ def convert_on_ray(
         import_ray()
     except DocVLMError as error:
         sys.stderr.write(f"error: {error}\n")
-        return 1
+        return ExitCode.of(error)
     observer.started(None)
     try:
         summary = convert_dataset(
@@ -71,6 +71,6 @@ def convert_on_ray(
         raise typer.BadParameter(str(error), param_hint="--out") from None
     except DocVLMError as error:
         sys.stderr.write(f"error: {error}\n")
-        return 1
+        return ExitCode.of(error)
     observer.finished(summary)
     return summary.exit_code

@@ -2,11 +2,16 @@
 
 Resolution happens before transformers is called so that a missing directory, an offline
 hub id or a gated model gives one clear line (transformers alone retries for minutes and
-then names the wrong file). Only safetensors weights are fetched or accepted.
+then names the wrong file). Only safetensors weights are fetched or accepted, and only
+from inside the checkpoint's folder: ``weight_files`` reads the shard index and refuses a
+shard that is not a ``.safetensors`` file or lies outside (``..``, an absolute path, a link
+leading out); ``check_weights`` reads each file's header, so a damaged file is one line
+naming it, not a traceback from the loader.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -16,7 +21,7 @@ from urllib.parse import urlparse
 
 from docvlm.errors import CheckpointUnavailableError, MissingDependencyError
 
-__all__ = ["is_hub_id", "resolve_checkpoint"]
+__all__ = ["check_weights", "is_hub_id", "resolve_checkpoint", "weight_files"]
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}")
 _PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model"]
@@ -31,6 +36,13 @@ def _check_directory(path: Path, reference: str, kind: str = "checkpoint") -> Pa
     if kind == "adapter":
         if not (path / "adapter_config.json").is_file():
             raise CheckpointUnavailableError(f"adapter {reference!r}: no adapter_config.json")
+        config = path / "adapter_config.json"
+        try:
+            json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise CheckpointUnavailableError(
+                f"{config}: not a JSON adapter configuration ({_first_line(error)})"
+            ) from None
         if not (path / "adapter_model.safetensors").is_file():
             # peft would fall back to adapter_model.bin, a pickle handed to torch.load
             found = ", ".join(sorted(p.name for p in path.glob("adapter_model.*"))) or "none"
@@ -137,3 +149,63 @@ def resolve_checkpoint(
             f"it needs hub access and the accepted Gemma licence, {hint}"
         ) from None
     return _check_directory(Path(local), reference, kind)
+
+
+def weight_files(path: Path) -> list[Path]:
+    """The checkpoint's safetensors files: the shards its index names, or
+    ``model.safetensors``; each one inside ``path``, or ``CheckpointUnavailableError``."""
+    index = path / "model.safetensors.index.json"
+    if not index.is_file():
+        single = path / "model.safetensors"
+        return [single] if single.is_file() else []
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        names = set(weight_map.values())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise CheckpointUnavailableError(
+            f"{index}: not a shard index ({_first_line(error)})"
+        ) from None
+    return [_shard(path, index, name) for name in sorted(names, key=str)]
+
+
+def _shard(folder: Path, index: Path, name: object) -> Path:
+    if not isinstance(name, str) or not name.endswith(".safetensors"):
+        raise CheckpointUnavailableError(
+            f"{index}: shard {name!r} is not a .safetensors file (docvlm loads safetensors only)"
+        )
+    file = folder / name
+    if Path(name).is_absolute() or not _inside(file, folder):
+        raise CheckpointUnavailableError(
+            f"{index}: shard {name!r} is outside the checkpoint's folder {folder}"
+        )
+    if not file.is_file():
+        raise CheckpointUnavailableError(f"{index}: shard {name!r} is missing from {folder}")
+    return file
+
+
+def _inside(file: Path, folder: Path) -> bool:
+    """Whether ``file``, its links followed, lies inside ``folder`` (a loop does not)."""
+    try:
+        return file.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
+def check_weights(files: list[Path]) -> None:
+    """Each file's safetensors header read (not its tensors): a damaged or truncated
+    file is ``CheckpointUnavailableError`` naming it."""
+    from safetensors import safe_open
+
+    for file in files:
+        try:
+            with safe_open(str(file), framework="pt", device="cpu") as reader:
+                reader.keys()
+        except Exception as error:  # SafetensorError, OSError and kin
+            raise CheckpointUnavailableError(
+                f"{file}: not a readable safetensors file ({_first_line(error)})"
+            ) from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__

@@ -14,12 +14,11 @@ attention and capped logits (``docvlm.engines.gemma2``).
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from docvlm.engines.checkpoints import resolve_checkpoint
+from docvlm.engines.checkpoints import check_weights, resolve_checkpoint, weight_files
 from docvlm.engines.gemma2 import eager_text_attention
 from docvlm.errors import CheckpointUnavailableError, MissingDependencyError
 from docvlm.reading.requests import Generation, Request
@@ -77,23 +76,15 @@ def _with_adapter(model: Any, adapter: str, settings: Settings) -> Any:
     path = resolve_checkpoint(
         adapter, cache_dir=settings.cache_dir, offline=settings.offline, kind="adapter"
     )
+    check_weights([path / "adapter_model.safetensors"])
     try:
         wrapped = PeftModel.from_pretrained(model, str(path), is_trainable=False)
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CheckpointUnavailableError(
-            f"adapter {adapter!r} cannot be applied: {error}"
+            f"adapter {adapter!r} cannot be applied: {first}"
         ) from error
     return wrapped.merge_and_unload() if settings.merge_adapter else wrapped
-
-
-def _weight_files(path: Path) -> list[Path]:
-    """The checkpoint's safetensors files (from the shard index when there is one)."""
-    index = path / "model.safetensors.index.json"
-    if index.is_file():
-        names = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        return [path / name for name in names]
-    single = path / "model.safetensors"
-    return [single] if single.is_file() else []
 
 
 def _load_unmapped(path: Path, dtype: torch.dtype) -> Any:
@@ -116,7 +107,7 @@ def _load_unmapped(path: Path, dtype: torch.dtype) -> Any:
     config = PaliGemmaConfig.from_pretrained(path, local_files_only=True)
     with ExitStack() as files:
         state: dict[str, Any] = {}
-        for file in _weight_files(path):
+        for file in weight_files(path):
             reader = files.enter_context(
                 safe_open(str(file), framework="pt", device="cpu", backend="pread")
             )
@@ -147,9 +138,11 @@ def load_model(checkpoint: str, settings: Settings) -> tuple[Any, Any, str]:
     device = pick_device(settings.device)
     dtype = pick_dtype(settings.dtype, device)
     quantization = _quantization(settings.quantization, dtype)
+    weights = weight_files(path)  # shards outside the folder refused before any is read
+    check_weights(weights)
     try:
         processor = PaliGemmaProcessor.from_pretrained(path, local_files_only=True)
-        if device == "cpu" and quantization is None and _weight_files(path):
+        if device == "cpu" and quantization is None and weights:
             model = _load_unmapped(path, dtype)
         else:
             model = PaliGemmaForConditionalGeneration.from_pretrained(

@@ -15,12 +15,12 @@ import torch
 from transformers import LogitsProcessor, StoppingCriteria
 
 from docvlm.engines.gemma2 import soft_cap
-from docvlm.reading.requests import Stop
+from docvlm.reading.requests import MAX_PERIOD, Stop
 
 __all__ = ["ChosenLogprobs", "RowStops", "cycles"]
 
 
-def cycles(tail: torch.Tensor, max_period: int = 8) -> torch.Tensor:
+def cycles(tail: torch.Tensor, max_period: int = MAX_PERIOD) -> torch.Tensor:
     """Per row of ``tail`` [B, span]: True where the row is one cycle of period
     <= ``max_period`` repeated at least twice (``docvlm.engines.repeats`` on a batch)."""
     found = torch.zeros(tail.shape[0], dtype=torch.bool, device=tail.device)

@@ -18,7 +18,14 @@ from __future__ import annotations
 
 from lxml import etree
 
-from docvlm.formats.common import SOFTWARE, TEXT_KINDS, Ids, pixels, software_version, xml_text
+from docvlm.formats.common import (
+    SOFTWARE,
+    TEXT_KINDS,
+    Ids,
+    clean_text,
+    pixels,
+    software_version,
+)
 from docvlm.formats.order import Block, Line, reading_order
 from docvlm.results import Page
 from parsers import Box
@@ -35,8 +42,8 @@ def _element(parent: etree._Element, tag: str, **attributes: str) -> etree._Elem
     return etree.SubElement(parent, f"{{{ALTO}}}{tag}", attributes)
 
 
-def _place(element: etree._Element, box: Box) -> None:
-    x0, y0, x1, y1 = pixels(box)
+def _place(element: etree._Element, box: Box, size: tuple[int, int]) -> None:
+    x0, y0, x1, y1 = pixels(box, size)
     element.set("HPOS", str(x0))
     element.set("VPOS", str(y0))
     element.set("WIDTH", str(x1 - x0))
@@ -44,33 +51,38 @@ def _place(element: etree._Element, box: Box) -> None:
 
 
 def _text_block(
-    parent: etree._Element, box: Box, lines: tuple[Line, ...], ids: Ids, wc: str | None
+    parent: etree._Element,
+    box: Box,
+    lines: tuple[Line, ...],
+    ids: Ids,
+    wc: str | None,
+    size: tuple[int, int],
 ) -> None:
     block = _element(parent, "TextBlock", ID=ids("block"))
-    _place(block, box)
+    _place(block, box, size)
     for line in lines:
         text_line = _element(block, "TextLine", ID=ids("line"))
-        _place(text_line, line.box)
-        string = _element(text_line, "String", ID=ids("string"), CONTENT=xml_text(line.text))
-        _place(string, line.box)
+        _place(text_line, line.box, size)
+        string = _element(text_line, "String", ID=ids("string"), CONTENT=clean_text(line.text))
+        _place(string, line.box, size)
         if wc is not None:
             string.set("WC", wc)
 
 
-def _block(space: etree._Element, block: Block, ids: Ids) -> None:
+def _block(space: etree._Element, block: Block, ids: Ids, size: tuple[int, int]) -> None:
     confidence = block.result.confidence
     wc = None if confidence is None else f"{min(1.0, max(0.0, confidence)):.3f}"
     if block.kind == "text" and block.lines:
-        _text_block(space, block.box, block.lines, ids, wc)
+        _text_block(space, block.box, block.lines, ids, wc, size)
     elif block.kind == "table" and block.lines:
         composed = _element(space, "ComposedBlock", ID=ids("table"), TYPE="table")
-        _place(composed, block.box)
+        _place(composed, block.box, size)
         for cell in block.lines:
-            _text_block(composed, cell.box, (cell,), ids, wc)
+            _text_block(composed, cell.box, (cell,), ids, wc, size)
     elif block.kind in _ILLUSTRATIONS:
         figure = _element(space, "Illustration", ID=ids("figure"))
         figure.set("TYPE", _ILLUSTRATIONS[block.kind])
-        _place(figure, block.box)
+        _place(figure, block.box, size)
     # text or table blocks without lines (a failed read) and answers are not written
 
 
@@ -81,7 +93,7 @@ def page_alto(page: Page, source: str) -> str:
     description = _element(root, "Description")
     _element(description, "MeasurementUnit").text = "pixel"
     image = _element(description, "sourceImageInformation")
-    _element(image, "fileName").text = xml_text(source)
+    _element(image, "fileName").text = clean_text(source)
     step = _element(description, "Processing", ID="processing_1")
     software = _element(step, "processingSoftware")
     _element(software, "softwareName").text = SOFTWARE
@@ -98,10 +110,11 @@ def page_alto(page: Page, source: str) -> str:
     if page.rotation or page.skew:  # how the text lies on the scan, counter-clockwise
         alto_page.set("ROTATION", f"{(page.rotation + page.skew) % 360:g}")
     space = _element(alto_page, "PrintSpace")
-    _place(space, Box(x0=0, y0=0, x1=max(1, page.width), y1=max(1, page.height)))
+    size = (page.width, page.height)
+    _place(space, Box(x0=0, y0=0, x1=page.width, y1=page.height), size)
     ids = Ids(page.number)
     for block in reading_order(page):
         if block.kind in TEXT_KINDS or block.kind in _ILLUSTRATIONS:
-            _block(space, block, ids)
+            _block(space, block, ids, size)
     text: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     return text.decode("utf-8")

@@ -16,8 +16,10 @@ How docvlm's records map (pages in order, each page's blocks in the shared readi
   Markdown export prints under the picture; a score is a ``PictureItem`` without meta.
 - captions and answers are not written: they describe the page, they are not on it.
 
-Boxes use ``CoordOrigin.BOTTOMLEFT``, as Docling's own PDF conversion writes them;
-``bbox.to_top_left_origin(page.size.height)`` gives the top-left form back.
+Text (lines, cells, SMILES, the name) goes through ``clean_text``, the rule every format
+applies to control characters. Boxes use ``CoordOrigin.BOTTOMLEFT``, as Docling's own PDF
+conversion writes them; ``bbox.to_top_left_origin(page.size.height)`` gives the top-left
+form back.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from docvlm.errors import MissingDependencyError
-from docvlm.formats.common import Converted
+from docvlm.formats.common import Converted, clean_text
 from docvlm.formats.order import Block, reading_order
 from docvlm.results import MoleculeResult, Page, TableResult
 from parsers import Box, Table
@@ -52,7 +54,7 @@ def to_docling(document: Converted) -> DoclingDocument:
         raise MissingDependencyError(
             "DoclingDocument export needs docling-core: pip install 'docvlm[docling]'"
         ) from error
-    name = PurePath(document.source).stem or "document"
+    name = clean_text(PurePath(document.source).stem) or "document"
     doc = DoclingDocument(name=name, origin=_origin(document))
     for page in document.pages:
         scale = 72.0 / page.dpi if page.dpi else 1.0
@@ -72,8 +74,9 @@ def _add_block(doc: DoclingDocument, block: Block, page: Page, scale: float, hei
     result = block.result
     if block.kind == "text":
         for line in block.lines:
-            if line.text.strip():
-                doc.add_text(DocItemLabel.TEXT, line.text, prov=prov(line.box, line.text))
+            text = clean_text(line.text)
+            if text.strip():
+                doc.add_text(DocItemLabel.TEXT, text, prov=prov(line.box, text))
     elif block.kind == "table" and isinstance(result, TableResult) and result.table:
         data = _table_data(result.table, scale, height)
         doc.add_table(data=data, prov=prov(block.box))
@@ -83,7 +86,9 @@ def _add_block(doc: DoclingDocument, block: Block, page: Page, scale: float, hei
         if smiles:
             picture.meta = PictureMeta(
                 molecule=MoleculeMetaField(
-                    smi=smiles, confidence=result.confidence, created_by=result.checkpoint
+                    smi=clean_text(smiles),
+                    confidence=result.confidence,
+                    created_by=result.checkpoint,
                 )
             )
     elif block.kind == "music":
@@ -96,7 +101,7 @@ def _origin(document: Converted) -> DocumentOrigin | None:
 
     if document.sha256 is None or document.source.startswith("<"):
         return None
-    filename = PurePath(document.source).name
+    filename = clean_text(PurePath(document.source).name)
     mimetype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
     # Docling's binary_hash is an unsigned 64-bit integer: the SHA-256's first 8 bytes
     return DocumentOrigin(
@@ -128,7 +133,7 @@ def _table_data(table: Table, scale: float, height: float) -> TableData:
     rows, cols = table.shape
     cells = [
         TableCell(
-            text=cell.text,
+            text=clean_text(cell.text),
             bbox=_bbox(cell.box, scale, height) if cell.box else None,
             row_span=cell.rowspan,
             col_span=cell.colspan,

@@ -1,16 +1,15 @@
-"""The formats an output folder can hold, one row per format (``--formats``).
+"""The formats an output folder can hold: ``FORMATS``, one row per format (``--formats``).
 
-Each writer puts one document's files into its folder, named as in the table below, so a
-folder sink (``docvlm.archive.sinks``) writes them into its staging folder and moves the
-whole folder into place: resume and the manifest cover them like ``document.json``.
+A row names the format, its files in a document's folder, the writer that puts them
+there, what it needs installed and its one-line help. Everything else that lists the
+formats is derived from the rows: ``--formats`` and its help, the sinks' advice for an
+``--out x.md``, ``write_formats`` and the ``Document.to_*`` conveniences (``render``). A
+new format is one module and one row.
 
-    md       document.md              Markdown in reading order
-    txt      document.txt             plain text, pages apart by a form feed
-    hocr     hocr/page-0001.html      hOCR per page
-    alto     alto/page-0001.xml       ALTO 4.4 per page
-    page     page/page-0001.xml       PAGE XML 2019-07-15 per page
-    docling  document.docling.json    DoclingDocument (docling-core)
-    pdf      document.pdf             searchable PDF: the original pages, text layer on top
+Each writer puts one document's files into its folder, so a folder sink
+(``docvlm.archive.sinks``) writes them into its staging folder and moves the whole folder
+into place: resume and the manifest cover them like ``document.json``. A document that
+was not read (no pages) gets no file of a format made of pages; ``write_formats`` says so.
 """
 
 from __future__ import annotations
@@ -20,8 +19,10 @@ import importlib.util
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import datetime
+from pathlib import Path, PurePath
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from docvlm.errors import MissingDependencyError
 from docvlm.formats.common import Converted
@@ -29,36 +30,89 @@ from docvlm.reading.sources import read_member
 from docvlm.results import Page
 from docvlm.settings import Limits, Settings
 
-__all__ = ["FORMATS", "FormatSpec", "archive_member", "parse_formats", "write_formats"]
+if TYPE_CHECKING:
+    from docling_core.types.doc import DoclingDocument
+
+__all__ = [
+    "FORMATS",
+    "FormatSpec",
+    "Inputs",
+    "archive_member",
+    "formats_by_suffix",
+    "formats_help",
+    "parse_formats",
+    "render",
+    "write_formats",
+]
+
+
+@dataclass
+class Inputs:
+    """What a writer may use besides the records: the original's bytes (``original()``:
+    as given, else read from inside an archive when a writer first asks), its password,
+    and the time PAGE records as its creation (None: now)."""
+
+    source: str
+    password: str | None = None
+    given: bytes | None = None
+    limits: Limits | None = None
+    created: datetime | None = None
+
+    def original(self) -> bytes | None:
+        """The source's bytes when ``source`` does not lead to them (``a.zip!b.pdf``)."""
+        if self.given is None:
+            self.given = archive_member(self.source, self.limits or Settings().limits())
+        return self.given
 
 
 @dataclass(frozen=True)
 class FormatSpec:
-    """One output format: its name, the writer of its files into a folder, and the modules
-    it needs with the extra that installs them (the module docstring says what each is)."""
+    """One output format, a row of ``FORMATS``.
+
+    ``files``: where it writes in a document's folder (``alto/page-0001.xml``: a file per
+    page); ``write`` puts them there; ``render`` gives the same content in memory (what
+    ``Document.to_*`` return; None when the format is only a file); ``needs``: modules it
+    imports, installed by ``pip install 'docvlm[extra]'``; ``of_pages``: made of the
+    pages, so a document without pages gets none of its files; ``reads_original``: made
+    from the source's bytes too (``Inputs.original()``), which a caller that keeps them
+    elsewhere (the viewer's export) hands to ``write_formats``."""
 
     name: str
-    write: Callable[[Converted, Path, bytes | None, str | None], None]
+    help: str
+    files: str
+    write: Callable[[Converted, Path, Inputs], None]
+    render: Callable[[Converted, Inputs], object] | None = None
     needs: tuple[str, ...] = ()
     extra: str = ""
+    of_pages: bool = True
+    reads_original: bool = False
 
 
-def _text(name: str, render: Callable[[Converted], str]) -> Callable[..., None]:
-    def write(document: Converted, folder: Path, _original: object, _password: object) -> None:
-        (folder / name).write_text(render(document), encoding="utf-8")
+def _document_file(name: str, help: str, file: str, text: Callable[[Converted], str]) -> FormatSpec:
+    """A format written as one text file per document, which says why when the document
+    was not read."""
 
-    return write
+    def write(document: Converted, folder: Path, _inputs: Inputs) -> None:
+        (folder / file).write_text(text(document), encoding="utf-8")
+
+    return FormatSpec(name, help, file, write, lambda d, _: text(d), of_pages=False)
 
 
-def _per_page(kind: str, suffix: str, render: Callable[..., str]) -> Callable[..., None]:
-    def write(document: Converted, folder: Path, _original: object, _password: object) -> None:
-        target = folder / kind
+def _page_files(
+    name: str, help: str, suffix: str, page_text: Callable[[Page, str, Inputs], str]
+) -> FormatSpec:
+    """A format written as one file per page, in a folder named as the format."""
+
+    def render(document: Converted, inputs: Inputs) -> dict[int, str]:
+        return {page.number: page_text(page, document.source, inputs) for page in document.pages}
+
+    def write(document: Converted, folder: Path, inputs: Inputs) -> None:
+        target = folder / name
         target.mkdir(exist_ok=True)
-        for page in document.pages:
-            text = render(page, document.source)
-            (target / f"page-{page.number:04d}.{suffix}").write_text(text, encoding="utf-8")
+        for number, text in render(document, inputs).items():
+            (target / f"page-{number:04d}.{suffix}").write_text(text, encoding="utf-8")
 
-    return write
+    return FormatSpec(name, help, f"{name}/page-0001.{suffix}", write, render)
 
 
 def _markdown(document: Converted) -> str:
@@ -73,48 +127,93 @@ def _plain(document: Converted) -> str:
     return document_text(document.source, document.pages, document.error)
 
 
-def _hocr(page: Page, source: str) -> str:
-    from docvlm.formats.hocr import page_hocr
+def _hocr(page: Page, source: str, _inputs: Inputs) -> str:
+    from docvlm.formats import hocr
 
-    return page_hocr(page, source)
-
-
-def _alto(page: Page, source: str) -> str:
-    from docvlm.formats.alto import page_alto
-
-    return page_alto(page, source)
+    return hocr.page_hocr(page, source)
 
 
-def _page_xml(page: Page, source: str) -> str:
-    from docvlm.formats.page_xml import page_xml
+def _alto(page: Page, source: str, _inputs: Inputs) -> str:
+    from docvlm.formats import alto
 
-    return page_xml(page, source, None)
+    return alto.page_alto(page, source)
 
 
-def _docling(document: Converted, folder: Path, _original: object, _password: object) -> None:
+def _page_xml(page: Page, source: str, inputs: Inputs) -> str:
+    from docvlm.formats import page_xml
+
+    return page_xml.page_xml(page, source, inputs.created)
+
+
+def _docling(document: Converted, _inputs: Inputs) -> DoclingDocument:
     from docvlm.formats.docling import to_docling
 
-    text = to_docling(document).model_dump_json(indent=2)
+    return to_docling(document)
+
+
+def _docling_file(document: Converted, folder: Path, inputs: Inputs) -> None:
+    text = _docling(document, inputs).model_dump_json(indent=2)
     (folder / "document.docling.json").write_text(text, encoding="utf-8")
 
 
-def _pdf(document: Converted, folder: Path, original: bytes | None, password: str | None) -> None:
+def _pdf(document: Converted, folder: Path, inputs: Inputs) -> None:
     from docvlm.formats.pdf import write_searchable_pdf
 
-    if document.pages:
-        write_searchable_pdf(document, folder / "document.pdf", source=original, password=password)
+    original = inputs.original()
+    write_searchable_pdf(
+        document, folder / "document.pdf", source=original, password=inputs.password
+    )
 
 
 _SPECS = (
-    FormatSpec("md", _text("document.md", _markdown)),
-    FormatSpec("txt", _text("document.txt", _plain)),
-    FormatSpec("hocr", _per_page("hocr", "html", _hocr)),
-    FormatSpec("alto", _per_page("alto", "xml", _alto)),
-    FormatSpec("page", _per_page("page", "xml", _page_xml)),
-    FormatSpec("docling", _docling, ("docling_core",), "docling"),
-    FormatSpec("pdf", _pdf, ("pikepdf", "fpdf"), "pdf"),
+    _document_file("md", "Markdown in reading order", "document.md", _markdown),
+    _document_file("txt", "plain text, pages apart by a form feed", "document.txt", _plain),
+    _page_files("hocr", "hOCR per page", "html", _hocr),
+    _page_files("alto", "ALTO 4.4 per page", "xml", _alto),
+    _page_files("page", "PAGE XML 2019 per page", "xml", _page_xml),
+    FormatSpec(
+        name="docling",
+        help="DoclingDocument JSON, for docling-core",
+        files="document.docling.json",
+        write=_docling_file,
+        render=_docling,
+        needs=("docling_core",),
+        extra="docling",
+    ),
+    FormatSpec(
+        name="pdf",
+        help="searchable PDF: the original with a text layer",
+        files="document.pdf",
+        write=_pdf,
+        needs=("pikepdf", "fpdf"),
+        extra="pdf",
+        reads_original=True,
+    ),
 )
 FORMATS: Mapping[str, FormatSpec] = MappingProxyType({spec.name: spec for spec in _SPECS})
+
+
+def formats_help() -> str:
+    """The formats for a help text: ``md (Markdown in reading order), txt (...), ...``."""
+    return ", ".join(f"{spec.name} ({spec.help})" for spec in FORMATS.values())
+
+
+def formats_by_suffix() -> dict[str, str]:
+    """File suffix -> the formats that write it, comma-separated (``.xml``: ``alto,page``)."""
+    out: dict[str, list[str]] = {}
+    for spec in FORMATS.values():
+        out.setdefault(PurePath(spec.files).suffix, []).append(spec.name)
+    return {suffix: ",".join(names) for suffix, names in out.items()}
+
+
+def render(name: str, document: Converted, inputs: Inputs | None = None) -> object:
+    """Format ``name`` of ``document`` in memory (what its row's ``render`` gives: text, a
+    page number -> text mapping, a DoclingDocument). ValueError for a format that is only
+    written as a file (the searchable PDF)."""
+    spec = FORMATS[name]
+    if spec.render is None:
+        raise ValueError(f"the {name} format is written as a file only: use write_formats")
+    return spec.render(document, inputs or Inputs(document.source))
 
 
 def parse_formats(names: Sequence[str] | str) -> tuple[str, ...]:
@@ -165,18 +264,23 @@ def write_formats(
     limits: Limits | None = None,
     original: bytes | None = None,
 ) -> dict[str, str]:
-    """Write ``formats`` of ``document`` into ``folder``; returns, per format that could not
-    be written (its original gone or changed), why, and leaves none of its files. The
-    others are written: one failing format never costs the document its record. A full
-    disk is raised (the run stops, and resumes once there is space). ``original``: the
-    source's bytes when ``document.source`` does not lead to them."""
+    """Write ``formats`` of ``document`` into ``folder``; returns, per format not written,
+    why (its original gone or changed, or a document without pages for a format made of
+    pages), and leaves none of its files. The others are written: one failing format
+    never costs the document its record. A full disk is raised (the run stops, and resumes
+    once there is space). ``original``: the source's bytes when ``document.source`` does
+    not lead to them."""
+    inputs = Inputs(document.source, password, original, limits)
     failed: dict[str, str] = {}
     for name in formats:
+        spec = FORMATS[name]
+        if spec.of_pages and not document.pages:
+            why = f": {document.error}" if document.error else ""
+            failed[name] = f"not written: the document has no pages (it was not read{why})"
+            continue
         before = set(folder.rglob("*"))
         try:
-            if name == "pdf" and original is None:
-                original = archive_member(document.source, limits or Settings().limits())
-            FORMATS[name].write(document, folder, original, password)
+            spec.write(document, folder, inputs)
         except OSError as error:
             if error.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise

@@ -16,7 +16,14 @@ from __future__ import annotations
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from docvlm.formats.common import SOFTWARE, TEXT_KINDS, Ids, pixels, software_version, xml_text
+from docvlm.formats.common import (
+    SOFTWARE,
+    TEXT_KINDS,
+    Ids,
+    clean_text,
+    pixels,
+    software_version,
+)
 from docvlm.formats.order import Block, Line, reading_order
 from docvlm.results import Page
 from parsers import Box
@@ -32,35 +39,35 @@ _CAPABILITIES = "ocr_page ocr_carea ocr_par ocr_line ocrx_word ocr_table ocr_che
 _E = ElementMaker(namespace=XHTML, nsmap={None: XHTML})
 
 
-def _bbox(box: Box) -> str:
-    return "bbox {} {} {} {}".format(*pixels(box))
+def _bbox(box: Box, size: tuple[int, int]) -> str:
+    return "bbox {} {} {} {}".format(*pixels(box, size))
 
 
-def _line(line: Line, ids: Ids, confidence: float | None) -> etree._Element:
-    word_title = _bbox(line.box)
+def _line(line: Line, ids: Ids, confidence: float | None, size: tuple[int, int]) -> etree._Element:
+    word_title = _bbox(line.box, size)
     if confidence is not None:
         word_title += f"; x_wconf {round(confidence * 100)}"
     word = _E.span(
-        xml_text(line.text), {"class": "ocrx_word", "id": ids("word"), "title": word_title}
+        clean_text(line.text), {"class": "ocrx_word", "id": ids("word"), "title": word_title}
     )
-    return _E.span(word, {"class": "ocr_line", "id": ids("line"), "title": _bbox(line.box)})
+    return _E.span(word, {"class": "ocr_line", "id": ids("line"), "title": _bbox(line.box, size)})
 
 
-def _block(block: Block, ids: Ids) -> etree._Element | None:
-    title = _bbox(block.box)
+def _block(block: Block, ids: Ids, size: tuple[int, int]) -> etree._Element | None:
+    title = _bbox(block.box, size)
     if block.kind in TEXT_KINDS:
         if not block.lines:
             return None
         confidence = block.result.confidence
         paragraph = _E.p(
             {"class": "ocr_par", "id": ids("par"), "title": title},
-            *(_line(line, ids, confidence) for line in block.lines),
+            *(_line(line, ids, confidence, size) for line in block.lines),
         )
         kind = "ocr_table" if block.kind == "table" else "ocr_carea"
         return _E.div({"class": kind, "id": ids("block"), "title": title}, paragraph)
     if block.kind == "molecule":
         return _E.div(
-            xml_text(block.text), {"class": "ocr_chem", "id": ids("block"), "title": title}
+            clean_text(block.text), {"class": "ocr_chem", "id": ids("block"), "title": title}
         )
     if block.kind in ("music", "caption"):
         return _E.div({"class": "ocr_image", "id": ids("block"), "title": title})
@@ -74,11 +81,12 @@ def _quoted(text: str) -> str:
 def page_hocr(page: Page, source: str) -> str:
     """The hOCR document of one page of ``source`` (XHTML, UTF-8, with its declaration)."""
     ids = Ids(page.number)
-    whole = Box(x0=0, y0=0, x1=max(1, page.width), y1=max(1, page.height))
-    title = f"image {_quoted(xml_text(source))}; {_bbox(whole)}; ppageno {page.number - 1}"
+    size = (page.width, page.height)
+    whole = Box(x0=0, y0=0, x1=page.width, y1=page.height)
+    title = f"image {_quoted(clean_text(source))}; {_bbox(whole, size)}; ppageno {page.number - 1}"
     body = _E.div({"class": "ocr_page", "id": f"page_{page.number}", "title": title})
     for block in reading_order(page):
-        element = _block(block, ids)
+        element = _block(block, ids, size)
         if element is not None:
             body.append(element)
     if page.rotation or page.skew:  # how each line lies on the scan, counter-clockwise
@@ -87,7 +95,7 @@ def page_hocr(page: Page, source: str) -> str:
             if line.get("class") == "ocr_line":
                 line.set("title", f"{line.get('title')}; {angle}")
     head = _E.head(
-        _E.title(xml_text(f"{source}, page {page.number}")),
+        _E.title(clean_text(f"{source}, page {page.number}")),
         _E.meta({"http-equiv": "Content-Type", "content": "text/html;charset=utf-8"}),
         _E.meta({"name": "ocr-system", "content": f"{SOFTWARE} {software_version()}"}),
         _E.meta({"name": "ocr-capabilities", "content": _CAPABILITIES}),

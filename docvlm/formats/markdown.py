@@ -5,7 +5,9 @@ tables as tab-separated rows, a molecule as its SMILES, pages apart by a form fe
 ``pdftotext`` writes them). Markdown is for people and RAG pipelines: the same blocks,
 tables as GitHub tables, a molecule as a ``smiles`` code block, music and figures as a
 short note, and a ``<!-- page N -->`` comment before each page. Text the model read is
-escaped so that it never turns into Markdown markup (a line "# 1" stays text).
+escaped so that it never turns into Markdown markup (a line "# 1" stays text), in table
+cells too (a cell ``<img onerror=...>`` stays text, a ``|`` stays in its cell). Both go
+through ``clean_text``, the rule every format applies to control characters.
 """
 
 from __future__ import annotations
@@ -13,20 +15,23 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from docvlm.formats.common import clean_text
 from docvlm.formats.order import Block, reading_order
 from docvlm.results import MoleculeResult, MusicResult, Page, TableResult
+from parsers import Table
 
 __all__ = ["document_markdown", "document_text", "page_markdown", "page_text"]
 
-_INLINE = re.compile(r"([\\`*_\[\]<>|])")
+_INLINE = re.compile(r"([\\`*_~\[\]<>|])")
+_ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")  # "&amp;" would print as "&"
 _MARKER = re.compile(r"^(\s*)([#+=~-])(?=\s|$)", re.MULTILINE)
 _NUMBERED = re.compile(r"^(\s*\d+)([.)])(?=\s|$)", re.MULTILINE)
 
 
 def escape(text: str) -> str:
-    """``text`` as literal Markdown: inline markup characters and line-start markers
-    (headings, quotes, list items) escaped with a backslash."""
-    out = _INLINE.sub(r"\\\1", text)
+    """``text`` as literal Markdown: inline markup characters, entity references and
+    line-start markers (headings, quotes, list items) escaped with a backslash."""
+    out = _ENTITY.sub(r"\\&", _INLINE.sub(r"\\\1", text))
     out = _MARKER.sub(r"\1\\\2", out)
     return _NUMBERED.sub(r"\1\\\2", out)
 
@@ -55,7 +60,7 @@ def _markdown_block(block: Block) -> str:
     if isinstance(result, TableResult):
         if result.table is None:
             return f"*{escape(_note(block))}*"
-        return result.table.to_markdown().rstrip("\n")
+        return _table(result.table)
     if isinstance(result, MoleculeResult):
         if not block.lines:
             return f"*{escape(_note(block))}*"
@@ -67,6 +72,23 @@ def _markdown_block(block: Block) -> str:
     if block.kind == "ask":
         return f"**Answer:** {escape(' '.join(block.text.split()))}"
     return "\n".join(escape(line.text) for line in block.lines)
+
+
+def _cell(text: str) -> str:
+    """A cell's text as literal Markdown on its table line: one line, escaped (``|`` too,
+    so it stays in its cell), a leading ``#`` as well."""
+    out = escape(" ".join(text.split()))
+    return "\\" + out if out.startswith("#") else out
+
+
+def _table(table: Table) -> str:
+    """A GitHub table of ``table``'s grid, the first row as its header line."""
+    rows = table.grid()
+    if not rows:
+        return ""
+    lines = ["| " + " | ".join(_cell(text) for text in row) + " |" for row in rows]
+    lines.insert(1, "|" + "---|" * table.shape[1])
+    return "\n".join(lines)
 
 
 def _music_note(result: MusicResult) -> str:
@@ -82,9 +104,9 @@ def _music_note(result: MusicResult) -> str:
 
 def _page(page: Page, render: Callable[[Block], str], error: Callable[[str], str]) -> str:
     if page.error and not page.results:
-        return error(f"[page {page.number} not read: {page.error}]")
+        return clean_text(error(f"[page {page.number} not read: {page.error}]"))
     parts = [render(block) for block in reading_order(page)]
-    return "\n\n".join(part for part in parts if part)
+    return clean_text("\n\n".join(part for part in parts if part))
 
 
 def page_text(page: Page) -> str:
@@ -101,13 +123,13 @@ def document_text(source: str, pages: Sequence[Page], error: str | None = None) 
     """A document (``source``, its ``pages``, the ``error`` that stopped it) as plain text:
     pages in order, apart by a form feed."""
     if error and not pages:
-        return f"[{source} not read: {error}]\n"
+        return clean_text(f"[{source} not read: {error}]") + "\n"
     return "\n\f".join(page_text(page) for page in pages) + "\n"
 
 
 def document_markdown(source: str, pages: Sequence[Page], error: str | None = None) -> str:
     """A document as Markdown: each page led by a ``<!-- page N -->`` comment."""
     if error and not pages:
-        return f"*{escape(f'[{source} not read: {error}]')}*\n"
+        return clean_text(f"*{escape(f'[{source} not read: {error}]')}*") + "\n"
     parts = [f"<!-- page {page.number} -->\n\n{page_markdown(page)}" for page in pages]
     return "\n\n".join(parts).rstrip() + "\n"

@@ -32,7 +32,7 @@ from docvlm.results import (
     TableResult,
     TextResult,
 )
-from parsers import Box, Cell, TextLine
+from parsers import Box, Cell, Table, TextLine
 
 __all__ = ["Block", "BlockKind", "Line", "cell_box", "column_groups", "reading_order"]
 
@@ -281,6 +281,17 @@ def cell_box(result: TableResult, cell: Cell) -> tuple[Box, bool]:
     return slot, True
 
 
+def _table_box(result: TableResult, table: Table) -> Box:
+    """A table's box, which holds every cell. A table read from a whole page sits where
+    its cells are when the model placed them all; when it placed some, the others get
+    slots of the record's box (``cell_box``), so the table is the record's box (grown to
+    any placed cell that reaches past it)."""
+    placed = [cell.box for cell in table.cells if cell.box is not None]
+    if placed and len(placed) == len(table.cells):
+        return _union(placed)
+    return _union([result.box, *placed])
+
+
 def _table_lines(result: TableResult) -> tuple[Line, ...]:
     if result.table is None:
         return ()
@@ -307,8 +318,6 @@ def _blocks(result: Result, split: bool, label: str | None = None) -> list[Block
         return []
     box = result.box
     if isinstance(result, TableResult) and result.table is not None:
-        # a table read from a whole page sits where its cells are, when the model said
-        cells = [cell.box for cell in result.table.cells if cell.box is not None]
-        box = _union(cells) if cells else box
+        box = _table_box(result, result.table)
     kind: BlockKind = result.task
     return [Block(kind=kind, box=box, lines=lines, result=result, label=label)]

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
-from docvlm.formats.common import SOFTWARE, Ids, pixels, software_version, xml_text
+from docvlm.formats.common import SOFTWARE, Ids, clean_text, pixels, software_version
 from docvlm.formats.order import Block, cell_box, reading_order
 from docvlm.results import Page, TableResult
 from parsers import Box, Table
@@ -35,8 +35,11 @@ def _element(parent: etree._Element, tag: str, **attributes: str) -> etree._Elem
     return etree.SubElement(parent, f"{{{PAGE}}}{tag}", attributes)
 
 
-def _coords(parent: etree._Element, box: Box) -> None:
-    x0, y0, x1, y1 = pixels(box)
+def _coords(parent: etree._Element, box: Box, size: tuple[int, int]) -> None:
+    """The box's corner pixels: PAGE points are pixels (0..width-1), so the last pixel
+    is one before the box's right and bottom edges."""
+    x0, y0, x1, y1 = pixels(box, size)
+    x1, y1 = x1 - 1, y1 - 1
     _element(parent, "Coords", points=f"{x0},{y0} {x1},{y0} {x1},{y1} {x0},{y1}")
 
 
@@ -44,11 +47,11 @@ def _outline(parent: etree._Element, box: Box, page: Page) -> None:
     """A line's Coords: on a page read turned or straightened, its turned rectangle on the
     scan (``Page.outline``), else its box."""
     if not (page.rotation or page.skew):
-        _coords(parent, box)
+        _coords(parent, box, (page.width, page.height))
         return
     corners = page.outline(box)
     points = " ".join(
-        f"{min(max(0, round(x)), page.width)},{min(max(0, round(y)), page.height)}"
+        f"{min(max(0, round(x)), page.width - 1)},{min(max(0, round(y)), page.height - 1)}"
         for x, y in corners
     )
     _element(parent, "Coords", points=points)
@@ -58,16 +61,17 @@ def _text(parent: etree._Element, text: str, conf: str | None) -> None:
     equiv = _element(parent, "TextEquiv")
     if conf is not None:
         equiv.set("conf", conf)
-    _element(equiv, "Unicode").text = xml_text(text)
+    _element(equiv, "Unicode").text = clean_text(text)
 
 
 def _text_region(
     parent: etree._Element, block: Block, ids: Ids, conf: str | None, page: Page
 ) -> etree._Element:
+    size = (page.width, page.height)
     region = _element(parent, "TextRegion", id=ids("region"), type="paragraph")
     if page.rotation or page.skew:
         region.set("orientation", _orientation(page))
-    _coords(region, block.box)
+    _coords(region, block.box, size)
     for line in block.lines:
         text_line = _element(region, "TextLine", id=ids("line"))
         _outline(text_line, line.box, page)
@@ -83,14 +87,15 @@ def _table_region(
     table: Table,
     ids: Ids,
     conf: str | None,
+    size: tuple[int, int],
 ) -> etree._Element:
     rows, columns = table.shape
     region = _element(parent, "TableRegion", id=ids("table"), rows=str(rows), columns=str(columns))
-    _coords(region, block.box)
+    _coords(region, block.box, size)
     for cell in table.cells:
         area, _ = cell_box(result, cell)
         cell_region = _element(region, "TextRegion", id=ids("cell"))
-        _coords(cell_region, area)
+        _coords(cell_region, area, size)
         role = _element(_element(cell_region, "Roles"), "TableCellRole")
         role.set("rowIndex", str(cell.row))
         role.set("columnIndex", str(cell.col))
@@ -99,7 +104,7 @@ def _table_region(
         role.set("header", "true" if cell.is_header else "false")
         if cell.text:
             text_line = _element(cell_region, "TextLine", id=ids("line"))
-            _coords(text_line, area)
+            _coords(text_line, area, size)
             _text(text_line, cell.text, conf)
             _text(cell_region, cell.text, conf)
     return region
@@ -112,16 +117,17 @@ def _orientation(page: Page) -> str:
 
 
 def _region(parent: etree._Element, block: Block, ids: Ids, page: Page) -> etree._Element | None:
+    size = (page.width, page.height)
     confidence = block.result.confidence
     conf = None if confidence is None else f"{min(1.0, max(0.0, confidence)):.3f}"
     result = block.result
     if block.kind == "text" and block.lines:
         return _text_region(parent, block, ids, conf, page)
     if isinstance(result, TableResult) and result.table is not None:
-        return _table_region(parent, block, result, result.table, ids, conf)
+        return _table_region(parent, block, result, result.table, ids, conf, size)
     if block.kind in _REGIONS:
         region = _element(parent, _REGIONS[block.kind], id=ids("region"))
-        _coords(region, block.box)
+        _coords(region, block.box, size)
         return region
     return None  # a failed read, or an answer (not on the page)
 
@@ -142,7 +148,7 @@ def page_xml(page: Page, source: str, created: datetime | None = None) -> str:
     page_element = _element(
         root,
         "Page",
-        imageFilename=xml_text(source),
+        imageFilename=clean_text(source),
         imageWidth=str(page.width),
         imageHeight=str(page.height),
     )

@@ -156,7 +156,7 @@ def _pdf_source(
         raise CorruptInputError(f"cannot open the PDF ({error})", source=name) from error
     with original:
         count = len(original.pages)
-        layer = new_layer()
+        layer = new_layer(pages)
         boxes = []
         for page in pages:
             if not 1 <= page.number <= count:
@@ -192,7 +192,7 @@ def _overlay(pikepdf: Any, pdf: Any, page: Any, layer: Any, box: Any) -> None:
 
 
 def _image_source(pages: Sequence[Page], data: bytes | Path, name: str, out: Path) -> None:
-    layer = new_layer()
+    layer = new_layer(pages)
     try:
         image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
     except (OSError, ValueError, SyntaxError) as error:

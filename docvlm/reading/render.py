@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import stat
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ __all__ = [
     "head_bytes",
     "image_error",
     "load_pages",
+    "not_regular",
     "parse_pages",
     "pdf_scale",
     "read_source",
@@ -182,8 +184,30 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+#: What a path that is not a regular file is, by its mode.
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def not_regular(path: Path, name: str) -> InputError | None:
+    """Why ``path`` (links followed) may not be opened, or None for a regular file: a
+    named pipe would wait for a writer forever, a device may never end."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        return InputError(f"cannot read ({error})", source=name)
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((kind for test, kind in _SPECIAL_FILES if test(mode)), "a special file")
+    return UnsupportedInputError(f"{kind}, not a regular file", source=name)
+
+
 def read_source(source: Source, name: str) -> bytes | Path:
-    """The bytes of an in-memory source, or the checked path of a file (not read)."""
+    """The bytes of an in-memory source, or the checked path of a regular file (not read)."""
     if isinstance(source, bytes):
         return source
     if isinstance(source, str | Path):
@@ -192,6 +216,8 @@ def read_source(source: Source, name: str) -> bytes | Path:
             raise InputError("no such file", source=name)
         if path.is_dir():
             raise UnsupportedInputError("is a directory, not a document", source=name)
+        if (refused := not_regular(path, name)) is not None:
+            raise refused
         return path
     assert not isinstance(source, Image.Image)
     return source.read()

@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 
 from PIL import Image
 
-__all__ = ["Engine", "Generation", "Request", "Stop", "repeats"]
+__all__ = ["MAX_PERIOD", "Engine", "Generation", "Request", "Stop", "repeats"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,11 @@ class Engine(Protocol):
         ...
 
 
-def repeats(tokens: Sequence[int], min_span: int, max_period: int = 8) -> bool:
+#: The longest cycle the repetition guard looks for (both engines), in tokens.
+MAX_PERIOD = 8
+
+
+def repeats(tokens: Sequence[int], min_span: int, max_period: int = MAX_PERIOD) -> bool:
     """True when the last ``min_span`` tokens are one short cycle (period <= max_period),
     repeated at least twice."""
     if len(tokens) < min_span:

@@ -3,7 +3,9 @@
 Folders are walked recursively in sorted order, skipping hidden files and folders, and
 skipping files that are clearly not documents (neither their content nor their name says
 PDF, image or archive: a README or a ``.json`` beside the scans); ``include`` and
-``exclude`` globs select files further. A file named on its own is always read.
+``exclude`` globs select files further. A file named on its own is always read. Only
+regular files (or links to them) are opened: a named pipe, socket or device, in a folder
+or named on its own, is reported before a byte is read (reading a pipe waits forever).
 Archives are recognised by content (office and other zip-based formats are not archives)
 and read in memory, never extracted: members with absolute or ``..`` paths, links and
 special files are refused (each reported, the rest read), and member count and size are
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from docvlm.errors import InputError, InputLimitError, UnsupportedInputError
-from docvlm.reading.render import Source, head_bytes, sniff, source_name
+from docvlm.reading.render import Source, head_bytes, not_regular, sniff, source_name
 from docvlm.settings import Limits
 
 __all__ = ["DOCUMENT_SUFFIXES", "Item", "expand_sources", "read_member"]
@@ -248,6 +250,10 @@ def _expand_folder(folder: Path, limits: Limits, chosen: _Filter) -> Iterator[It
         if not chosen.selects(relative):
             chosen.skip(str(file), "not selected by --include/--exclude")
             continue
+        refused = not_regular(file, str(file))
+        if refused is not None:
+            yield Item(str(file), None, refused)
+            continue
         try:
             head = head_bytes(file, 512)
         except OSError as error:
@@ -288,6 +294,8 @@ def _expand_path(path: Path, limits: Limits, chosen: _Filter) -> Iterator[Item]:
         yield Item(name, None, InputError("no such file", source=name))
     elif path.is_dir():
         yield from _expand_folder(path, limits, chosen)
+    elif (refused := not_regular(path, name)) is not None:
+        yield Item(name, None, refused)
     else:
         try:
             head = head_bytes(path, 512)

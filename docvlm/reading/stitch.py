@@ -65,6 +65,7 @@ def join_tables(first: TableResult, second: TableResult) -> TableResult:
             "table": table,
             "raw": first.raw + "\n" + second.raw,
             "parts": _parts(first) + _parts(second),
+            "corrected": first.corrected or second.corrected,
         }
     )
 

@@ -227,6 +227,11 @@ class Converter:
             orient=job.orient,
         )
 
+    @property
+    def closing(self) -> bool:
+        """True once ``stop`` (or ``close``) was called."""
+        return self._closing
+
     def stop(self) -> None:
         """Refuse new work and cancel running and waiting conversions (each stops at its
         next check); what ``docvlm serve`` does first on SIGTERM."""

@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
 from docvlm.document import Document
@@ -27,14 +26,14 @@ from docvlm.server.archive import Archive, UploadArchive
 from docvlm.server.cancel import ConversionCancelled
 from docvlm.server.conversions import (
     ConversionJob,
-    Converter,
     QueueFullError,
     ServiceClosingError,
 )
+from docvlm.server.state import Given
 from docvlm.server.uploads import NoFileError, Upload, UploadTooLarge, receive_upload
 from docvlm.tasks import TASKS, TaskName
 
-__all__ = ["CONVERT_FORM", "add_convert"]
+__all__ = ["CONVERT_FORM", "router"]
 
 #: What an encrypted upload is told (the CLI's hint names --password).
 ENCRYPTED_UPLOAD = "it is encrypted: give its password (the `password` form field)"
@@ -119,65 +118,73 @@ async def _client_left(request: Request) -> None:
         pass
 
 
-def add_convert(
-    app: FastAPI,
-    converter: Converter,
-    archive: Archive,
-    uploads: Path,
-    limit: int,
-    timeout: float,
-) -> None:
-    @app.post("/v1/convert", response_model=Document, openapi_extra=CONVERT_FORM)
-    async def convert(request: Request) -> Response:
-        """Convert one uploaded PDF or image; answers the Document (422 when the file
-        cannot be read, with the cause; 413 over the size limit; 429 when busy; 504 past
-        the time budget; 503 while the server stops)."""
-        deadline = asyncio.get_running_loop().time() + timeout
+router = APIRouter()
+
+
+@router.post("/v1/convert", response_model=Document, openapi_extra=CONVERT_FORM)
+async def convert(request: Request, service: Given) -> Response:
+    """Convert one uploaded PDF or image; answers the Document (422 when the file
+    cannot be read, with the cause; 413 over the size limit; 429 when busy; 504 past
+    the time budget; 503 while the server stops)."""
+    converter, archive, uploads = service.converter, service.archive, service.uploads
+    assert converter is not None and uploads is not None  # included only with a converter
+    limit, timeout = service.max_upload_bytes, service.request_timeout
+    deadline = asyncio.get_running_loop().time() + timeout
+    try:
+        converter.admit()  # before reading the body: a full queue costs nothing
+    except QueueFullError as error:
+        return _queue_full(error)
+    except ServiceClosingError as error:
+        return JSONResponse({"detail": str(error)}, status_code=503)
+    upload: Upload | None = None
+    future: Future[Document] | None = None
+    kept = False
+    try:
         try:
-            converter.admit()  # before reading the body: a full queue costs nothing
-        except QueueFullError as error:
-            return _queue_full(error)
-        except ServiceClosingError as error:
-            return JSONResponse({"detail": str(error)}, status_code=503)
-        upload: Upload | None = None
-        future: Future[Document] | None = None
-        kept = False
-        try:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    upload = await receive_upload(request, uploads, limit)
-                options = _options(upload.form)
-                converter.check(options["tasks"], options["question"])
-            except BaseException:
-                converter.release()
-                raise
-            job = ConversionJob(name=upload.name, data=upload.path, sha256=upload.sha256, **options)
-            future = converter.submit(job, admitted=True)
-            document = await _finish(request, job, asyncio.wrap_future(future), deadline)
-            if document is None:  # the client has gone: nobody reads an answer
-                return Response(status_code=499)
-            kept = isinstance(archive, UploadArchive)
-            return _answer(document, upload, archive, options["password"])
-        except UploadTooLarge:
-            return _too_large(limit)
-        except TimeoutError:
-            detail = (
-                f"the request took longer than its budget of {timeout:g} s "
-                "(--request-timeout); its conversion was cancelled"
-            )
-            return JSONResponse({"detail": detail}, status_code=504)
-        except (NoFileError, ValueError, CheckpointNotConfiguredError) as error:
-            raise HTTPException(422, str(error)) from None
-        except (ConversionCancelled, ServiceClosingError) as error:
-            return JSONResponse({"detail": f"{error} (the server is stopping)"}, status_code=503)
-        except DocVLMError as error:  # the model could not be loaded
-            raise HTTPException(503, str(error)) from None
-        finally:
-            if upload is not None and not kept:
-                if future is not None and not future.done():  # deleted once it stops
-                    future.add_done_callback(upload.discard_when_done)
-                else:
-                    upload.discard()
+            async with asyncio.timeout_at(deadline):
+                upload = await receive_upload(request, uploads, limit)
+            options = _options(upload.form)
+            converter.check(options["tasks"], options["question"])
+        except BaseException:
+            converter.release()
+            raise
+        job = ConversionJob(name=upload.name, data=upload.path, sha256=upload.sha256, **options)
+        future = converter.submit(job, admitted=True)
+        document = await _finish(request, job, asyncio.wrap_future(future), deadline)
+        if document is None:  # the client has gone: nobody reads an answer
+            return Response(status_code=499)
+        kept = isinstance(archive, UploadArchive)
+        return _answer(document, upload, archive, options["password"])
+    except UploadTooLarge:
+        return _too_large(limit)
+    except TimeoutError:
+        detail = (
+            f"the request took longer than its budget of {timeout:g} s "
+            "(--request-timeout); its conversion was cancelled"
+        )
+        return JSONResponse({"detail": detail}, status_code=504)
+    except (NoFileError, ValueError, CheckpointNotConfiguredError) as error:
+        raise HTTPException(422, str(error)) from None
+    except (ConversionCancelled, ServiceClosingError) as error:
+        return JSONResponse({"detail": f"{error} (the server is stopping)"}, status_code=503)
+    except asyncio.CancelledError:
+        # past the grace period on shutdown uvicorn cancels the request, which would answer
+        # 500; its conversion was cancelled with the others, and it says so (503)
+        if not converter.closing:
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        detail = "the conversion was cancelled (the server is stopping)"
+        return JSONResponse({"detail": detail}, status_code=503)
+    except DocVLMError as error:  # the model could not be loaded
+        raise HTTPException(503, str(error)) from None
+    finally:
+        if upload is not None and not kept:
+            if future is not None and not future.done():  # deleted once it stops
+                future.add_done_callback(upload.discard_when_done)
+            else:
+                upload.discard()
 
 
 def _answer(

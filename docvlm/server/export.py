@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from docvlm.formats.files import write_formats
+from docvlm.formats.files import FORMATS, write_formats
 from docvlm.formats.pictures import draw_page
 from docvlm.server.archive import PageImageError
 from docvlm.server.outputs import FileArchive
@@ -72,12 +72,13 @@ def _formats(
 ) -> None:
     document = archive.document(number)
     original: bytes | None = None
-    if "pdf" in formats:
+    reading = [name for name in formats if FORMATS[name].reads_original]  # the PDF
+    if reading:
         try:
             original = archive.original(number)
         except (PageImageError, OSError) as error:
-            done.failed.append(f"{document.source}: pdf: {error}")
-            formats = [f for f in formats if f != "pdf"]
+            done.failed += [f"{document.source}: {name}: {error}" for name in reading]
+            formats = [name for name in formats if name not in reading]
     target.mkdir(parents=True, exist_ok=True)
     failed = write_formats(document, target, formats, original=original)
     done.failed += [f"{document.source}: {name}: {why}" for name, why in failed.items()]

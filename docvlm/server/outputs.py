@@ -156,10 +156,10 @@ class FileArchive:
         for candidate in candidates:
             try:
                 real = candidate.resolve()
-            except (OSError, RuntimeError):  # a link loop, a name too long
+                if any(real.is_relative_to(r) for r in self._roots) and real.is_file():
+                    return real
+            except (OSError, RuntimeError, ValueError):  # a link loop, a name too long, a NUL
                 continue
-            if any(real.is_relative_to(r) for r in self._roots) and real.is_file():
-                return real
         return None
 
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from docvlm.archive.lock import lock_path
 from docvlm.archive.manifest import Manifest
 from docvlm.archive.sinks import JsonlSink
-from docvlm.archive.summary import EXIT_BUSY, EXIT_CRASHED, EXIT_OK
+from docvlm.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTED = ROOT / "tests" / "scripted_convert.py"
@@ -80,7 +80,7 @@ def test_two_runs_on_one_destination(
     started = time.monotonic()
     refused = _start(_convert(second, out))
     _, refused_err = refused.communicate(timeout=60)
-    assert refused.returncode == EXIT_BUSY, refused_err
+    assert refused.returncode == ExitCode.BUSY, refused_err
     assert time.monotonic() - started < 10 and running.poll() is None  # at once
     (line,) = refused_err.strip().splitlines()
     assert line.startswith(f"error: {out}: another run is writing here (pid {running.pid} on ")
@@ -88,7 +88,7 @@ def test_two_runs_on_one_destination(
     waiting = _start(_convert(second, out, "--wait"))
     for process in (running, waiting):
         _, stderr = process.communicate(timeout=120)
-        assert process.returncode == EXIT_OK, stderr
+        assert process.returncode == ExitCode.OK, stderr
         assert "Traceback" not in stderr
     expected = sorted({str(p) for p in [*first.iterdir(), *second.iterdir()]})
     assert sorted(_sources(out)) == expected and set(_sources(out).values()) == {1}
@@ -152,7 +152,7 @@ def test_a_full_disk_is_one_line_exit_5_and_a_clean_resume(
     else:
         monkeypatch.setattr(Manifest, "commit_written", _sqlite_full(fault))
     crashed = CliRunner().invoke(app, [*command, "-o", str(out)])  # type: ignore[arg-type]
-    assert crashed.exit_code == EXIT_CRASHED, crashed.output
+    assert crashed.exit_code == ExitCode.CRASHED, crashed.output
     errors = [line for line in crashed.stderr.splitlines() if not line.startswith("{")]
     assert len(errors) == 1 and errors[0].startswith(f"error: {out}: no space left on device")
     assert "run the same command again to resume" in errors[0]

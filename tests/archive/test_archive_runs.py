@@ -20,7 +20,8 @@ from docvlm.archive.manifest import Manifest, manifest_path
 from docvlm.archive.pipeline import Options
 from docvlm.archive.progress import JsonLog, RichProgress
 from docvlm.archive.records import content_hash
-from docvlm.archive.runner import EXIT_FAILED, EXIT_OK, Summary, run_job
+from docvlm.archive.runner import Summary, run_job
+from docvlm.errors import ExitCode
 from docvlm.testing import ScriptedEngine
 
 ENCRYPTED = "pdfs/encrypted/pypdf_r2-user-password.pdf"  # password: asdfzxcv
@@ -65,11 +66,11 @@ def folder(tmp_path: Path, make_pdf: Callable[..., Path]) -> Path:
 
 def test_a_copy_added_later_gets_its_own_record(folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
-    assert _run([folder], out).exit_code == EXIT_OK
+    assert _run([folder], out).exit_code == ExitCode.OK
     shutil.copy(folder / "a.pdf", folder / "c.pdf")
     engine = _engine()
     summary = _run([folder], out, engine)
-    assert summary.exit_code == EXIT_OK and summary.files_skipped == 2
+    assert summary.exit_code == ExitCode.OK and summary.files_skipped == 2
     assert engine.requests == []  # the copy's pages come from the manifest, not the model
     assert _names(out) == {"a.pdf": 1, "b.pdf": 1, "c.pdf": 1}
     by_name = {Path(r["source"]).name: r for r in _records(out)}
@@ -120,7 +121,7 @@ def test_sources_rejected_before_hashing_are_recorded_once(folder: Path, tmp_pat
     out = tmp_path / "out.jsonl"
     for _ in range(3):
         summary = _run([folder, missing], out)
-        assert summary.exit_code == EXIT_FAILED
+        assert summary.exit_code == ExitCode.FAILED
     names = _names(out)
     assert names == {"a.pdf": 1, "b.pdf": 1, "letter.pdf": 1, "damaged.zip": 1, "gone.pdf": 1}
     by_name = {Path(r["source"]).name: r for r in _records(out)}
@@ -138,7 +139,7 @@ def test_a_readme_inside_a_zip_is_skipped_as_in_a_folder(folder: Path, tmp_path:
     (folder / "README.txt").write_text("Scanned in 2019.\n")
     out = tmp_path / "out.jsonl"
     summary = _run([archive, folder], out)
-    assert summary.exit_code == EXIT_OK and summary.files_failed == 0
+    assert summary.exit_code == ExitCode.OK and summary.files_failed == 0
     assert summary.files_ignored == 2  # the one in the zip and the one in the folder
     assert sorted(r["source"] for r in _records(out)) == sorted(
         [f"{archive}!b.pdf", str(folder / "a.pdf"), str(folder / "b.pdf")]
@@ -155,12 +156,12 @@ def test_retry_failed_with_a_password_replaces_the_record(
     shutil.copy(encrypted, folder / "secret.pdf")
     out = tmp_path / kind
     first = _run([folder], out)
-    assert first.exit_code == EXIT_FAILED and first.files_failed == 1
+    assert first.exit_code == ExitCode.FAILED and first.files_failed == 1
     assert _run([folder], out, retry_failed=True).files_failed == 1  # still no password
     engine = _engine()
     passwords = {"secret.pdf": "asdfzxcv"}
     summary = _run([folder], out, engine, retry_failed=True, passwords=passwords)
-    assert summary.exit_code == EXIT_OK and summary.files_done == 1
+    assert summary.exit_code == ExitCode.OK and summary.files_done == 1
     assert summary.files_skipped == 2 and len(engine.requests) == 1  # only the retried file
     records = _load(out)
     assert Counter(Path(r["source"]).name for r in records) == Counter(

@@ -18,8 +18,9 @@ from docvlm import DocVLM, Settings, json_schema
 from docvlm.archive.manifest import manifest_path
 from docvlm.archive.pipeline import Options
 from docvlm.archive.progress import JsonLog
-from docvlm.archive.runner import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, Run
+from docvlm.archive.runner import Run
 from docvlm.engines import Generation, Request
+from docvlm.errors import ExitCode
 from docvlm.testing import ScriptedEngine
 
 LINE = "a line<loc0000><loc0000><loc0100><loc0900>"
@@ -73,7 +74,7 @@ def test_resume_skips_what_is_done_and_reads_a_copy_once(
         run = Run(client, Options(tasks=("text",), dpi=36), out)
         written = list(run.documents([folder]))
     assert len(engine.requests) == 5  # 2 + 3 pages; the copy is not read again
-    assert run.summary is not None and run.summary.exit_code == EXIT_FAILED
+    assert run.summary is not None and run.summary.exit_code == ExitCode.FAILED
     records = [json.loads(line) for line in out.read_text().splitlines()]
     names = sorted(Path(r["source"]).name for r in records)
     assert names == ["broken.pdf", "copy-of-doc1.pdf", "doc0.pdf", "doc1.pdf"]
@@ -96,7 +97,7 @@ def test_resume_skips_what_is_done_and_reads_a_copy_once(
     assert events[0] == {"event": "start", "files": 4} and events[-1]["event"] == "summary"
     assert again.requests == [] and rerun.summary is not None
     assert rerun.summary.files_skipped == 4
-    assert rerun.summary.exit_code == EXIT_FAILED  # the broken file is still recorded failed
+    assert rerun.summary.exit_code == ExitCode.FAILED  # the broken file is still recorded failed
     assert len(out.read_text().splitlines()) == 4
     # another job key (dpi) is another job: read again
     other = Counting()
@@ -173,7 +174,7 @@ def test_max_error_rate_stops_a_job_that_fails_wholesale(tmp_path: Path) -> None
         run = Run(client, Options(tasks=("text",), dpi=36), out, max_error_rate=0.5)
         written = list(run.documents([folder]))
     assert run.summary is not None and run.summary.stopped
-    assert run.summary.exit_code == EXIT_STOPPED
+    assert run.summary.exit_code == ExitCode.STOPPED
     assert 10 <= len(written) < 30 and len(out.read_text().splitlines()) == len(written)
 
 
@@ -187,7 +188,7 @@ def test_one_request_stream_across_documents(tmp_path: Path, make_pdf: Callable[
     assert len(documents) == 8 and all(d.status == "success" for d in documents)
     assert max(engine.calls) > 1  # one engine call held pages of several documents
     assert len(engine.calls) < 8
-    assert run.summary is not None and run.summary.exit_code == EXIT_OK
+    assert run.summary is not None and run.summary.exit_code == ExitCode.OK
     assert 0 < run.summary.engine_busy <= 1
 
 
@@ -199,7 +200,7 @@ def test_client_gives_the_engine_every_request_at_once(make_pdf: Callable[..., P
 
 
 def test_layout_mode_through_the_runner_equals_convert(tmp_path: Path) -> None:
-    from test_layout import _engine, _two_column_page
+    from tests.reading.test_layout import _engine, _two_column_page
 
     source = tmp_path / "page.png"
     _two_column_page().save(source)
@@ -226,7 +227,7 @@ def test_cli_stops_with_exit_3_and_reports(tiny_checkpoint: Path, tmp_path: Path
     runner = CliRunner()
     common = ["convert", str(folder), "-c", str(tiny_checkpoint), "-o", str(out)]
     result = runner.invoke(app, [*common, "--max-error-rate", "0.5", "--log-format", "rich"])
-    assert result.exit_code == EXIT_STOPPED, result.output
+    assert result.exit_code == ExitCode.STOPPED, result.output
     stopped = "(stopped: 100% of files failed, over the --max-error-rate of 50%)"
     assert stopped in result.stderr and "exit 3" in result.stderr
     # each failed file is named once (which 10 depends on the render lanes' timing)

@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 
 from docvlm import DocVLM, Settings
 from docvlm.archive.pipeline import Options
-from docvlm.archive.runner import EXIT_FAILED, run_job
+from docvlm.archive.runner import run_job
 from docvlm.cli import app
 from docvlm.engines import Engine, Generation, Request
+from docvlm.errors import ExitCode
 from docvlm.testing import ScriptedEngine
 
 # Ray's own notices (deprecations inside ray.data) are not ours to act on
@@ -116,7 +117,7 @@ def test_ray_writes_the_local_records_and_a_rerun_converts_nothing(
         "notes.pdf",
     ]
     assert (summary.files_done, summary.files_failed, summary.pages_done) == (2, 2, 3)
-    assert summary.exit_code == EXIT_FAILED
+    assert summary.exit_code == ExitCode.FAILED
     before = {p.name: p.read_bytes() for p in parts}
     # the same command again, through the CLI on the running Ray: nothing converted
     result = CliRunner().invoke(
@@ -138,7 +139,7 @@ def test_ray_writes_the_local_records_and_a_rerun_converts_nothing(
             "json",
         ],
     )
-    assert result.exit_code == EXIT_FAILED, result.output  # the bad files stay failed
+    assert result.exit_code == ExitCode.FAILED, result.output  # the bad files stay failed
     events = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     (again,) = [e for e in events if e["event"] == "summary"]
     assert again["files_skipped"] == 4 and again["pages_done"] == 0
@@ -211,7 +212,7 @@ def test_ray_without_ray_installed_is_one_line(
     result = CliRunner().invoke(
         app, ["convert", str(folder), "--ray", "local", "--out", str(tmp_path / "o.parquet")]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.CRASHED  # an extra not installed
     assert result.output.strip() == (
         "error: running on Ray needs Ray Data: pip install 'docvlm[ray]'"
     )

@@ -8,17 +8,20 @@ and tokens here. Logits are compared under teacher forcing, not only greedy toke
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any, get_args
 
 import pytest
 from conftest import scribbled
 from PIL import Image, ImageDraw
 
-from docvlm import DocVLM, MissingDependencyError, Settings
-from docvlm.engines import Generation, Request, load_engine, repeats
+from docvlm import DocVLM, MissingDependencyError, Settings, SettingsError
+from docvlm.engines import ENGINES, Generation, Request, engine_factory, load_engine, repeats
 from docvlm.engines.attention import Backend
 from docvlm.engines.fast import PaliGemmaEngine
 from docvlm.engines.hf import TransformersEngine, load_model
+from docvlm.settings import EngineName
 from docvlm.testing import teacher_forced_logits
 
 torch = pytest.importorskip("torch")
@@ -45,6 +48,7 @@ def engines(tiny_checkpoint: Path) -> tuple[TransformersEngine, PaliGemmaEngine]
 
 def _same(a: Generation, b: Generation) -> None:
     assert a.token_ids == b.token_ids
+    assert a.text == b.text  # what a user reads: decoded from the same span
     assert a.stop == b.stop
     assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
 
@@ -144,6 +148,61 @@ def test_engine_choice_and_results_carry_confidence(tiny_checkpoint: Path) -> No
     (result,) = client.read_text(scribbled((200, 200)), max_new_tokens=16)
     assert result.stop in ("eos", "length") and result.confidence is not None
     assert 0 < result.confidence <= 1
+
+
+def test_the_engine_table_names_every_engine_once() -> None:
+    """``Settings.engine``, the CLI's ``--engine`` and docs/engine.md list the table's names;
+    an unknown name is a ``SettingsError`` naming them, before anything loads."""
+    from typer.testing import CliRunner
+
+    from docvlm.cli import app
+
+    assert sorted(ENGINES) == sorted(get_args(EngineName))
+    with pytest.raises(TypeError):
+        ENGINES["vllm"] = ENGINES["auto"]  # type: ignore[index]
+    for name in ("vllm", "Auto"):
+        with pytest.raises(SettingsError, match=f"unknown engine '{name}': use one of") as error:
+            engine_factory(name)
+        assert all(known in str(error.value) for known in ENGINES)
+        with pytest.raises(SettingsError, match="unknown engine"):
+            load_engine("no/such-checkpoint", Settings.model_construct(engine=name))
+    runner = CliRunner()
+    for command in (["read-text", "x.pdf"], ["convert", "x.pdf"], ["info"]):
+        refused = runner.invoke(app, [*command, "--engine", "vllm"])
+        assert refused.exit_code == 2
+        assert "'vllm' is not an engine: use one of auto, docvlm" in refused.output
+    assert "|".join(ENGINES) in runner.invoke(app, ["read-table", "--help"]).output
+    shown = runner.invoke(app, ["info", "--device", "cpu", "--engine", "docvlm", "--json"])
+    assert shown.exit_code == 0 and '"engine": "docvlm"' in shown.stdout
+    docs = (Path(__file__).parents[2] / "docs" / "engine.md").read_text(encoding="utf-8")
+    table = docs.split("| engine |", 1)[1].split("\n\n", 1)[0]
+    assert re.findall(r"^\| `(\w+)` \|", table, flags=re.MULTILINE) == list(ENGINES)
+
+
+def test_each_engine_factory_builds_only_its_engine(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[type] = []
+    for kind in (TransformersEngine, PaliGemmaEngine):
+        original = kind.__init__
+
+        def record(self: Any, *args: Any, init: Any = original, **kwargs: Any) -> None:
+            built.append(type(self))
+            init(self, *args, **kwargs)
+
+        monkeypatch.setattr(kind, "__init__", record)
+    # auto on the CPU is transformers' generate
+    expected = {
+        "auto": TransformersEngine,
+        "docvlm": PaliGemmaEngine,
+        "transformers": TransformersEngine,
+    }
+    for name in ENGINES:
+        built.clear()
+        engine = load_engine(str(tiny_checkpoint), Settings(device="cpu", engine=name))
+        kind = expected[name]
+        assert type(engine) is kind and built == [kind], name
+        assert engine.checkpoint == str(tiny_checkpoint)
 
 
 def test_lora_adapter_is_applied(tiny_checkpoint: Path, tmp_path: Path) -> None:

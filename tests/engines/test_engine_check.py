@@ -79,3 +79,7 @@ def test_compare_lets_only_near_ties_differ() -> None:
     assert not drift.passed and drift.tokens_equal and drift.max_logprob_gap == pytest.approx(0.05)
     shorter = compare([answer((1, 2), (-0.1, -0.2))], [answer((1,), (-0.1,))], 1e-3)
     assert not shorter.passed  # one stopped where the other went on
+    for stop in ("eos", "repetition"):  # the same tokens, ended for another reason
+        other = Generation("", (1, 2), (-0.1, -0.2), stop)
+        reason = compare([other], [answer((1, 2), (-0.1, -0.2))], 1e-3)
+        assert not reason.passed and not reason.tokens_equal and reason.tokens_compared == 2

@@ -136,10 +136,14 @@ def test_a_row_ending_on_eos_leaves_the_others_running(
         with torch.inference_mode():  # plain generate, this request alone
             out = model.generate(**inputs, max_new_tokens=request.max_new_tokens, do_sample=False)
         alone = out[0, inputs["input_ids"].shape[1] :].tolist()
+        # transformers' text: the whole answer decoded, EOS dropped as a special token
+        text = plain.processor.decode(alone, skip_special_tokens=True)
         stop = "eos" if eos in alone else "length"
         alone = alone[: alone.index(eos)] if eos in alone else alone
         for generation in (ours[index], theirs[index]):
             _check(generation, alone, stop, eos)
+            assert generation.text == text
+        assert len(set(text)) > 5  # varied text: equal strings say something
     assert ours[row].stop == "eos" and ours[row].tokens == ends_at
     longer = [g for g in ours if g.stop == "length"]
     assert longer and all(g.tokens == 24 for g in longer)  # the others ran to their budget

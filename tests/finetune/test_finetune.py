@@ -374,3 +374,24 @@ def test_gradient_checkpointing_says_use_reentrant(
     report = finetune(options, CPU)
     assert report.steps == 1 and report.losses[0] > 0
     assert asked == [{"use_reentrant": False}]
+
+
+@pytest.mark.parametrize(
+    ("flags", "variables", "hint", "code"),
+    [
+        (["--task", "caption"], {}, "--task", 2),
+        (["--label-smoothing", "1.5"], {}, "--label-smoothing", 2),
+        (["--eval-fraction", "1"], {}, "--eval-fraction", 2),
+        (["--save", "both"], {}, "--save", 2),
+        ([], {"DOCVLM_DTYPE": "float8"}, "bad setting DOCVLM_DTYPE='float8'", 2),
+    ],
+)
+def test_cli_refuses_a_bad_flag_naming_it_before_loading_anything(
+    tmp_path: Path, flags: list[str], variables: dict[str, str], hint: str, code: int
+) -> None:
+    base = ["finetune", "--task", "table", "--data", str(tmp_path / "d.jsonl")]
+    base += ["--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, [*base, *flags], env=variables)
+    assert result.exit_code == code, result.output
+    assert hint in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()

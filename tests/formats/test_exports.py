@@ -64,7 +64,7 @@ def test_text_xml_cannot_hold_is_replaced_and_markdown_markup_is_escaped() -> No
     assert string.get("WC") == "0.900"
     (page,) = document.to_page_xml().values()
     validate(page, "pagecontent-2019-07-15.xsd")
-    assert "\\# 1 \x01 \\*bold\\* \\[x\\](y)" in document.to_markdown()
+    assert "\\# 1 \ufffd \\*bold\\* \\[x\\](y)" in document.to_markdown()
     assert escape("1. item\n- dash\n> quote") == "1\\. item\n\\- dash\n\\> quote"
 
 
@@ -74,7 +74,8 @@ def test_lines_without_boxes_get_strips_of_their_region_and_stay_valid() -> None
     (page,) = document.to_page_xml().values()
     tree = validate(page, "pagecontent-2019-07-15.xsd")
     coords = [c.get("points") for c in tree.findall(f".//{{{PAGE}}}TextLine/{{{PAGE}}}Coords")]
-    assert coords == ["0,0 300,0 300,100 0,100", "0,100 300,100 300,200 0,200"]
+    # PAGE points are pixels: the strips end at the last pixel, 299 and 199
+    assert coords == ["0,0 299,0 299,99 0,99", "0,100 299,100 299,199 0,199"]
 
 
 def test_a_failed_page_gives_valid_empty_files_and_says_why_in_text() -> None:
@@ -106,7 +107,7 @@ def test_a_molecule_is_its_smiles_and_a_region_in_each_format() -> None:
     tree = validate(document.to_page_xml()[2], "pagecontent-2019-07-15.xsd")
     (chem,) = tree.findall(f".//{{{PAGE}}}ChemRegion")
     points = chem.find(f"{{{PAGE}}}Coords")
-    assert points is not None and points.get("points") == "20,40 120,40 120,140 20,140"
+    assert points is not None and points.get("points") == "20,40 119,40 119,139 20,139"
     hocr = etree.fromstring(document.to_hocr()[2].encode())
     (div,) = hocr.findall(f".//{{{XHTML}}}div[@class='ocr_chem']")
     assert div.text == "Oc1ccccc1" and div.get("title") == "bbox 20 40 120 140"

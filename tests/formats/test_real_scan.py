@@ -163,7 +163,7 @@ def test_page_xml_validates_with_lines_order_and_a_table_of_cells(scan: Scan) ->
         xs_ys = [tuple(map(float, p.split(","))) for p in points.get("points", "").split()]
         x0, y0 = min(x for x, _ in xs_ys), min(y for _, y in xs_ys)
         x1, y1 = max(x for x, _ in xs_ys), max(y for _, y in xs_ys)
-        assert _near((x0, y0, x1, y1), box, 0.5)
+        assert _near((x0, y0, x1 + 1, y1 + 1), box, 0.5)  # points are pixels: edge - 1
     (table,) = tree.findall(".//p:TableRegion", ns)
     assert (table.get("rows"), table.get("columns")) == ("3", "4")
     corners = table.find("p:Coords", ns)

@@ -68,15 +68,32 @@ def test_text_before_the_first_box_is_kept() -> None:
     lines = parse_text("Header <loc0000><loc0000><loc0511><loc1023> body ; tail\nnext", 100, 200)
     assert [(line.text, line.box) for line in lines.lines] == [
         ("Header", None),
-        ("body", Box(x0=0, y0=0, x1=100, y1=100)),
-        ("tail", None),
+        ("body ; tail", Box(x0=0, y0=0, x1=100, y1=100)),
         ("next", None),
     ]
-    assert lines.text == "Header\nbody\ntail\nnext"
+    assert lines.text == "Header\nbody ; tail\nnext"
     # a box with nothing after it gives no line, stray tokens are removed
-    empty = parse_text("<seg001>a <loc0000><loc0000><loc0001><loc0001> ; b<loc0005>")
+    empty = parse_text("<seg001>a <loc0000><loc0000><loc0001><loc0001> ; <loc0005>b<loc0005>")
     assert [line.text for line in empty.lines] == ["a", "b"]
     assert parse_text("x<loc0001>\n \ny<seg002>").text == "x\ny"
+
+
+def test_a_semicolon_inside_a_line_is_text() -> None:
+    """Only a ';' followed by a location token separates items (issue: "Total: 3; see
+    note; p. 4" became three lines, two of them without a box)."""
+    first, second = "<loc0000><loc0000><loc0100><loc0500>", "<loc0200><loc0000><loc0300><loc0500>"
+    lines = parse_text(f"{first} Total: 3; see note; p. 4 ; {second} x;y;\n", 1024, 1024)
+    assert [(line.text, line.box) for line in lines.lines] == [
+        ("Total: 3; see note; p. 4", Box(x0=0, y0=0, x1=501, y1=101)),
+        ("x;y;", Box(x0=0, y0=200, x1=501, y1=301)),
+    ]
+    # the separator may have no spaces, or a line break, before the next box
+    tight = parse_text(f"{first}a; b;{second}c ;\n{first}d", 1024, 1024)
+    assert [(line.text, line.box is not None) for line in tight.lines] == [
+        ("a; b", True),
+        ("c", True),
+        ("d", True),
+    ]
 
 
 def test_box_from_bins_clamps_and_orders() -> None:

@@ -1,0 +1,97 @@
+"""Training examples from corrections: the crop the model saw and the corrected target,
+in the task's training format (``docvlm data corrections``; ``docvlm finetune --data``
+takes them as it takes the converted datasets).
+
+- table: the grid as HTML (``<thead>``/``<tbody>``, spans, each cell's content), with
+  ``coords`` location tokens for the cells that have a box (as the model wrote them);
+- text: one line per line, each after its box's location tokens when it has one;
+- molecule: RDKit's canonical SMILES;
+- music: normalised ``**kern``.
+
+The crop is rendered again from the record's source (its path as written, absolute or
+relative to ``root``), at the DPI the conversion used, and padded to a white square as the
+model saw it. A result that cannot be made an example (its source is gone, a page does not
+render) is left out with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from PIL import Image
+
+from docvlm.archive.corrections import corrected_documents
+from docvlm.archive.edits import frame_of, written
+from docvlm.document import Document
+from docvlm.errors import InputError
+from docvlm.reading.regions import crop_square
+from docvlm.reading.render import PageFailure, load_pages
+from docvlm.results import Page
+from docvlm.settings import Limits
+
+__all__ = ["TRAINABLE", "correction_examples"]
+
+#: The tasks whose corrections make training examples.
+TRAINABLE = ("table", "text", "molecule", "music")
+
+
+def _page_image(source: Path, page: Page, dpi: int, limits: Limits) -> Image.Image:
+    for item in load_pages(
+        source, pages=[page.number], dpi=round(page.dpi) if page.dpi else dpi, limits=limits
+    ):
+        if isinstance(item, PageFailure):
+            raise item.error
+        image = item.image
+        if page.width and page.height and image.size != (page.width, page.height):
+            image = image.resize((page.width, page.height), Image.Resampling.LANCZOS)
+        return image
+    raise InputError("no such page", source=str(source), page=page.number)
+
+
+def _source(document: Document, roots: list[Path]) -> Path:
+    given = Path(document.source)
+    for candidate in [given] if given.is_absolute() else [r / given for r in roots]:
+        if candidate.is_file():
+            return candidate
+    raise InputError("the source is not found to crop from (give --root)", source=document.source)
+
+
+def correction_examples(
+    destination: str | Path,
+    task: str,
+    images: Path,
+    *,
+    root: Path | None = None,
+    dpi: int = 150,
+    limits: Limits | None = None,
+    skipped: list[str] | None = None,
+) -> Iterator[dict[str, str]]:
+    """``{"image", "target"}`` records of the corrected ``task`` results of
+    ``destination``, their crops saved as PNG in ``images``; a result left out is said in
+    ``skipped`` (source, page and cause)."""
+    if task not in TRAINABLE:
+        raise ValueError(f"task {task!r} has no training format; choose {', '.join(TRAINABLE)}")
+    limits = limits or Limits()
+    roots = [r for r in (root, Path.cwd(), Path(destination).parent) if r is not None]
+    images.mkdir(parents=True, exist_ok=True)
+    for document in corrected_documents(destination):
+        for page in document.pages:
+            chosen = [(i, r) for i, r in enumerate(page.results) if r.task == task and r.corrected]
+            if not chosen:
+                continue
+            try:
+                picture = _page_image(_source(document, roots), page, dpi, limits)
+            except InputError as error:
+                if skipped is not None:
+                    skipped.append(str(error))
+                continue
+            for index, result in chosen:
+                text = written(result, frame_of(result.box))
+                if text is None:
+                    if skipped is not None:
+                        skipped.append(f"{document.source}, page {page.number}: nothing to learn")
+                    continue
+                name = f"{(document.sha256 or 'x')[:16]}-p{page.number}-r{index}.png"
+                crop_square(picture, result.box).image.save(images / name)
+                yield {"image": str(images / name), "target": text}
