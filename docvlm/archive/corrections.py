@@ -272,6 +272,10 @@ def _parquet_documents(path: Path) -> Iterator[Document]:
                     "error": row["page_error"],
                     "warnings": tuple(row["page_warnings"] or ()),
                     "results": [],
+                    # absent from files written before orientation was recorded
+                    "rotation": row.get("page_rotation") or 0,
+                    "skew": row.get("page_skew") or 0.0,
+                    "orientation_confidence": row.get("page_orientation_confidence"),
                 },
             )
             if row["result_json"]:
