@@ -227,13 +227,15 @@ class DocVLM:
         question: str | None = None,
         layout: bool = False,
         regions: Regions | None = None,
+        orient: bool = True,
     ) -> Document:
         """Run ``tasks`` on every selected page. Input errors are data: the document says
         ``failure`` (nothing read) or ``partial`` (some pages failed).
 
         With ``layout=True`` the layout task finds regions first and each region is read
         by the task of its label (``LABEL_TASKS``) when that task is in ``tasks``; pass
-        ``regions`` to use your own detector instead.
+        ``regions`` to use your own detector instead. Pages are read turned upright and
+        straightened where their measure is sure; ``orient=False`` reads them as they lie.
         """
         name = source_name(source)
         if "ask" in tasks and not question:
@@ -253,6 +255,7 @@ class DocVLM:
                 layout=layout,
                 regions=regions,
                 strict=False,
+                orient=orient,
             ):
                 done.append(page)
         except InputError as error:
@@ -276,6 +279,7 @@ class DocVLM:
         out: str | Path | None = None,
         redo: bool = False,
         formats: Sequence[str] | None = None,
+        orient: bool = True,
     ) -> Iterator[Document]:
         """``convert`` every document behind ``sources`` (folders and zip/tar archives are
         expanded; in folders, ``include``/``exclude`` globs choose files), yielding each
@@ -309,6 +313,7 @@ class DocVLM:
             exclude=tuple(exclude),
             backend=self.backend,
             formats=None if formats is None else parse_formats(formats),
+            orient=orient,
         )
         yield from Run(self.models, options, out, redo=redo).documents(sources)
 
@@ -325,6 +330,7 @@ class DocVLM:
         layout: bool = False,
         regions: Regions | None = None,
         strict: bool = True,
+        orient: bool = True,
     ) -> Iterator[Page]:
         """Pages with their results, rendered and read a batch of pages at a time.
 
@@ -346,4 +352,5 @@ class DocVLM:
             layout=layout,
             regions=regions,
             strict=strict,
+            orient=orient,
         )

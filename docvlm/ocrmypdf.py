@@ -51,6 +51,7 @@ from docvlm.formats.hocr import page_hocr
 from docvlm.formats.order import reading_order
 from docvlm.formats.textlayer import draw_page, new_layer
 from docvlm.reading.options import MAX_NEW_TOKENS_RANGE
+from docvlm.reading.orient import MIN_CONFIDENCE, Orientation, measure_orientation
 from docvlm.results import TextResult
 from docvlm.settings import Settings
 from docvlm.tasks import TASKS
@@ -207,6 +208,17 @@ def _read(input_file: Path, options: OcrOptions) -> tuple[Page, float, tuple[int
     return page, dpi, size
 
 
+#: docvlm's confidence (0-1) in OCRmyPDF's scale: its --rotate-pages-threshold (default 14)
+#: then turns the pages docvlm would turn (confidence 0.5 and above).
+CONFIDENCE_SCALE = 28.0
+
+
+def _measure(input_file: Path) -> Orientation:
+    """The orientation and skew of a page image OCRmyPDF hands over."""
+    with Image.open(input_file) as image:
+        return measure_orientation(image.convert("RGB"))
+
+
 def _box(box: Box) -> BoundingBox:
     return BoundingBox(left=box.x0, top=box.y0, right=box.x1, bottom=box.y1)
 
@@ -273,11 +285,20 @@ class DocvlmOcrEngine(OcrEngine):
 
     @staticmethod
     def get_orientation(input_file: Path, options: OcrOptions) -> OrientationConfidence:
-        return OrientationConfidence(angle=0, confidence=0.0)
+        """docvlm's measure (``docvlm.reading.orient``) in OCRmyPDF's terms: the angle
+        the page is turned clockwise (Tesseract's "Orientation in degrees"), and the
+        confidence scaled so that OCRmyPDF's default threshold (14) is docvlm's (0.5)."""
+        found = _measure(input_file)
+        return OrientationConfidence(
+            angle=(360 - found.rotation) % 360, confidence=found.confidence * CONFIDENCE_SCALE
+        )
 
     @staticmethod
     def get_deskew(input_file: Path, options: OcrOptions) -> float:
-        return 0.0
+        """The degrees OCRmyPDF turns the page counter-clockwise to straighten it (0.0
+        where docvlm's skew measure is unsure)."""
+        found = _measure(input_file)
+        return -found.skew if found.skew_confidence >= MIN_CONFIDENCE else 0.0
 
     @staticmethod
     def supports_generate_ocr() -> bool:

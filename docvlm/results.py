@@ -354,6 +354,27 @@ class Page(Frozen):
         default=(), description="what was changed to read the page (e.g. a lower DPI)"
     )
     results: tuple[Result, ...] = Field(default=(), description="results in reading order")
+    rotation: Literal[0, 90, 180, 270] = Field(
+        default=0,
+        description="clockwise quarter turn (degrees) applied to read the page upright; "
+        "boxes stay in the pixels of the page as scanned",
+    )
+    skew: float = Field(
+        default=0.0,
+        description="degrees the text lines were turned from horizontal (positive rising "
+        "to the right) and straightened before reading; 0.0 where there was none",
+    )
+    orientation_confidence: float | None = Field(
+        default=None,
+        description="how sure the orientation measure was (0-1; below 0.5 the page is "
+        "read as it lies); null when orientation was off",
+    )
+
+    def outline(self, box: Box) -> tuple[tuple[float, float], ...]:
+        """The four corners (top left, top right, bottom right, bottom left, as read) of a
+        line or region whose bounds on the scan are ``box``, on a page read straightened by
+        ``skew``: the record's boxes are the bounds of these turned rectangles."""
+        return page_outline(box, self.rotation, self.skew)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         yield "number", self.number
@@ -361,6 +382,36 @@ class Page(Frozen):
         if self.error:
             yield "error", preview(self.error)
         yield "results", [r.task for r in self.results]
+
+
+def page_outline(box: Box, rotation: int, skew: float) -> tuple[tuple[float, float], ...]:
+    """The rectangle, turned by ``skew`` (read lines rise by it on the upright page), whose
+    axis-aligned bounds are ``box``, as four corners in page pixels (see ``Page.outline``)."""
+    import math
+
+    radians = math.radians(skew)
+    cos, sin = math.cos(radians), abs(math.sin(radians))
+    width, height = box.width, box.height
+    if rotation in (90, 270):  # the bounds as they lie on the upright page
+        width, height = height, width
+    if sin < 1e-9 or abs(cos * cos - sin * sin) < 1e-9:
+        long, short = width, height
+    else:  # the bounds of a w x h rectangle turned by a: W = w c + h s, H = w s + h c
+        long = max(0.0, (width * cos - height * sin) / (cos * cos - sin * sin))
+        short = max(0.0, (height * cos - width * sin) / (cos * cos - sin * sin))
+    # the line's direction on the upright page, then the quarter turn undone
+    ux, uy = math.cos(radians), -math.sin(radians)
+    vx, vy = -uy, ux  # down the page, across the line
+    for _ in range(rotation // 90):  # undo a clockwise quarter turn: rotate a quarter back
+        ux, uy, vx, vy = uy, -ux, vy, -vx
+    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+    half_u, half_v = (ux * long / 2, uy * long / 2), (vx * short / 2, vy * short / 2)
+    return (
+        (cx - half_u[0] - half_v[0], cy - half_u[1] - half_v[1]),
+        (cx + half_u[0] - half_v[0], cy + half_u[1] - half_v[1]),
+        (cx + half_u[0] + half_v[0], cy + half_u[1] + half_v[1]),
+        (cx - half_u[0] + half_v[0], cy - half_u[1] + half_v[1]),
+    )
 
 
 #: Version of the record layout (Document, Parquet row); bumped when a field changes meaning.

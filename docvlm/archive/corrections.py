@@ -19,9 +19,6 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-from pydantic import TypeAdapter
 
 from docvlm.archive.edits import (
     Correction,
@@ -35,10 +32,9 @@ from docvlm.archive.edits import (
     read_entries,
     read_log,
 )
+from docvlm.archive.readback import read_parquet
 from docvlm.archive.sinks import sink_kind
 from docvlm.document import Document
-from docvlm.reading.assemble import document_tables
-from docvlm.results import Page, Result
 
 __all__ = [
     "Corrections",
@@ -68,7 +64,7 @@ def stored_documents(destination: str | Path) -> Iterator[tuple[Path | None, Doc
         for document in last.values():
             yield None, document
     else:
-        for document in _parquet_documents(path):
+        for document in read_parquet(path):
             yield None, document
 
 
@@ -235,47 +231,3 @@ def _rewrite(destination: Path, folder: Path, document: Document) -> None:
 
     with FolderSink(destination, formats=_formats_in(folder)) as sink:
         sink.write(document)
-
-
-_RESULT: TypeAdapter[Result] = TypeAdapter(Result)
-
-
-def _parquet_documents(path: Path) -> Iterator[Document]:
-    """Documents rebuilt from docvlm's Parquet rows (a file, or a folder of parts)."""
-    from docvlm.archive.parquet import _pyarrow
-
-    pq = _pyarrow().parquet
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-    documents: dict[str, dict[str, Any]] = {}
-    for file in files:
-        for row in pq.read_table(file).to_pylist():
-            fields = documents.setdefault(
-                row["document_id"],
-                {
-                    "source": row["source"],
-                    "sha256": row["sha256"],
-                    "status": row["document_status"],
-                    "error": row["document_error"],
-                    "pages": {},
-                },
-            )
-            if row["page"] is None:
-                continue
-            page = fields["pages"].setdefault(
-                row["page"],
-                {
-                    "number": row["page"],
-                    "width": row["page_width"] or 0,
-                    "height": row["page_height"] or 0,
-                    "dpi": row["page_dpi"],
-                    "status": row["page_status"],
-                    "error": row["page_error"],
-                    "warnings": tuple(row["page_warnings"] or ()),
-                    "results": [],
-                },
-            )
-            if row["result_json"]:
-                page["results"].append(_RESULT.validate_json(row["result_json"]))
-    for fields in documents.values():
-        pages = tuple(Page(**p) for _, p in sorted(fields.pop("pages").items()))
-        yield Document(pages=pages, tables=document_tables(list(pages)), **fields)

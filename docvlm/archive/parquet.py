@@ -57,6 +57,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "page_height": ("int32", "rendered height in pixels"),
     "page_dpi": ("float64", "render resolution (PDF pages)"),
     "page_warnings": ("list<string>", "what went less than perfectly on the page"),
+    "page_rotation": ("int32", "clockwise turn (degrees) applied to read the page upright"),
+    "page_skew": ("float64", "degrees the lines rose to the right, straightened to read"),
+    "page_orientation_confidence": ("float64", "confidence of the orientation measure (0-1)"),
     "result_index": ("int32", "position of the result on its page (reading order)"),
     "task": ("string", "text, table, molecule, music, layout, caption or ask"),
     "status": (
@@ -189,6 +192,9 @@ def document_rows(document: Document) -> list[dict[str, Any]]:
             page_height=page.height,
             page_dpi=page.dpi,
             page_warnings=list(page.warnings),
+            page_rotation=page.rotation,
+            page_skew=page.skew,
+            page_orientation_confidence=page.orientation_confidence,
             status=page.status,
             error=page.error,
         )

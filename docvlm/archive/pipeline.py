@@ -35,6 +35,7 @@ from docvlm.reading.render import (
     load_pages,
 )
 from docvlm.reading.requests import Engine, Generation, Request
+from docvlm.reading.upright import upright
 from docvlm.results import Page
 from docvlm.tasks import TaskName
 from parsers import Box
@@ -295,9 +296,10 @@ def _planned(
     if isinstance(item, PageFailure):
         page = Page(number=item.number, status="error", error=item.error.reason)
         return Finished(work, page=page)
+    item = upright(item, options.orient)
     size = item.image.size
     if options.layout or options.regions is not None:
-        return Plan(work, item, item.number, size, item.dpi, item.warnings, [], [])
+        return Plan(work, item, item.number, size, item.dpi, item.warnings, [], [], item.turn)
     whole = Box(x0=0, y0=0, x1=size[0], y1=size[1])
     reads, requests = plan_reads(
         item,
@@ -306,7 +308,7 @@ def _planned(
         options.max_new_tokens,
         options.question,
     )
-    return Plan(work, None, item.number, size, item.dpi, item.warnings, reads, requests)
+    return Plan(work, None, item.number, size, item.dpi, item.warnings, reads, requests, item.turn)
 
 
 def generate_plans(

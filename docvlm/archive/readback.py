@@ -19,6 +19,7 @@ from pydantic import TypeAdapter
 
 from docvlm.document import Document
 from docvlm.errors import MissingDependencyError
+from docvlm.reading.assemble import document_tables
 from docvlm.results import Page, Result
 
 __all__ = ["OutputError", "load_document", "looks_like_jsonl", "read_output", "read_parquet"]
@@ -103,9 +104,15 @@ def read_parquet(path: Path) -> Iterator[Document]:
                         "number": row["page"],
                         "width": row["page_width"] or 0,
                         "height": row["page_height"] or 0,
+                        "dpi": row.get("page_dpi"),
                         "status": row["page_status"],
                         "error": row["page_error"],
+                        "warnings": tuple(row.get("page_warnings") or ()),
                         "results": [],
+                        # absent from files written before orientation was recorded
+                        "rotation": row.get("page_rotation") or 0,
+                        "skew": row.get("page_skew") or 0.0,
+                        "orientation_confidence": row.get("page_orientation_confidence"),
                     },
                 )
                 if row["result_json"]:
@@ -114,4 +121,4 @@ def read_parquet(path: Path) -> Iterator[Document]:
                 raise OutputError(f"{file}: not docvlm's Parquet rows ({error})") from error
     for fields in documents.values():
         pages = tuple(Page(**page) for _, page in sorted(fields.pop("pages").items()))
-        yield Document(pages=pages, **fields)
+        yield Document(pages=pages, tables=document_tables(list(pages)), **fields)

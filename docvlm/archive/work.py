@@ -16,6 +16,7 @@ from docvlm.reading.pages import Regions
 from docvlm.reading.reads import Read, finish_reads
 from docvlm.reading.render import Backend, PageImage, PageSelection, Source
 from docvlm.reading.requests import Generation, Request
+from docvlm.reading.turn import Turn
 from docvlm.results import Page
 from docvlm.tasks import TaskName
 
@@ -50,6 +51,7 @@ class Plan:
     warnings: tuple[str, ...]
     reads: list[Read]
     requests: list[Request]
+    turn: Turn | None = None  # how the page was turned to be read (sizes are the read image's)
 
 
 @dataclass
@@ -91,12 +93,13 @@ class Options:
     backend: Backend = "pypdfium2"
     passwords: Mapping[str, str] = field(default_factory=dict)  # by name: docvlm.archive.passwords
     formats: Sequence[str] | None = None  # an output folder's files (docvlm.formats.files)
+    orient: bool = True  # pages read turned upright and straightened (docvlm.reading.upright)
 
 
 def finish_plan(plan: Plan, outputs: Sequence[Generation | str]) -> Page:
     """The Page of a plan from its generations (parsed here, off the generation thread)."""
     failed = [o for o in outputs if isinstance(o, str)]
-    width, height = plan.size
+    width, height = plan.size if plan.turn is None else plan.turn.page_size
     if failed:
         return Page(
             number=plan.number,
@@ -109,4 +112,4 @@ def finish_plan(plan: Plan, outputs: Sequence[Generation | str]) -> Page:
         )
     generations = [o for o in outputs if isinstance(o, Generation)]
     results = finish_reads(plan.work.name, plan.number, plan.reads, generations)
-    return make_page(plan.number, plan.size, plan.dpi, results, plan.warnings)
+    return make_page(plan.number, plan.size, plan.dpi, results, plan.warnings, plan.turn)

@@ -52,6 +52,7 @@ MaxNewTokens = Annotated[
         help=option_help("max_new_tokens"),
     ),
 ]
+Orient = Annotated[bool, typer.Option("--orient/--no-orient", help=option_help("orient"))]
 DeviceOption = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--device", help="auto, cpu or cuda (default: DOCVLM_DEVICE or auto)."),

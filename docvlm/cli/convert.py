@@ -20,6 +20,7 @@ from docvlm.cli.common import (
     Formats,
     JsonFlag,
     MaxNewTokens,
+    Orient,
     Pages,
     Password,
     err,
@@ -139,6 +140,7 @@ def convert(
     password: Password = None,
     dpi: Dpi = None,
     max_new_tokens: MaxNewTokens = None,
+    orient: Orient = True,
     device: DeviceOption = None,
     engine: EngineOption = None,
     as_json: JsonFlag = False,
@@ -183,6 +185,7 @@ def convert(
         exclude=tuple(exclude or ()),
         render_workers=workers,
         formats=chosen,
+        orient=orient,
     )
     if ray is not None:  # docvlm.distributed: Ray loads only here
         from docvlm.distributed.command import convert_on_ray
@@ -256,18 +259,30 @@ def inspect(
     password: Password = None,
     dpi: Dpi = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON record per file.")] = False,
+    orient: Annotated[
+        bool,
+        typer.Option(
+            "--orient",
+            help="Render each page and measure its orientation and skew (rotation, skew, "
+            "orientation_confidence: what convert would apply), without a model.",
+        ),
+    ] = False,
 ) -> None:
     """List each file's detected type and pages (with sizes), or the error that stops it.
 
     Folders are walked recursively (hidden files skipped) and archives expanded. Nothing
-    is rendered, so it is quick to run over a whole archive before converting it.
+    is rendered (unless --orient), so it is quick to run over a whole archive first.
     """
     from docvlm.reading.inspection import inspect_sources
 
     settings = Settings()
     bad = 0
     for info in inspect_sources(
-        paths, password=password, dpi=dpi or settings.dpi, limits=settings.limits()
+        paths,
+        password=password,
+        dpi=dpi or settings.dpi,
+        limits=settings.limits(),
+        orient=orient,
     ):
         bad += info.error is not None
         if as_json:
@@ -275,7 +290,10 @@ def inspect(
         elif info.error:
             sys.stdout.write(f"{info.source}\t{info.type or '-'}\terror: {info.error}\n")
         else:
-            sizes = ", ".join(f"{p.width}x{p.height}" for p in info.pages[:5])
+            sizes = ", ".join(
+                f"{p.width}x{p.height}" + ("" if p.rotation is None else f" {p.rotation}°")
+                for p in info.pages[:5]
+            )
             more = f", ... ({len(info.pages)} pages)" if len(info.pages) > 5 else ""
             sys.stdout.write(
                 f"{info.source}\t{info.type}\t{len(info.pages)} page(s): {sizes}{more}\n"

@@ -107,6 +107,8 @@ def page_alto(page: Page, source: str) -> str:
         WIDTH=str(page.width),
         HEIGHT=str(page.height),
     )
+    if page.rotation or page.skew:  # how the text lies on the scan, counter-clockwise
+        alto_page.set("ROTATION", f"{(page.rotation + page.skew) % 360:g}")
     space = _element(alto_page, "PrintSpace")
     size = (page.width, page.height)
     _place(space, Box(x0=0, y0=0, x1=page.width, y1=page.height), size)

@@ -89,6 +89,11 @@ def page_hocr(page: Page, source: str) -> str:
         element = _block(block, ids, size)
         if element is not None:
             body.append(element)
+    if page.rotation or page.skew:  # how each line lies on the scan, counter-clockwise
+        angle = f"textangle {(page.rotation + page.skew) % 360:g}"
+        for line in body.iter(f"{{{XHTML}}}span"):
+            if line.get("class") == "ocr_line":
+                line.set("title", f"{line.get('title')}; {angle}")
     head = _E.head(
         _E.title(clean_text(f"{source}, page {page.number}")),
         _E.meta({"http-equiv": "Content-Type", "content": "text/html;charset=utf-8"}),

@@ -43,6 +43,20 @@ def _coords(parent: etree._Element, box: Box, size: tuple[int, int]) -> None:
     _element(parent, "Coords", points=f"{x0},{y0} {x1},{y0} {x1},{y1} {x0},{y1}")
 
 
+def _outline(parent: etree._Element, box: Box, page: Page) -> None:
+    """A line's Coords: on a page read turned or straightened, its turned rectangle on the
+    scan (``Page.outline``), else its box."""
+    if not (page.rotation or page.skew):
+        _coords(parent, box, (page.width, page.height))
+        return
+    corners = page.outline(box)
+    points = " ".join(
+        f"{min(max(0, round(x)), page.width - 1)},{min(max(0, round(y)), page.height - 1)}"
+        for x, y in corners
+    )
+    _element(parent, "Coords", points=points)
+
+
 def _text(parent: etree._Element, text: str, conf: str | None) -> None:
     equiv = _element(parent, "TextEquiv")
     if conf is not None:
@@ -51,13 +65,16 @@ def _text(parent: etree._Element, text: str, conf: str | None) -> None:
 
 
 def _text_region(
-    parent: etree._Element, block: Block, ids: Ids, conf: str | None, size: tuple[int, int]
+    parent: etree._Element, block: Block, ids: Ids, conf: str | None, page: Page
 ) -> etree._Element:
+    size = (page.width, page.height)
     region = _element(parent, "TextRegion", id=ids("region"), type="paragraph")
+    if page.rotation or page.skew:
+        region.set("orientation", _orientation(page))
     _coords(region, block.box, size)
     for line in block.lines:
         text_line = _element(region, "TextLine", id=ids("line"))
-        _coords(text_line, line.box, size)
+        _outline(text_line, line.box, page)
         _text(text_line, line.text, conf)
     _text(region, block.text, conf)
     return region
@@ -93,14 +110,19 @@ def _table_region(
     return region
 
 
-def _region(
-    parent: etree._Element, block: Block, ids: Ids, size: tuple[int, int]
-) -> etree._Element | None:
+def _orientation(page: Page) -> str:
+    """PAGE's ``orientation``: the clockwise turn (-180 to 180] that corrects the text."""
+    turn = (page.rotation + page.skew + 180) % 360 - 180
+    return f"{180.0 if turn == -180 else turn:g}"
+
+
+def _region(parent: etree._Element, block: Block, ids: Ids, page: Page) -> etree._Element | None:
+    size = (page.width, page.height)
     confidence = block.result.confidence
     conf = None if confidence is None else f"{min(1.0, max(0.0, confidence)):.3f}"
     result = block.result
     if block.kind == "text" and block.lines:
-        return _text_region(parent, block, ids, conf, size)
+        return _text_region(parent, block, ids, conf, page)
     if isinstance(result, TableResult) and result.table is not None:
         return _table_region(parent, block, result, result.table, ids, conf, size)
     if block.kind in _REGIONS:
@@ -130,10 +152,12 @@ def page_xml(page: Page, source: str, created: datetime | None = None) -> str:
         imageWidth=str(page.width),
         imageHeight=str(page.height),
     )
+    if page.rotation or page.skew:  # the clockwise turn that corrects the page
+        page_element.set("orientation", _orientation(page))
     order = _element(_element(page_element, "ReadingOrder"), "OrderedGroup", id="reading_order")
     ids = Ids(page.number)
     for block in reading_order(page):
-        region = _region(page_element, block, ids, (page.width, page.height))
+        region = _region(page_element, block, ids, page)
         if region is not None:
             index = str(len(order))
             _element(order, "RegionRefIndexed", index=index, regionRef=region.get("id", ""))

@@ -22,6 +22,7 @@ Music has no text to search.
 
 from __future__ import annotations
 
+import math
 import statistics
 import tempfile
 import unicodedata
@@ -141,6 +142,10 @@ def draw_page(pdf: FPDF, page: Page, width: float, height: float) -> int:
     # A box estimated from a whole block (a molecule, a table slot, a caption) is not a
     # line's height: cap the size at a typical line so one word does not fill a figure.
     cap = statistics.median(measured) if measured else 0.02 * height
+    if page.rotation or page.skew:
+        for line in lines:
+            _write_turned(pdf, page, line, sx, sy)
+        return len(lines)
     for line in lines:
         box = line.box
         y0, y1 = _within(box.y0 * sy, box.y1 * sy, cap if box.height < 1 else 0, height)
@@ -152,6 +157,19 @@ def draw_page(pdf: FPDF, page: Page, width: float, height: float) -> int:
         x0, x1 = _within(box.x0 * sx, box.x1 * sx, least, width)
         _write(pdf, line.text, x0, y0, x1 - x0, size)
     return len(lines)
+
+
+def _write_turned(pdf: FPDF, page: Page, line: PlacedLine, sx: float, sy: float) -> None:
+    """A line of a page read turned or straightened: written along the line as it lies on
+    the scan (its outline, ``Page.outline``), so the text follows the slope of the lines."""
+    corners = [(x * sx, y * sy) for x, y in page.outline(line.box)]
+    (x0, y0), (x1, y1), _, (x3, y3) = corners
+    length, height = math.hypot(x1 - x0, y1 - y0), math.hypot(x3 - x0, y3 - y0)
+    if length <= 0 or height <= 0:
+        return
+    angle = math.degrees(math.atan2(y0 - y1, x1 - x0))  # counter-clockwise, as fpdf2 turns
+    with pdf.rotation(angle, x0, y0):
+        _write(pdf, line.text, x0, y0, length, height)
 
 
 def _within(start: float, end: float, least: float, limit: float) -> tuple[float, float]:

@@ -8,6 +8,7 @@ from typing import Any
 from docvlm.reading.regions import merge_tile_lines
 from docvlm.reading.render import PageImage
 from docvlm.reading.stitch import stitch_tables
+from docvlm.reading.turn import Turn
 from docvlm.results import (
     LayoutResult,
     Page,
@@ -64,9 +65,13 @@ def make_page(
     dpi: float | None,
     results: Sequence[Result],
     warnings: Sequence[str] = (),
+    turn: Turn | None = None,
 ) -> Page:
     """A read page: boxes clipped to it, and a warning for each cut-off or looping result
-    and for what was not read for want of ink."""
+    and for what was not read for want of ink. With the ``turn`` the page was read by,
+    boxes are mapped back to the page as scanned (``size`` is then the read image's)."""
+    if turn is not None:
+        results, size = turn.results_to_page(results), turn.page_size
     kept = [_clipped(result, size) for result in results]
     notes = [STOP_WARNINGS[r.stop].format(task=r.task) for r in kept if r.stop in STOP_WARNINGS]
     blank = [r for r in kept if r.stop == "blank"]
@@ -82,6 +87,7 @@ def make_page(
         status=page_status(kept),
         results=tuple(kept),
         warnings=(*warnings, *dict.fromkeys(notes)),
+        **({} if turn is None else turn.record()),
     )
 
 

@@ -17,15 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from docvlm.errors import InputError
 from docvlm.reading.pdf import InProcessPdf
 from docvlm.reading.render import (
+    PageImage,
     Source,
     head_bytes,
     image_error,
+    load_pages,
     pdf_scale,
     read_source,
     rendered_size,
     sniff,
 )
 from docvlm.reading.sources import expand_sources
+from docvlm.reading.upright import upright
 from docvlm.settings import Limits
 
 __all__ = ["PageInfo", "SourceInfo", "inspect_sources"]
@@ -39,6 +42,15 @@ class PageInfo(BaseModel):
     width: int = Field(description="pixels")
     height: int = Field(description="pixels")
     dpi: float | None = Field(default=None, description="render DPI (PDF pages only)")
+    rotation: int | None = Field(
+        default=None, description="clockwise turn convert would apply (with --orient)"
+    )
+    skew: float | None = Field(
+        default=None, description="skew convert would straighten, degrees (with --orient)"
+    )
+    orientation_confidence: float | None = Field(
+        default=None, description="how sure the measure is, 0-1 (with --orient)"
+    )
 
 
 class SourceInfo(BaseModel):
@@ -101,10 +113,13 @@ def inspect_sources(
     password: str | None = None,
     dpi: int = 150,
     limits: Limits | None = None,
+    orient: bool = False,
 ) -> Iterator[SourceInfo]:
     """One ``SourceInfo`` per document behind ``sources``; never raises on bad input.
 
     Page sizes are what ``convert`` renders: the same rounding and the same pixel limit.
+    With ``orient`` each page is rendered and its orientation and skew measured: the
+    ``rotation``, ``skew`` and ``orientation_confidence`` convert would record.
     """
     limits = limits or Limits()
     for item in expand_sources(sources, limits):
@@ -112,4 +127,28 @@ def inspect_sources(
             reason = item.error.reason if item.error else "cannot be read"
             yield SourceInfo(source=item.name, type=None, error=reason)
         else:
-            yield _inspect(item.name, item.source, password, dpi, limits)
+            info = _inspect(item.name, item.source, password, dpi, limits)
+            yield _oriented(info, item.source, password, dpi, limits) if orient else info
+
+
+def _oriented(
+    info: SourceInfo, source: Source, password: str | None, dpi: int, limits: Limits
+) -> SourceInfo:
+    """``info`` with each page's orientation measured as convert would (a page that fails
+    to render keeps null fields)."""
+    if info.error is not None:
+        return info
+    measured: dict[int, dict[str, float | int]] = {}
+    reader = InProcessPdf()
+    try:
+        for page in load_pages(source, password=password, dpi=dpi, limits=limits, reader=reader):
+            if isinstance(page, PageImage):
+                turn = upright(page).turn
+                assert turn is not None
+                measured[page.number] = turn.record()
+    except InputError:
+        pass
+    finally:
+        reader.close()
+    pages = [p.model_copy(update=measured.get(p.number, {})) for p in info.pages]
+    return info.model_copy(update={"pages": pages})

@@ -39,6 +39,11 @@ class ReadOptions(BaseModel):
         description="Longest answer (default: the task's).",
     )
     question: str | None = Field(default=None, description="The question for the ask task.")
+    orient: bool = Field(
+        default=True,
+        description="Read each page turned upright and straightened where its orientation "
+        "and skew are measured with confidence (off: read pages as they lie).",
+    )
 
 
 def option_help(name: str) -> str:

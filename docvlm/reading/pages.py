@@ -19,6 +19,7 @@ from docvlm.reading.reads import finish_reads, plan_reads
 from docvlm.reading.regions import reading_order
 from docvlm.reading.render import Backend, PageFailure, PageImage, PageSelection, Source, load_pages
 from docvlm.reading.requests import Engine, Generation, Request
+from docvlm.reading.upright import upright
 from docvlm.results import LayoutResult, Page, Result
 from docvlm.settings import Settings
 from docvlm.tasks import TaskName
@@ -58,6 +59,7 @@ def iter_pages(
     layout: bool = False,
     regions: Regions | None = None,
     strict: bool = True,
+    orient: bool = True,
 ) -> Iterator[Page]:
     """Pages with their results, rendered and read ``settings.batch_size`` pages at a time.
 
@@ -76,7 +78,7 @@ def iter_pages(
     detector = regions if regions is not None else ("model" if layout else None)
 
     def read(batch: list[PageImage]) -> list[Page]:
-        return read_pages(batch, tasks, engine_for, max_new_tokens, question, detector)
+        return read_pages(batch, tasks, engine_for, max_new_tokens, question, detector, orient)
 
     batch: list[PageImage] = []
     for item in stream:
@@ -101,11 +103,18 @@ def read_pages(
     max_new_tokens: int | None,
     question: str | None,
     detector: Regions | str | None,
+    orient: bool = True,
 ) -> list[Page]:
     """Each page read by ``tasks``: whole pages, or with a ``detector`` (``"model"`` for the
-    layout task, or the caller's ``Regions``) each region by the task of its label."""
+    layout task, or the caller's ``Regions``) each region by the task of its label.
+
+    With ``orient`` each page is read turned upright and straightened where the measure is
+    sure (``docvlm.reading.upright``); results are recorded in the page's own pixels. The
+    caller's ``Regions`` are in those pixels too (a function of the page is given the
+    page as read, so its boxes are in the read image)."""
     if not pages:
         return []
+    pages = [upright(page, orient) for page in pages]
     whole = [[Box(x0=0, y0=0, x1=p.image.width, y1=p.image.height)] for p in pages]
     per_page: list[list[Result]] = [[] for _ in pages]
     inks = [InkMap.of(page.image) for page in pages]  # measured once, used by every task
@@ -121,7 +130,7 @@ def read_pages(
         ):
             per_page[index].extend(results)
     return [
-        make_page(page.number, page.image.size, page.dpi, results, page.warnings)
+        make_page(page.number, page.image.size, page.dpi, results, page.warnings, page.turn)
         for page, results in zip(pages, per_page, strict=True)
     ]
 
@@ -149,7 +158,7 @@ def _plan(
         detections = [detector(page) for page in pages]
     else:
         assert isinstance(detector, Mapping)
-        detections = [detector.get(page.number, ()) for page in pages]
+        detections = [[_to_read(d, page) for d in detector.get(page.number, ())] for page in pages]
     plans = []
     for page, found_here in zip(pages, detections, strict=True):
         jobs = [
@@ -162,6 +171,13 @@ def _plan(
         order = reading_order([box for _, box in jobs], page.image.width)
         plans.append([jobs[i] for i in order])
     return plans
+
+
+def _to_read(detection: Detection, page: PageImage) -> Detection:
+    """A caller's region (page pixels) in the image the page is read as."""
+    if page.turn is None:
+        return detection
+    return detection.model_copy(update={"box": page.turn.to_read(detection.box)})
 
 
 def _read_plans(

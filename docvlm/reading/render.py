@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from PIL import Image, ImageOps
 
@@ -29,6 +29,9 @@ from docvlm.errors import (
 from docvlm.reading.decoding import decoder_messages, image_error
 from docvlm.reading.pdf import ENCRYPTED, InProcessPdf, PdfReader
 from docvlm.settings import Limits
+
+if TYPE_CHECKING:
+    from docvlm.reading.turn import Turn
 
 __all__ = [
     "Backend",
@@ -79,6 +82,7 @@ class PageImage:
     image: Image.Image
     dpi: float | None = None
     warnings: tuple[str, ...] = ()
+    turn: Turn | None = None  # set when ``image`` is the page turned upright (upright.py)
 
 
 @dataclass(frozen=True)

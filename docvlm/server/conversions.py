@@ -100,6 +100,7 @@ class ConversionJob:
     dpi: int | None = None
     max_new_tokens: int | None = None
     question: str | None = None
+    orient: bool = True
     sha256: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event, compare=False)
 
@@ -223,6 +224,7 @@ class Converter:
             dpi=job.dpi,
             max_new_tokens=job.max_new_tokens,
             question=job.question,
+            orient=job.orient,
         )
 
     @property

@@ -95,6 +95,8 @@ def _options(form: Any) -> dict[str, Any]:
         "dpi": number("dpi", *DPI_RANGE),
         "max_new_tokens": number("max_new_tokens", *MAX_NEW_TOKENS_RANGE),
         "question": text("question"),
+        # on unless the form turns it off (a missing field keeps the default)
+        "orient": str(form.get("orient", "true")).lower() not in ("0", "false", "off", "no"),
     }
 
 

@@ -159,6 +159,12 @@ function drawPage() {
   const image = $("page-image");
   const url = `/v1/documents/${state.id}/pages/${page.number}/image`;
   $("page-note").textContent = page.warnings.join("; ");
+  // the page as the model read it: the scan (and its boxes, in the scan's pixels) turned
+  // by the record's rotation and straightened by its skew, both clockwise in CSS
+  const turn = (page.rotation || 0) + (page.skew || 0);
+  const sideways = page.rotation === 90 || page.rotation === 270;
+  const fit = sideways && page.width && page.height ? Math.min(page.width / page.height, page.height / page.width) : 1;
+  frame.style.transform = turn ? `rotate(${turn}deg) scale(${fit})` : "";
   image.onerror = async () => {
     image.hidden = true;
     const response = await fetch(url);
@@ -341,6 +347,8 @@ const BODIES = {
 async function upload(event) {
   event.preventDefault();
   const form = new FormData($("upload"));
+  // an unticked box is not sent, and the service reads pages upright by default
+  form.set("orient", $("upload").elements.orient.checked ? "true" : "false");
   const status = $("upload-status");
   status.textContent = "reading…";
   $("convert").disabled = true;
