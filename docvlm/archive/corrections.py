@@ -91,6 +91,10 @@ class Corrections:
         self._documents: dict[str, list[tuple[Path | None, Document]]] | None = None
         self._catch_up()
 
+    def refresh(self) -> None:
+        """Read what others appended to the log since (another process's saves)."""
+        self._catch_up()
+
     def version(self, sha256: str, page: int) -> int:
         """The page's version: how many corrections it has had."""
         return sum(1 for e in self.entries if (e.sha256, e.page) == (sha256, page))

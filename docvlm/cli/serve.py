@@ -128,8 +128,26 @@ def view_command(
         ),
     ] = None,
     formats: Formats = None,
+    edit: Annotated[
+        bool,
+        typer.Option(
+            "--edit",
+            help="Turn the editors on: corrections are saved into OUTPUT (docs/serve.md).",
+        ),
+    ] = False,
+    token: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--token",
+            envvar="DOCVLM_VIEW_TOKEN",
+            show_envvar=True,
+            help="Secret that saving a correction needs; required with --edit on any "
+            "address but 127.0.0.1, localhost or ::1.",
+        ),
+    ] = None,
 ) -> None:
     """Open the viewer over a conversion output: pages with boxes beside what was read."""
+    _check_editing(edit, host, token)
     _server()
     from docvlm.server.outputs import OutputError
     from docvlm.server.run import run, viewer_app
@@ -142,11 +160,21 @@ def view_command(
         _export(output, root, export, formats or [])
         return
     try:
-        app = viewer_app(output, root=root)
+        app = viewer_app(output, root=root, edit=edit, token=token if edit else None)
     except OutputError as error:
         raise typer.BadParameter(str(error), param_hint="OUTPUT") from None
     _warn_if_exposed(host)
     run(app, host=host, port=port, open_browser=open_browser)
+
+
+def _check_editing(edit: bool, host: str, token: str | None) -> None:
+    """Editing beyond this machine needs a token: anyone who reaches the port could
+    otherwise rewrite the output."""
+    if edit and host not in (LOCALHOST, "localhost", "::1") and not token:
+        raise typer.BadParameter(
+            f"editing on {host} needs a token: give --token or set DOCVLM_VIEW_TOKEN",
+            param_hint="--edit",
+        )
 
 
 def _export(output: Path, root: Path | None, folder: Path, formats: list[str]) -> None:

@@ -12,6 +12,8 @@
     GET  /v1/documents/{id}/pages/{n}/image      the page, re-rendered (PNG)
     GET  /v1/documents/{id}/pages/{n}/results/{i}/drawing   molecule or score as SVG
     GET  /v1/suspects                            suspect results across the archive
+    GET  /v1/editing, /v1/documents/{id}/pages/{n}/version; POST /v1/corrections,
+         /v1/preview                             the editors (docvlm.server.corrections)
 
 ``/v1/convert`` exists only when the app is given a ``Converter`` (``docvlm serve``);
 ``docvlm view`` serves the same viewer over an output on disk.
@@ -36,7 +38,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import docvlm
-from docvlm.server import convert, documents, health, pages, suspects
+from docvlm.server import convert, corrections, documents, health, pages, suspects
 from docvlm.server.archive import Archive
 from docvlm.server.conversions import Converter
 from docvlm.server.state import Service
@@ -64,12 +66,14 @@ def create_app(
     converter: Converter | None = None,
     max_upload_bytes: int = 64 << 20,
     request_timeout: float = 300.0,
+    editing: corrections.Editing | None = None,
 ) -> FastAPI:
     """The app: the viewer over ``archive``, and with ``converter`` the conversion API.
 
     Converted documents are added to ``archive`` when it is an ``UploadArchive``. Uploads
     are streamed to a temporary folder; a conversion is cancelled when its client leaves
-    or ``request_timeout`` seconds (upload included) have passed.
+    or ``request_timeout`` seconds (upload included) have passed. With ``editing``,
+    corrections may be saved (``docvlm.server.corrections``).
     """
     uploads = Path(tempfile.mkdtemp(prefix="docvlm-uploads-")) if converter else None
     service = Service(archive, converter, uploads, max_upload_bytes, request_timeout)
@@ -84,10 +88,11 @@ def create_app(
     app.state.service = service
     app.state.archive = archive
     app.state.converter = converter
+    app.state.editing = editing
     app.add_middleware(_SecurityHeaders)
     app.include_router(viewer)
     app.mount("/static", StaticFiles(directory=VIEWER), name="static")
-    for resource in (health, documents, pages, suspects):
+    for resource in (health, documents, pages, suspects, corrections):
         app.include_router(resource.router)
     if converter is not None:
         app.include_router(convert.router)

@@ -11,10 +11,12 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
+from docvlm.archive.corrections import Corrections
 from docvlm.engines import EngineFactory, load_engine
 from docvlm.server.app import create_app
 from docvlm.server.archive import UploadArchive
 from docvlm.server.conversions import Converter
+from docvlm.server.corrections import EditedArchive, Editing
 from docvlm.server.outputs import FileArchive
 from docvlm.settings import Settings
 
@@ -64,11 +66,22 @@ def service_app(
 
 
 def viewer_app(
-    output: Path, settings: Settings | None = None, *, root: Path | None = None
+    output: Path,
+    settings: Settings | None = None,
+    *,
+    root: Path | None = None,
+    edit: bool = False,
+    token: str | None = None,
 ) -> FastAPI:
     """The viewer over a conversion output (JSONL, Parquet or an output folder); pages
-    are drawn only from source files under ``root`` or the output's folder."""
-    return create_app(FileArchive(output, settings or Settings(), root=root))
+    are drawn only from source files under ``root`` or the output's folder. With
+    ``edit``, its editors save corrections into the output (with ``token``, only requests
+    that carry it)."""
+    archive = FileArchive(output, settings or Settings(), root=root)
+    if not edit:
+        return create_app(archive)
+    editing = Editing(Corrections(output), token=token or None)
+    return create_app(EditedArchive(archive, editing), editing=editing)
 
 
 def run(
