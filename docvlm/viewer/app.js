@@ -184,6 +184,9 @@ function drawPage() {
     $("results").append(resultPanel(page, result, index, suspect));
   });
   if (state.focus !== null) highlight(state.focus, true);
+  if (typeof decorateEditors === "function") {  // editors.js, with docvlm view --edit
+    decorateEditors(page).catch((error) => { $("page-note").textContent = `editors: ${error.message}`; });
+  }
 }
 
 function place(node, page, box) {
