@@ -48,6 +48,7 @@ async function save(fields, field) {
   if (response.ok) {
     const answer = await response.json();
     editing.version = answer.version;
+    if ($("edit-version")) $("edit-version").textContent = `version ${answer.version}`;
     say(`saved: version ${answer.version}`, "saved");
     return true;
   }
@@ -56,6 +57,7 @@ async function save(fields, field) {
   const reason = typeof answer.detail === "string" ? answer.detail : `${response.status} ${response.statusText}`;
   if (response.status === 409) {
     editing.version = answer.current;
+    if ($("edit-version")) $("edit-version").textContent = `version ${answer.current}`;
     say(`not saved, the page changed meanwhile: ${reason}. Your text is kept; reload to see theirs, or save again over it.`, "conflict");
   } else if (response.status === 401) {
     say("not saved: this service needs its token (enter it above)", "refused");
@@ -124,21 +126,65 @@ function button(label, action, cls = "") {
   return node;
 }
 
-// --- a text line: its text, its box shown on the page ----------------------------------
+// --- a text line: its text, and its box (in page pixels) ------------------------------
+
+const SIDES = ["x0", "y0", "x1", "y1"];
+
+// The square the model read around a result (docvlm.archive.edits.frame_of), and a box's
+// four <loc> tokens in it (parsers.box_to_tokens): a moved box is saved as the whole
+// output, written as the model writes it.
+function frameOf(box) {
+  const x0 = Math.trunc(box.x0);
+  const y0 = Math.trunc(box.y0);
+  const side = Math.max(Math.round(box.x1) - x0, Math.round(box.y1) - y0, 1);
+  return { x0, y0, side };
+}
+
+function locTokens(box, frame) {
+  const bin = (value, offset = 0) => Math.max(0, Math.min(1023, Math.trunc((value / frame.side) * 1024) - offset));
+  const y0 = bin(box.y0 - frame.y0);
+  const x0 = bin(box.x0 - frame.x0);
+  const y1 = Math.max(y0, bin(box.y1 - frame.y0, 1));
+  const x1 = Math.max(x0, bin(box.x1 - frame.x0, 1));
+  return [y0, x0, y1, x1].map((v) => `<loc${String(v).padStart(4, "0")}>`).join("");
+}
 
 function lineEditor(result, index) {
   const page = state.doc.pages[state.page];
   const list = el("ol", { cls: "line-edits" });
-  result.lines.forEach((line, number) => {
+  const rows = result.lines.map((line, number) => {
     const input = el("input", { attrs: { type: "text", "data-line": number, "aria-label": `line ${number + 1}` } });
     input.value = line.text;
-    const show = () => { if (line.box) place($("line-box"), page, line.box).hidden = false; };
+    const sides = SIDES.map((side) => {
+      const field = el("input", { cls: "box-side", attrs: { type: "number", step: "1", "data-side": side, "aria-label": `line ${number + 1} ${side}` } });
+      field.value = line.box ? Math.round(line.box[side]) : "";
+      return field;
+    });
+    const box = () => Object.fromEntries(SIDES.map((side, k) => [side, Number(sides[k].value)]));
+    const moved = () => line.box && SIDES.some((side, k) => Number(sides[k].value) !== Math.round(line.box[side]));
+    const show = () => { if (line.box) place($("line-box"), page, box()).hidden = false; };
     input.addEventListener("focus", show);
     input.addEventListener("input", () => input.classList.remove("refused"));
-    const go = button("save", () => saveAndReload({ result: index, line: number, text: input.value }, input), "save-line");
-    list.append(el("li", {}, [input, go]));
+    for (const field of sides) field.addEventListener("input", show);
+    const go = button("save", () => saveLines(index, rows, number, input), "save-line");
+    const item = el("li", {}, [input, go]);
+    if (line.box) item.append(el("span", { cls: "box-edit" }, sides));
+    list.append(item);
+    return { line, input, box, moved };
   });
   return list;
+}
+
+// A line's text alone is a line correction; a moved box rewrites the result's lines whole.
+async function saveLines(index, rows, number, input) {
+  if (!rows.some((row) => row.moved())) {
+    await saveAndReload({ result: index, line: number, text: input.value }, input);
+    return;
+  }
+  const result = state.doc.pages[state.page].results[index];
+  const frame = frameOf(result.box);
+  const value = rows.map((row) => (row.line.box ? locTokens(row.box(), frame) : "") + row.input.value).join("\n");
+  await saveAndReload({ result: index, value }, input);
 }
 
 // --- a SMILES with its RDKit drawing, a kern score with its engraving -------------------

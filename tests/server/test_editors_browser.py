@@ -35,15 +35,29 @@ def editor(driver: Any, task: str) -> Any:
 
 
 def status(driver: Any, expected: str) -> str:
-    def read(d: Any) -> str:  # one call: the bar is drawn again after each save
-        text: str = d.execute_script("return document.getElementById('edit-status')?.textContent")
-        return text or ""
+    """The edit bar's message once it says ``expected`` (read in one call: the bar is
+    drawn again after each save)."""
+    seen = [""]
+
+    def says(d: Any) -> bool:
+        seen[0] = d.execute_script("return document.getElementById('edit-status')?.textContent")
+        seen[0] = seen[0] or ""
+        return expected in seen[0]
 
     with contextlib.suppress(TimeoutException):
-        wait(driver, lambda d: expected in read(d), 30)
-    text = read(driver)
-    assert expected in text, text
-    return text
+        wait(driver, says, 30)
+    assert expected in seen[0], seen[0]
+    return seen[0]
+
+
+def saved(driver: Any, version: int) -> None:
+    """Saved at ``version``, and the page drawn again with its editors."""
+    status(driver, f"saved: version {version}")
+    script = (
+        "return document.getElementById('edit-version')?.textContent + ' ' +"
+        " document.querySelectorAll('.editor').length"
+    )
+    wait(driver, lambda d: d.execute_script(script) == f"version {version} 4")
 
 
 def type_into(driver: Any, field: Any, text: str) -> None:
@@ -72,7 +86,7 @@ def test_correct_a_line_a_cell_a_smiles_a_score_and_mark_reviewed(
         line.clear()
         line.send_keys(NEW_LINE)
         editor(browser, "text").find_element(By.CSS_SELECTOR, ".save-line").click()
-        status(browser, "version 1")
+        saved(browser, 1)
         wait(browser, lambda d: NEW_LINE in d.find_element(By.CSS_SELECTOR, ".lines").text)
         # a table cell: the live preview follows the typing, then the save
         cell = editor(browser, "table").find_element(
@@ -83,7 +97,7 @@ def test_correct_a_line_a_cell_a_smiles_a_score_and_mark_reviewed(
         wait(browser, lambda d: NEW_CELL in editor(d, "table").find_element(
             By.CSS_SELECTOR, ".table-preview").text)  # fmt: skip
         editor(browser, "table").find_element(By.CSS_SELECTOR, ".save-table").click()
-        status(browser, "version 2")
+        saved(browser, 2)
         # a SMILES: refused while RDKit refuses it (the text stays), then the drawing, saved
         smiles = editor(browser, "molecule").find_element(By.CSS_SELECTOR, ".value-edit")
         type_into(browser, smiles, "c1ccc(-c2cc(")
@@ -95,7 +109,7 @@ def test_correct_a_line_a_cell_a_smiles_a_score_and_mark_reviewed(
         wait(browser, lambda d: drawn.is_displayed() and loaded(d, drawn))
         assert drawn.get_attribute("src").startswith("data:image/svg+xml")
         editor(browser, "molecule").find_element(By.CSS_SELECTOR, ".save-value").click()
-        status(browser, "version 3")
+        saved(browser, 3)
         # a kern score: its engraving, then saved
         kern = (corpus / KERN).read_text()
         score = editor(browser, "music").find_element(By.CSS_SELECTOR, ".value-edit")
@@ -103,10 +117,10 @@ def test_correct_a_line_a_cell_a_smiles_a_score_and_mark_reviewed(
         engraved = editor(browser, "music").find_element(By.CSS_SELECTOR, "img.preview")
         wait(browser, lambda d: engraved.is_displayed() and loaded(d, engraved))
         editor(browser, "music").find_element(By.CSS_SELECTOR, ".save-value").click()
-        status(browser, "version 4")
+        saved(browser, 4)
         # the page marked reviewed
         browser.find_element(By.ID, "edit-reviewed").click()
-        status(browser, "version 5")
+        saved(browser, 5)
         assert browser.find_element(By.ID, "edit-reviewed").is_selected()
     results = record(out).pages[0].results
     assert all(r.corrected for r in results)
@@ -136,3 +150,94 @@ def test_without_edit_the_page_has_no_editors(browser: Any, corpus: Path, tmp_pa
         wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .result")) == 4)
         assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-editing") == "off"
         assert browser.find_elements(By.CSS_SELECTOR, ".editor, #edit-bar") == []
+
+
+def test_table_rows_and_spans_and_a_line_box_are_edited_with_a_preview(
+    browser: Any, corpus: Path, tmp_path: Path
+) -> None:
+    out = editable_output(corpus, tmp_path)
+    before = record(out).pages[0].results
+    table_before = before[1].table  # type: ignore[union-attr]
+    assert table_before is not None and table_before.shape == (11, 2)
+    with live(viewer_app(out, SETTINGS, edit=True)) as base:
+        browser.get(base + "/#/documents/0/pages/1")
+        wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".editor")) == 4)
+        table = editor(browser, "table")
+
+        def cell(row: int, position: int) -> Any:
+            return table.find_element(
+                By.CSS_SELECTOR, f'input[data-row="{row}"][data-cell="{position}"]'
+            )
+
+        def preview_says(text: str) -> None:
+            wait(
+                browser, lambda d: text in table.find_element(By.CSS_SELECTOR, ".preview-note").text
+            )
+
+        def tool(label: str) -> None:
+            (found,) = [b for b in table.find_elements(By.TAG_NAME, "button") if b.text == label]
+            found.click()
+
+        cell(0, 0).click()
+        tool("+ row below")
+        preview_says("12 × 2")
+        cell(1, 0).send_keys("Actb sense")
+        cell(1, 1).send_keys("GGCTGTATTCCCCTCCATCG")
+        cell(3, 0).click()
+        tool("merge right")  # the model's row 2: its two cells made one
+        cell(5, 1).click()
+        tool("− column")
+        preview_says("12 × 1")
+        cell(0, 0).click()
+        tool("+ column right")
+        preview_says("12 × 2")
+        cell(6, 0).click()
+        tool("merge right")  # a cell over both columns again
+        wait(browser, lambda d: 'colspan="2"' in table.get_attribute("innerHTML"))
+        cell(7, 0).click()
+        tool("merge right")
+        cell(7, 0).click()
+        tool("split")  # one cell again, the text kept in the first
+        wait(
+            browser, lambda d: len(table.find_elements(By.CSS_SELECTOR, 'input[data-row="7"]')) == 2
+        )
+        preview = table.find_element(By.CSS_SELECTOR, ".table-preview").text
+        assert "Actb sense" in preview and "GGCTGTATTCCCCTCCATCG" not in preview  # column gone
+        table.find_element(By.CSS_SELECTOR, ".save-table").click()
+        saved(browser, 1)
+        # a line's box moved (page pixels), its text kept: the result's lines written whole
+        text = editor(browser, "text")
+        line_box = before[0].lines[1].box  # type: ignore[union-attr]
+        assert line_box is not None
+        moved = {"x1": round(line_box.x1) - 40, "y1": round(line_box.y1) + 6}
+        for side, value in moved.items():
+            field = text.find_element(By.CSS_SELECTOR, f'li:nth-child(2) input[data-side="{side}"]')
+            field.clear()
+            field.send_keys(str(value))
+        assert browser.find_element(By.ID, "line-box").is_displayed()
+        text.find_elements(By.CSS_SELECTOR, ".save-line")[1].click()
+        saved(browser, 2)
+    fixed = record(out).pages[0].results
+    grid = fixed[1].table  # type: ignore[union-attr]
+    assert grid is not None and grid.shape == (12, 2)
+    rows = grid.grid()
+    assert rows[0][0] == table_before.grid()[0][0] and rows[1][0] == "Actb sense"
+    assert rows[1][1] == "" and rows[2][0] == table_before.grid()[1][0]
+    old = table_before.grid()
+    assert rows[3][0] == f"{old[2][0]} {old[2][1]}"
+    spans = {(c.row, c.col): c.colspan for c in grid.cells}
+    assert spans[(6, 0)] == 2 and (6, 1) not in spans and rows[6][0] == old[5][0]
+    assert rows[7] == [old[6][0], ""] and spans[(7, 0)] == spans[(7, 1)] == 1
+    lines = fixed[0].lines  # type: ignore[union-attr]
+    assert [x.text for x in lines] == [x.text for x in before[0].lines]  # type: ignore[union-attr]
+    new_box = lines[1].box
+    assert new_box is not None
+    assert abs(new_box.x1 - moved["x1"]) <= 2 and abs(new_box.y1 - moved["y1"]) <= 2
+    assert abs(new_box.x0 - line_box.x0) <= 2 and abs(new_box.y0 - line_box.y0) <= 2
+    (alto,) = out.glob("*/alto/page-0001.xml")
+    tree = validate(alto.read_text(encoding="utf-8"), "alto-4-4.xsd")
+    ns = {"a": tree.getroot().nsmap[None]}
+    (string,) = tree.xpath(f'//a:String[@CONTENT="{lines[1].text}"]', namespaces=ns)
+    text_line = string.getparent()
+    assert abs(int(text_line.get("HPOS")) + int(text_line.get("WIDTH")) - moved["x1"]) <= 3
+    assert abs(int(text_line.get("VPOS")) + int(text_line.get("HEIGHT")) - moved["y1"]) <= 3
