@@ -241,3 +241,35 @@ def test_table_rows_and_spans_and_a_line_box_are_edited_with_a_preview(
     text_line = string.getparent()
     assert abs(int(text_line.get("HPOS")) + int(text_line.get("WIDTH")) - moved["x1"]) <= 3
     assert abs(int(text_line.get("VPOS")) + int(text_line.get("HEIGHT")) - moved["y1"]) <= 3
+
+
+def test_a_save_that_meets_another_save_of_the_same_cell_keeps_the_text(
+    browser: Any, corpus: Path, tmp_path: Path
+) -> None:
+    from docvlm.archive.edits import Correction
+
+    out = editable_output(corpus, tmp_path)
+    sha = str(record(out).sha256)
+    with live(viewer_app(out, SETTINGS, edit=True)) as base:
+        browser.get(base + "/#/documents/0/pages/1")
+        wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".editor")) == 4)
+        mine = editor(browser, "table").find_element(
+            By.CSS_SELECTOR, 'input[data-row="2"][data-cell="1"]'
+        )
+        mine.clear()
+        mine.send_keys("MINE")
+        # meanwhile another person (docvlm correct, another tab) saves the same cell
+        Corrections(out).apply(
+            Correction(sha256=sha, page=1, result=1, cell=(2, 1), text="THEIRS", version=0),
+            by="bob",
+        )
+        editor(browser, "table").find_element(By.CSS_SELECTOR, ".save-table").click()
+        said = status(browser, "changed meanwhile")
+        assert "corrected by bob" in said and "version 1" in said
+        assert mine.get_attribute("value") == "MINE"  # nothing typed is lost
+        assert record(out).pages[0].results[1].table.grid()[2][1] == "THEIRS"  # type: ignore[union-attr]
+        editor(browser, "table").find_element(By.CSS_SELECTOR, ".save-table").click()
+        saved(browser, 2)  # sent again at the version now known: it goes over theirs
+    assert record(out).pages[0].results[1].table.grid()[2][1] == "MINE"  # type: ignore[union-attr]
+    log = [e.by for e in Corrections(out).entries]
+    assert log == ["bob", None]
