@@ -166,3 +166,23 @@ def test_previews_draw_with_rdkit_and_verovio_and_rebuild_a_table(
     assert table.json()["shape"] == [1, 2]
     assert "<img" not in table.json()["html"] and "<script" not in table.json()["html"]
     assert big.status_code == 422  # over MAX_PREVIEW, refused before any parsing
+
+
+def test_a_jsonl_output_is_shown_corrected_before_its_compaction(
+    corpus: Path, tmp_path: Path
+) -> None:
+    folder = editable_output(corpus, tmp_path)
+    jsonl = tmp_path / "out.jsonl"
+    jsonl.write_text(record(folder).model_dump_json() + "\n")
+    app = viewer_app(jsonl, SETTINGS, edit=True)
+    edit = {"sha256": record(folder).sha256, "page": 1, "result": 0, "version": 0}
+    saved, shown = run(
+        app,
+        ("POST", "/v1/corrections", {"json": {**edit, "line": 1, "text": "Yields after 2 steps."}}),
+        ("GET", "/v1/documents/0", {}),
+    )
+    assert saved.status_code == 200
+    assert jsonl.read_text() == record(folder).model_dump_json() + "\n"  # the file waits
+    lines = shown.json()["pages"][0]["results"][0]["lines"]
+    assert [x["text"] for x in lines] == ["Scheme 1. The prodnct.", "Yields after 2 steps."]
+    assert shown.json()["pages"][0]["results"][0]["corrected"] is True
