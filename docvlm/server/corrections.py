@@ -125,15 +125,12 @@ def page_version(number: int, page: int, service: Given, request: Request) -> di
     if not any(p.number == page for p in document.pages):
         raise HTTPException(404, f"document {number} has no page {page}")
     editing = _editing(request)
-    store = editing.store if editing else None
-    if store is None or document.sha256 is None:
-        return {"sha256": document.sha256, "page": page, "version": 0, "reviewed": False}
-    with editing.lock:  # type: ignore[union-attr]
-        store.refresh()
-        version, reviewed = (
-            store.version(document.sha256, page),
-            store.reviewed(document.sha256, page),
-        )
+    version, reviewed = 0, False
+    if editing is not None and document.sha256 is not None:
+        with editing.lock:
+            editing.store.refresh()
+            version = editing.store.version(document.sha256, page)
+            reviewed = editing.store.reviewed(document.sha256, page)
     return {"sha256": document.sha256, "page": page, "version": version, "reviewed": reviewed}
 
 

@@ -74,8 +74,14 @@ async function reloadDocument() {
   drawPage();
 }
 
+// body[data-saving] is "true" from a save until the page is drawn again (tests wait on it).
+function saving(on) {
+  document.body.dataset.saving = on ? "true" : "false";
+}
+
 async function saveAndReload(fields, field) {
-  if (await save(fields, field)) await reloadDocument();
+  saving(true);
+  if (await save(fields, field)) await reloadDocument(); else saving(false);
 }
 
 // --- the toolbar: version, reviewed, token ---------------------------------------------
@@ -94,8 +100,10 @@ async function decorateEditors(page) {
   const reviewed = el("input", { attrs: { type: "checkbox", id: "edit-reviewed" } });
   reviewed.checked = editing.reviewed;
   reviewed.addEventListener("change", async () => {
+    saving(true);
     const ok = await save({ reviewed: reviewed.checked }, null);
     if (ok) editing.reviewed = reviewed.checked; else reviewed.checked = editing.reviewed;
+    saving(false);
   });
   const bar = el("div", { attrs: { id: "edit-bar" } }, [
     el("label", {}, [reviewed, document.createTextNode(" page reviewed")]),
@@ -118,6 +126,7 @@ async function decorateEditors(page) {
       if (made) panel.append(el("div", { cls: "editor", attrs: { "data-editor": result.task } }, [made]));
     }
   });
+  saving(false);
 }
 
 function button(label, action, cls = "") {
@@ -179,6 +188,14 @@ function lineEditor(result, index) {
 async function saveLines(index, rows, number, input) {
   if (!rows.some((row) => row.moved())) {
     await saveAndReload({ result: index, line: number, text: input.value }, input);
+    return;
+  }
+  const bad = rows.find((row) => {
+    const b = row.line.box && row.box();
+    return b && !(Number.isFinite(b.x0 + b.y0 + b.x1 + b.y1) && b.x0 < b.x1 && b.y0 < b.y1);
+  });
+  if (bad) {
+    say(`refused: line ${rows.indexOf(bad) + 1}: a box needs x0 < x1 and y0 < y1`, "refused");
     return;
   }
   const result = state.doc.pages[state.page].results[index];
@@ -321,10 +338,15 @@ function tableEditor(result, index) {
         const cell = cells[position];
         if (cell.content === cell.was) continue;
         const input = grid.querySelector(`input[data-row="${r}"][data-cell="${position}"]`);
-        if (!(await save({ result: index, cell: [r, position], text: cell.content }, input))) return;
+        saving(true);
+        if (!(await save({ result: index, cell: [r, position], text: cell.content }, input))) {
+          saving(false);
+          return;
+        }
         cell.was = cell.content;
       }
     }
+    saving(true);
     await reloadDocument();
   };
   const tools = el("div", { cls: "table-tools" }, [

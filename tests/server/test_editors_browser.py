@@ -54,10 +54,11 @@ def saved(driver: Any, version: int) -> None:
     """Saved at ``version``, and the page drawn again with its editors."""
     status(driver, f"saved: version {version}")
     script = (
-        "return document.getElementById('edit-version')?.textContent + ' ' +"
+        "return document.body.dataset.saving + ' ' +"
+        " document.getElementById('edit-version')?.textContent + ' ' +"
         " document.querySelectorAll('.editor').length"
     )
-    wait(driver, lambda d: d.execute_script(script) == f"version {version} 4")
+    wait(driver, lambda d: d.execute_script(script) == f"false version {version} 4")
 
 
 def type_into(driver: Any, field: Any, text: str) -> None:
@@ -273,3 +274,17 @@ def test_a_save_that_meets_another_save_of_the_same_cell_keeps_the_text(
     assert record(out).pages[0].results[1].table.grid()[2][1] == "MINE"  # type: ignore[union-attr]
     log = [e.by for e in Corrections(out).entries]
     assert log == ["bob", None]
+
+
+def test_with_a_token_the_page_asks_for_it(browser: Any, corpus: Path, tmp_path: Path) -> None:
+    out = editable_output(corpus, tmp_path)
+    with live(viewer_app(out, SETTINGS, edit=True, token="s3cret")) as base:
+        browser.get(base + "/#/documents/0/pages/1")
+        wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".editor")) == 4)
+        browser.find_element(By.ID, "edit-reviewed").click()
+        assert "needs its token" in status(browser, "not saved")
+        assert not browser.find_element(By.ID, "edit-reviewed").is_selected()
+        browser.find_element(By.ID, "edit-token").send_keys("s3cret\n")
+        browser.find_element(By.ID, "edit-reviewed").click()
+        saved(browser, 1)
+    assert Corrections(out).reviewed(str(record(out).sha256), 1)
