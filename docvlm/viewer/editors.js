@@ -177,7 +177,7 @@ function lineEditor(result, index) {
     for (const field of sides) field.addEventListener("input", show);
     const go = button("save", () => saveLines(index, rows, number, input), "save-line");
     const item = el("li", {}, [input, go]);
-    if (line.box) item.append(el("span", { cls: "box-edit" }, sides));
+    if (line.box) item.append(el("span", { cls: "box-edit" }, [document.createTextNode("box x0 y0 x1 y1"), ...sides]));
     list.append(item);
     return { line, input, box, moved };
   });

@@ -13,6 +13,7 @@ import pytest
 from test_viewer_browser import SETTINGS, live, loaded, wait
 from test_viewer_browser import browser as browser  # the module's Chromium fixture
 from test_viewer_browser import pytestmark as pytestmark  # skipped without Chromium
+from test_viewer_browser import shots as shots  # the screenshots' folder fixture
 
 from docvlm.archive.corrections import Corrections
 from docvlm.server import viewer_app
@@ -72,7 +73,7 @@ def type_into(driver: Any, field: Any, text: str) -> None:
 
 
 def test_correct_a_line_a_cell_a_smiles_a_score_and_mark_reviewed(
-    browser: Any, corpus: Path, tmp_path: Path
+    browser: Any, corpus: Path, tmp_path: Path, shots: Path
 ) -> None:
     from music21 import converter
     from rdkit import Chem
@@ -108,6 +109,8 @@ def test_correct_a_line_a_cell_a_smiles_a_score_and_mark_reviewed(
         type_into(browser, smiles, SMILES)
         drawn = editor(browser, "molecule").find_element(By.CSS_SELECTOR, "img.preview")
         wait(browser, lambda d: drawn.is_displayed() and loaded(d, drawn))
+        browser.execute_script("arguments[0].scrollIntoView({block: 'end'})", drawn)
+        browser.save_screenshot(str(shots / "viewer-editors.png"))
         assert drawn.get_attribute("src").startswith("data:image/svg+xml")
         editor(browser, "molecule").find_element(By.CSS_SELECTOR, ".save-value").click()
         saved(browser, 3)
