@@ -225,6 +225,7 @@ class Converter:
             max_new_tokens=job.max_new_tokens,
             question=job.question,
             orient=job.orient,
+            cancel=lambda: _check(job.cancel),  # the run's threads do not see ``watching``
         )
 
     @property
@@ -248,6 +249,11 @@ class Converter:
         for client in self._all:
             client.close()
         self.engines.close()
+
+
+def _check(cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise ConversionCancelled("the conversion was cancelled")
 
 
 def _named(document: Document, job: ConversionJob) -> Document:
