@@ -5,8 +5,9 @@ gets its engines from one ``SharedEngines``, so the model is loaded once and the
 all running conversions meet in one generation stream.
 
 A place in the queue is taken (``admit``) before the upload is read, so a full queue
-answers 429 without reading a byte; each job carries a cancel flag that the conversion
-loop checks between batches of pages and engine calls (``docvlm.server.cancel``).
+answers 429 without reading a byte; each job carries a cancel flag, handed to
+``DocVLM.convert`` as its ``cancel`` function: the run's stage threads check it between
+pages and engine calls (they do not see the worker thread's ``watching`` flag).
 """
 
 from __future__ import annotations
