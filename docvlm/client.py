@@ -9,18 +9,16 @@ runner (``docvlm.archive.runner``). The client owns the model pool both are give
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from docvlm.archive.records import build_document
 from docvlm.document import Document
 from docvlm.engines import EngineFactory, load_engine
 from docvlm.engines.pool import ModelPool
-from docvlm.errors import InputError
 from docvlm.reading.pages import LABEL_TASKS, Regions, iter_pages
 from docvlm.reading.pdf import InProcessPdf, PdfReader, RenderWorker
-from docvlm.reading.render import Backend, PageSelection, Source, source_name
+from docvlm.reading.render import Backend, PageSelection, Source
 from docvlm.reading.requests import Engine
 from docvlm.results import (
     AnswerResult,
@@ -35,6 +33,9 @@ from docvlm.results import (
 )
 from docvlm.settings import Settings
 from docvlm.tasks import TaskName
+
+if TYPE_CHECKING:
+    from docvlm.archive.pipeline import Options
 
 __all__ = ["LABEL_TASKS", "DocVLM", "Regions"]
 
@@ -228,39 +229,54 @@ class DocVLM:
         layout: bool = False,
         regions: Regions | None = None,
         orient: bool = True,
+        cancel: Callable[[], None] | None = None,
     ) -> Document:
-        """Run ``tasks`` on every selected page. Input errors are data: the document says
-        ``failure`` (nothing read) or ``partial`` (some pages failed).
+        """Run ``tasks`` on every selected page: ``next(convert_many([source]))`` for one
+        document (never expanded), so the engine retries, the batch halving on CUDA out of
+        memory and the render-crash retries are the same. Input and engine errors are
+        data: the document says ``failure`` (nothing read) or ``partial`` (some pages
+        failed); the pages keep the selection's order (``pages="4,2"``).
 
         With ``layout=True`` the layout task finds regions first and each region is read
         by the task of its label (``LABEL_TASKS``) when that task is in ``tasks``; pass
         ``regions`` to use your own detector instead. Pages are read turned upright and
         straightened where their measure is sure; ``orient=False`` reads them as they lie.
+        ``cancel``, when given, is called between pages and engine calls, on the run's
+        threads; what it raises stops the conversion and is raised here.
         """
-        name = source_name(source)
-        if "ask" in tasks and not question:
-            raise ValueError("the 'ask' task needs a question")
+        from docvlm.archive.runner import Run
+
+        options = self._options(tasks, pages, password, dpi, max_new_tokens, question, layout)
+        options.regions, options.orient = regions, orient
         for task in (*tasks, *(("layout",) if layout and regions is None else ())):
             self.checkpoint_for(task)  # configuration errors are raised, not recorded
-        done: list[Page] = []
-        try:
-            for page in self.iter_pages(
-                source,
-                tasks,
-                pages=pages,
-                password=password,
-                dpi=dpi,
-                max_new_tokens=max_new_tokens,
-                question=question,
-                layout=layout,
-                regions=regions,
-                strict=False,
-                orient=orient,
-            ):
-                done.append(page)
-        except InputError as error:
-            return build_document(name, done, error=error.reason)
-        return build_document(name, done)
+        run = Run(self.models, options, reader=self._reader(), cancel=cancel)
+        return run.document(source)  # a one-item run: convert_many's retries and limits
+
+    def _options(
+        self,
+        tasks: Sequence[TaskName],
+        pages: PageSelection,
+        password: str | None,
+        dpi: int | None,
+        max_new_tokens: int | None,
+        question: str | None,
+        layout: bool,
+    ) -> Options:
+        from docvlm.archive.pipeline import Options
+
+        if "ask" in tasks and not question:
+            raise ValueError("the 'ask' task needs a question")
+        return Options(
+            tasks=tuple(tasks),
+            pages=pages,
+            password=password,
+            dpi=dpi or self.settings.dpi,
+            max_new_tokens=max_new_tokens,
+            question=question,
+            layout=layout,
+            backend=self.backend,
+        )
 
     def convert_many(
         self,
@@ -294,27 +310,13 @@ class DocVLM:
         ``md`` (the default), ``txt``, ``hocr``, ``alto``, ``page``, ``docling``, ``pdf``
         (``docvlm.formats.files``).
         """
-        from docvlm.archive.pipeline import Options
         from docvlm.archive.runner import Run
         from docvlm.formats.files import parse_formats
 
-        if "ask" in tasks and not question:
-            raise ValueError("the 'ask' task needs a question")
-        options = Options(
-            tasks=tuple(tasks),
-            pages=pages,
-            password=password,
-            dpi=dpi or self.settings.dpi,
-            max_new_tokens=max_new_tokens,
-            question=question,
-            layout=layout,
-            regions=regions,
-            include=tuple(include),
-            exclude=tuple(exclude),
-            backend=self.backend,
-            formats=None if formats is None else parse_formats(formats),
-            orient=orient,
-        )
+        options = self._options(tasks, pages, password, dpi, max_new_tokens, question, layout)
+        options.regions, options.include, options.exclude = regions, tuple(include), tuple(exclude)
+        options.formats = None if formats is None else parse_formats(formats)
+        options.orient = orient
         yield from Run(self.models, options, out, redo=redo).documents(sources)
 
     def iter_pages(

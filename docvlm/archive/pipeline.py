@@ -91,12 +91,22 @@ class _Skipping:
 class Stages:
     """Runs works through the overlapped stages; iterate ``run(works)`` for ``Finished``."""
 
-    def __init__(self, models: ModelPool, options: Options) -> None:
+    def __init__(
+        self,
+        models: ModelPool,
+        options: Options,
+        *,
+        reader: PdfReader | None = None,
+        cancel: Callable[[], None] | None = None,
+    ) -> None:
         self.models = models
         self.options = options
         self.settings = models.settings
         lanes = options.render_workers if self.settings.render_timeout is not None else 1
-        self.lanes = max(1, lanes)  # in-process pypdfium2 is not thread-safe: one lane
+        # in-process pypdfium2 is not thread-safe: one lane; a caller's reader: one lane
+        self.lanes = 1 if reader is not None else max(1, lanes)
+        self._reader = reader
+        self._cancel = cancel  # raises to stop the run; checked at every hand-over
         self._abort = threading.Event()
         self.stop_feeding = threading.Event()
         self._renders: queue.Queue[Any] = queue.Queue(maxsize=self.lanes)
@@ -110,8 +120,7 @@ class Stages:
 
     def _put(self, target: queue.Queue[Any], item: object) -> None:
         while True:
-            if self._abort.is_set():
-                raise _Aborted
+            self._check()
             try:
                 target.put(item, timeout=0.1)
                 return
@@ -120,12 +129,17 @@ class Stages:
 
     def _get(self, source: queue.Queue[Any]) -> Any:
         while True:
-            if self._abort.is_set():
-                raise _Aborted
+            self._check()
             try:
                 return source.get(timeout=0.1)
             except queue.Empty:
                 continue
+
+    def _check(self) -> None:
+        if self._abort.is_set():
+            raise _Aborted
+        if self._cancel is not None:
+            self._cancel()  # what it raises reaches the caller's thread (``guarded``)
 
     def _thread(self, body: Callable[[], None], name: str) -> threading.Thread:
         def guarded() -> None:
@@ -175,12 +189,14 @@ class Stages:
 
     def _render(self) -> None:
         timeout = self.settings.render_timeout
-        reader: PdfReader = RenderWorker(timeout) if timeout is not None else InProcessPdf()
+        reader: PdfReader = self._reader or (
+            RenderWorker(timeout) if timeout is not None else InProcessPdf()
+        )
         try:
             while (work := self._get(self._renders)) is not _DONE:
                 self._render_work(work, reader)
         finally:
-            if isinstance(reader, RenderWorker):
+            if isinstance(reader, RenderWorker) and reader is not self._reader:
                 reader.shutdown()
             self._put(self._plans, _DONE)
 
@@ -261,9 +277,10 @@ def render_work(
     if work.kind != "read":
         yield Finished(work, error=work.error, end=True)
         return
-    count, retry, error = 0, [], None
+    count, retry, error, order = 0, [], None, []
     try:
         for item in _pages(work, reader, options, models, options.pages):
+            order.append(item.number)  # the selection's order ("4,2"), kept in the Document
             if item.number in work.finished:
                 continue
             if isinstance(item, PageFailure) and _retryable(item.error):
@@ -287,7 +304,7 @@ def render_work(
                 break
         yield _planned(work, item, options, models)
         count += 1
-    yield Finished(work, count=count, error=error, end=True)
+    yield Finished(work, count=count, error=error, end=True, order=tuple(order))
 
 
 def _planned(

@@ -39,8 +39,9 @@ from docvlm.archive.summary import MIN_FILES_FOR_RATE, Observer, Summary, count_
 from docvlm.document import Document
 from docvlm.engines.pool import HasModels, ModelPool, pool_of
 from docvlm.errors import ExitCode
-from docvlm.reading.render import Source
-from docvlm.reading.sources import expand_sources
+from docvlm.reading.pdf import PdfReader
+from docvlm.reading.render import Source, source_name
+from docvlm.reading.sources import Item, expand_sources
 from docvlm.results import Page
 from docvlm.tasks import TASKS
 
@@ -54,6 +55,7 @@ class _Open:
     pages: dict[int, Page] = field(default_factory=dict)
     expected: int | None = None
     error: str | None = None
+    order: tuple[int, ...] = ()
 
 
 @dataclass
@@ -85,6 +87,8 @@ class Run:
         observer: Observer | None = None,
         retry_failed: bool = False,
         wait: bool = False,
+        reader: PdfReader | None = None,
+        cancel: Callable[[], None] | None = None,
     ) -> None:
         if options.formats and (destination is None or sink_kind(destination) != "folder"):
             raise ValueError("formats are written per document into an output folder: out='DIR/'")
@@ -101,6 +105,8 @@ class Run:
         self._stopped = False
         self._error_rate: float | None = None
         self._reading: set[str] = set()  # content read in this run (its copies wait for it)
+        self._reader, self._cancel = reader, cancel  # the stages' (see ``Stages``)
+        self._one = False  # ``document``: the source is one document, never expanded
 
     def _password(self, name: str) -> str | None:
         return password_for(name, self.options.passwords, self.options.password)
@@ -146,6 +152,13 @@ class Run:
                 stack.enter_context(DestinationLock(self.destination, wait=self.wait))
             yield from self._documents(list(sources))
 
+    def document(self, source: Source) -> Document:
+        """``source`` read as one document, a one-item run (what ``DocVLM.convert`` does):
+        a folder or archive is not expanded, and the pages keep the selection's order."""
+        self._one = True
+        (found,) = self.documents([source])
+        return found
+
     def _documents(self, sources: list[Source]) -> Iterator[Document]:
         loading = time.perf_counter()
         job = self.job_key()
@@ -167,7 +180,7 @@ class Run:
             )
             if manifest.needs_compaction():  # a run replacing records was killed
                 manifest.compacted(sink.compact())
-        stages = Stages(self.models, self.options)
+        stages = Stages(self.models, self.options, reader=self._reader, cancel=self._cancel)
         if self.observer:
             self.observer.started(count_files(sources))
         pending: list[tuple[Document, str, str | None]] = []
@@ -220,13 +233,15 @@ class Run:
             if self.observer:
                 self.observer.ignored(path, why)
 
-        for item in expand_sources(
-            sources,
-            self.models.settings.limits(),
-            include=self.options.include,
-            exclude=self.options.exclude,
-            on_skip=ignored,
-        ):
+        options, limits = self.options, self.models.settings.limits()
+        items = (
+            (Item(source_name(s), s) for s in sources)
+            if self._one
+            else expand_sources(
+                sources, limits, include=options.include, exclude=options.exclude, on_skip=ignored
+            )
+        )
+        for item in items:
             if item.source is None:  # rejected before reading: recorded once, like the rest
                 error = item.error.reason if item.error else "cannot be read"
                 path = Path(item.name)
@@ -320,12 +335,14 @@ class Run:
             if manifest is not None and work.sha256 is not None:
                 manifest.record_page(work.sha256, job, page)
         if item.end:
-            state.expected, state.error = item.count, item.error
+            state.expected, state.error, state.order = item.count, item.error, item.order
         if state.expected is None or len(state.pages) < state.expected:
             return
         del opened[id(work)]
         self._counts.pages_reused += len(work.finished)
-        pages = sorted([*work.finished.values(), *state.pages.values()], key=lambda p: p.number)
+        pages = [*work.finished.values(), *state.pages.values()]
+        rank = {n: i for i, n in enumerate(state.order)}  # the selection's order ("4,2")
+        pages.sort(key=lambda p: (rank.get(p.number, len(rank)), p.number))
         document = build_document(work.name, pages, sha256=work.sha256, error=state.error)
         yield document, state.error
         if work.sha256 is not None:

@@ -57,7 +57,8 @@ class Plan:
 @dataclass
 class Finished:
     """Stage output: a page done (``page``, or a ``plan`` with the engine's ``outputs``), or
-    the end of a work's rendering (``count`` pages were sent on; ``error`` stopped it)."""
+    the end of a work's rendering (``count`` pages were sent on; ``error`` stopped it;
+    ``order`` the page numbers in the selection's order)."""
 
     work: Work
     page: Page | None = None
@@ -66,6 +67,7 @@ class Finished:
     end: bool = False
     plan: Plan | None = None
     outputs: Sequence[Generation | str] = ()
+    order: tuple[int, ...] = ()  # at the end: the page numbers in the order they were read
 
     def finished_page(self) -> Page | None:
         """The page this reports, parsed from the generations when it came from the engine."""

@@ -5,8 +5,9 @@ gets its engines from one ``SharedEngines``, so the model is loaded once and the
 all running conversions meet in one generation stream.
 
 A place in the queue is taken (``admit``) before the upload is read, so a full queue
-answers 429 without reading a byte; each job carries a cancel flag that the conversion
-loop checks between batches of pages and engine calls (``docvlm.server.cancel``).
+answers 429 without reading a byte; each job carries a cancel flag, handed to
+``DocVLM.convert`` as its ``cancel`` function: the run's stage threads check it between
+pages and engine calls (they do not see the worker thread's ``watching`` flag).
 """
 
 from __future__ import annotations
@@ -225,6 +226,7 @@ class Converter:
             max_new_tokens=job.max_new_tokens,
             question=job.question,
             orient=job.orient,
+            cancel=lambda: _check(job.cancel),  # the run's threads do not see ``watching``
         )
 
     @property
@@ -248,6 +250,11 @@ class Converter:
         for client in self._all:
             client.close()
         self.engines.close()
+
+
+def _check(cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise ConversionCancelled("the conversion was cancelled")
 
 
 def _named(document: Document, job: ConversionJob) -> Document:
