@@ -174,7 +174,7 @@ def _shard(folder: Path, index: Path, name: object) -> Path:
             f"{index}: shard {name!r} is not a .safetensors file (docvlm loads safetensors only)"
         )
     file = folder / name
-    if Path(name).is_absolute() or not _inside(file, folder):
+    if Path(name).is_absolute() or not _inside(file, folder, _roots(folder)):
         raise CheckpointUnavailableError(
             f"{index}: shard {name!r} is outside the checkpoint's folder {folder}"
         )
@@ -183,10 +183,23 @@ def _shard(folder: Path, index: Path, name: object) -> Path:
     return file
 
 
-def _inside(file: Path, folder: Path) -> bool:
-    """Whether ``file``, its links followed, lies inside ``folder`` (a loop does not)."""
+def _roots(folder: Path) -> tuple[Path, ...]:
+    """Where a shard's links may lead: the checkpoint's folder and, for a snapshot in the
+    Hugging Face cache (``models--ORG--NAME/snapshots/REV``), that model's ``blobs``."""
+    roots = [folder]
+    if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
+        roots.append(folder.parent.parent / "blobs")
+    return tuple(roots)
+
+
+def _inside(file: Path, folder: Path, roots: tuple[Path, ...]) -> bool:
+    """Whether ``file``'s name stays inside ``folder`` and, its links followed, it lies
+    under one of ``roots`` (a loop does not)."""
+    if not os.path.normpath(file).startswith(os.path.normpath(folder) + os.sep):
+        return False
     try:
-        return file.resolve().is_relative_to(folder.resolve())
+        target = file.resolve()
+        return any(target.is_relative_to(root.resolve()) for root in roots)
     except (OSError, RuntimeError):
         return False
 

@@ -148,3 +148,33 @@ def test_a_garbage_adapter_is_one_line(
         "(Expecting value: line 1 column 1 (char 0))",
     }[damaged]
     assert lines == [f"error: {adapter / damaged}: {cause}"]
+
+
+def test_a_sharded_checkpoint_in_the_hub_cache_loads(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """The Hugging Face cache keeps a snapshot's files as links into the model's
+    ``blobs/`` (``snapshots/REV/x.safetensors -> ../../blobs/SHA``): they are the
+    checkpoint's own shards, not files outside it."""
+    from docvlm.engines.checkpoints import weight_files
+
+    made = _shard(tiny_checkpoint, tmp_path / "made")
+    model = tmp_path / "hub" / "models--google--paligemma2-3b-pt-896"
+    snapshot = model / "snapshots" / "0123abc"
+    (model / "blobs").mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    for number, file in enumerate(sorted(made.iterdir())):
+        blob = model / "blobs" / f"blob{number}"
+        shutil.copy(file, blob)
+        os.symlink(Path("../../blobs") / blob.name, snapshot / file.name)
+    files = weight_files(snapshot)
+    assert [f.name for f in files] == [
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ]
+    # a link from the snapshot to another model's blobs is still outside
+    other = tmp_path / "hub" / "models--x--y" / "blobs"
+    other.mkdir(parents=True)
+    shutil.copy(made / "model-00002-of-00002.safetensors", other / "stray")
+    (snapshot / "model-00002-of-00002.safetensors").unlink()
+    os.symlink(other / "stray", snapshot / "model-00002-of-00002.safetensors")
+    with pytest.raises(CheckpointUnavailableError, match="outside the checkpoint's folder"):
+        weight_files(snapshot)
