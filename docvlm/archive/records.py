@@ -41,6 +41,16 @@ def content_hash(data: bytes | Path | io.BufferedIOBase) -> str:
     return digest.hexdigest()
 
 
+def seekable(stream: io.BufferedIOBase) -> io.BufferedIOBase:
+    """``stream`` itself when it can be read twice, else its bytes in a buffer with its
+    name (a pipe or socket: hashed first, then rendered)."""
+    if stream.seekable():
+        return stream
+    buffer = io.BytesIO(stream.read())
+    buffer.name = getattr(stream, "name", "stream")
+    return buffer
+
+
 class ReadKey(BaseModel):
     """What makes one task's answer: the model, its prompt, input size and token limit."""
 

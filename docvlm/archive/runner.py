@@ -33,7 +33,7 @@ from docvlm.archive.lock import DestinationLock
 from docvlm.archive.manifest import Manifest, manifest_path
 from docvlm.archive.passwords import password_for
 from docvlm.archive.pipeline import Finished, Options, Stages, Work
-from docvlm.archive.records import JobKey, ReadKey, build_document, content_hash, renamed
+from docvlm.archive.records import JobKey, ReadKey, build_document, content_hash, renamed, seekable
 from docvlm.archive.sinks import check_destination, open_sink, sink_kind
 from docvlm.archive.summary import MIN_FILES_FOR_RATE, Observer, Summary, count_files
 from docvlm.document import Document
@@ -293,6 +293,7 @@ class Run:
                     manifest.remember_hash(path, known)
             return source, known
         if isinstance(source, io.BufferedIOBase | io.BytesIO):
+            source = seekable(source)
             return source, content_hash(source)
         return source, None
 

@@ -123,3 +123,27 @@ def test_convert_stops_when_its_cancel_callback_raises(make_pdf: object) -> None
     with _client(engine, batch_size=1) as client, pytest.raises(Cancelled):
         client.convert(make_pdf(6), cancel=cancel)  # type: ignore[operator]
     assert len(engine.calls) == 1  # no engine call after the cancellation
+
+
+def test_convert_reads_a_stream_that_cannot_seek(make_pdf: object) -> None:
+    """A pipe is hashed and rendered from one read of its bytes (it cannot be read twice)."""
+    import hashlib
+    import os
+
+    data = make_pdf(2).read_bytes()  # type: ignore[operator]
+    readable, writable = os.pipe()
+
+    def feed() -> None:
+        with open(writable, "wb") as sink:
+            sink.write(data)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    engine = Counting(lambda call, size: None)
+    with open(readable, "rb") as stream, _client(engine) as client:
+        assert not stream.seekable()
+        document = client.convert(stream)
+    feeder.join()
+    assert document.status == "success", document
+    assert document.sha256 == hashlib.sha256(data).hexdigest()
+    assert [p.number for p in document.pages] == [1, 2]
