@@ -36,8 +36,8 @@ def read_output(path: Path) -> Iterator[Document]:
             for number, line in enumerate(handle, start=1):
                 if line.strip():
                     yield load_document(line, f"{path}, line {number}")
-    elif path.is_dir() and any(path.glob("*/document.json")):
-        for file in sorted(path.glob("*/document.json")):
+    elif path.is_dir() and (files := _document_files(path)):
+        for file in files:
             yield load_document(file.read_bytes(), str(file))
     elif path.suffix.lower() == ".parquet" or (path.is_dir() and any(path.glob("*.parquet"))):
         yield from read_parquet(path)
@@ -122,3 +122,9 @@ def read_parquet(path: Path) -> Iterator[Document]:
     for fields in documents.values():
         pages = tuple(Page(**page) for _, page in sorted(fields.pop("pages").items()))
         yield Document(pages=pages, tables=document_tables(list(pages)), **fields)
+
+
+def _document_files(folder: Path) -> list[Path]:
+    """Each document's ``document.json``; hidden folders (a run's ``.tmp-NAME`` staging,
+    half written) are not records."""
+    return sorted(f for f in folder.glob("*/document.json") if not f.parent.name.startswith("."))

@@ -11,7 +11,7 @@ import hashlib
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,7 +24,7 @@ __all__ = ["JobKey", "ReadKey", "build_document", "content_hash", "renamed"]
 _CHUNK = 1 << 20
 
 
-def content_hash(data: bytes | Path | io.BufferedIOBase) -> str:
+def content_hash(data: bytes | Path | BinaryIO | io.BufferedIOBase) -> str:
     """SHA-256 (hex) of a file's or a buffer's bytes, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     if isinstance(data, bytes):
@@ -41,7 +41,7 @@ def content_hash(data: bytes | Path | io.BufferedIOBase) -> str:
     return digest.hexdigest()
 
 
-def seekable(stream: io.BufferedIOBase) -> io.BufferedIOBase:
+def seekable(stream: BinaryIO) -> BinaryIO:
     """``stream`` itself when it can be read twice, else its bytes in a buffer with its
     name (a pipe or socket: hashed first, then rendered)."""
     if stream.seekable():

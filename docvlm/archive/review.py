@@ -13,6 +13,9 @@ vocabulary, ``REASONS``. Items are ranked by tier, then by confidence, lowest fi
 3. the rest, whose other flags (``suspect``, ``blank``, ``turned``) are shown but do not
    move them.
 
+Pages a person marked reviewed (``docvlm correct``'s ``"reviewed": true``, or the viewer)
+are left out: ``reviewed_pages`` reads them from the corrections log.
+
 With ``below``, only items under it are kept (and are marked ``low_confidence``), along
 with those of tiers 1 and 2, which no number shows to be good enough.
 """
@@ -20,16 +23,25 @@ with those of tiers 1 and 2, which no number shows to be good enough.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from docvlm.archive.edits import Correction
 from docvlm.document import Document
 from docvlm.reading.confidence import result_confidence
 from docvlm.results import Page, Result, TableResult
 
-__all__ = ["REASONS", "Reason", "ReviewItem", "review", "review_items", "review_schema"]
+__all__ = [
+    "REASONS",
+    "Reason",
+    "ReviewItem",
+    "review",
+    "review_items",
+    "review_schema",
+    "reviewed_pages",
+]
 
 Reason = Literal[
     "document_failure",
@@ -157,16 +169,19 @@ def review(
     below: float | None = None,
     task: str | None = None,
     limit: int | None = None,
+    reviewed: Collection[tuple[str, int]] = (),
 ) -> list[ReviewItem]:
     """The items of ``documents``, weakest first (the module docstring says how they are
     ranked and what ``below`` keeps); ``task`` keeps one task's results, ``limit`` the
-    first so many. A source recorded twice (a retried file) counts once, as last written."""
+    first so many; pages in ``reviewed`` (sha256, page) are left out. A source recorded
+    twice (a retried file) counts once, as last written."""
     latest: dict[str, list[ReviewItem]] = {}
     for document in documents:
         latest[document.source] = [
             _with_threshold(item, below)
             for item in review_items(document)
-            if task is None or item.task == task
+            if (task is None or item.task == task)
+            and (item.page is None or (item.sha256, item.page) not in reviewed)
         ]
     kept = [
         item
@@ -177,6 +192,16 @@ def review(
     if limit is not None:
         return heapq.nsmallest(limit, kept, key=ReviewItem.rank)
     return sorted(kept, key=ReviewItem.rank)
+
+
+def reviewed_pages(entries: Iterable[Correction]) -> set[tuple[str, int]]:
+    """The (sha256, page) pairs whose last review mark in the corrections log says
+    reviewed (a later ``"reviewed": false`` takes a page back into the queue)."""
+    marks: dict[tuple[str, int], bool] = {}
+    for entry in entries:
+        if entry.reviewed is not None:
+            marks[(entry.sha256, entry.page)] = entry.reviewed
+    return {page for page, mark in marks.items() if mark}
 
 
 def _with_threshold(item: ReviewItem, below: float | None) -> ReviewItem:

@@ -293,8 +293,8 @@ class Run:
                     manifest.remember_hash(path, known)
             return source, known
         if isinstance(source, io.BufferedIOBase | io.BytesIO):
-            source = seekable(source)
-            return source, content_hash(source)
+            stream = seekable(source)
+            return stream, content_hash(stream)
         return source, None
 
     def _handle(

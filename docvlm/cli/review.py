@@ -50,14 +50,20 @@ def review_command(
     OUTPUT cannot be read."""
     from docvlm.archive.edits import apply_log, read_log
     from docvlm.archive.readback import OutputError, read_output
-    from docvlm.archive.review import review
+    from docvlm.archive.review import review, reviewed_pages
 
     if task is not None and task not in TASKS:
         raise typer.BadParameter(f"unknown task {task!r}", param_hint="--task")
     try:
         corrections = read_log(output)  # docs/corrections.md: what people already fixed
         documents = (apply_log(d, corrections) if corrections else d for d in read_output(output))
-        items = review(documents, below=below, task=task, limit=limit or None)
+        items = review(
+            documents,
+            below=below,
+            task=task,
+            limit=limit or None,
+            reviewed=reviewed_pages(corrections),
+        )
     except (OutputError, DocVLMError, OSError) as error:
         error_line(str(error))
         raise typer.Exit(ExitCode.FAILED) from None

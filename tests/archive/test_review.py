@@ -182,3 +182,39 @@ def test_a_missing_output_is_one_line(tmp_path: Path) -> None:
         f"error: {tmp_path / 'nothing.jsonl'}: not a conversion output (a JSONL of Documents, "
         "a Parquet file or folder of parts, or an output folder of NAME/document.json)"
     )
+
+
+def test_a_page_marked_reviewed_leaves_the_queue_until_unmarked(
+    inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out.jsonl"
+    convert(inputs, out, monkeypatch)
+    before = review(out)
+    weakest = next(i for i in before if i["page"] is not None)
+    page = (weakest["sha256"], weakest["page"])
+    marks = tmp_path / "marks.jsonl"
+
+    def mark(reviewed: bool) -> None:
+        line = {"sha256": page[0], "page": page[1], "reviewed": reviewed}
+        marks.write_text(json.dumps(line) + "\n", encoding="utf-8")
+        result = CliRunner().invoke(app, ["correct", str(out), str(marks)])
+        assert result.exit_code == 0, result.output
+
+    mark(True)
+    assert review(out) == [i for i in before if (i["sha256"], i["page"]) != page]
+    mark(False)
+    assert review(out) == before
+
+
+def test_a_staging_folder_is_not_a_record(
+    inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed while it staged a document leaves ``.tmp-NAME/``: half written, it is
+    not read as a record (the next run removes it)."""
+    out = tmp_path / "out"
+    convert(inputs, f"{out}/", monkeypatch)
+    before = review(out)
+    staged = out / ".tmp-half-written"
+    staged.mkdir()
+    (staged / "document.json").write_text('{"source": "half', encoding="utf-8")
+    assert review(out) == before
