@@ -91,9 +91,9 @@ async function decorateEditors(page) {
   const key = `${state.id}/${page.number}`;
   const mine = ++editing.drawn;
   const known = await getJSON(`/v1/documents/${state.id}/pages/${page.number}/version`);
+  if (mine !== editing.drawn) return;  // the page was drawn again meanwhile: not its version
   editing.version = known.version;
   editing.reviewed = known.reviewed;
-  if (mine !== editing.drawn) return;  // the page was drawn again meanwhile
   if (editing.key !== key) editing.said = { text: "", cls: "edit-status" };
   editing.key = key;
   document.querySelector("#edit-bar")?.remove();
