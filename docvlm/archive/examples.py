@@ -80,6 +80,14 @@ def correction_examples(
             chosen = [(i, r) for i, r in enumerate(page.results) if r.task == task and r.corrected]
             if not chosen:
                 continue
+            if page.rotation or page.skew:
+                # the model read this page turned: its crops are not the scan's boxes
+                if skipped is not None:
+                    skipped.append(
+                        f"{document.source}, page {page.number}: read turned (rotation "
+                        f"{page.rotation}, skew {page.skew}); its examples are not written yet"
+                    )
+                continue
             try:
                 picture = _page_image(_source(document, roots), page, dpi, limits)
             except InputError as error:

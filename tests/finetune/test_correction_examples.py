@@ -211,3 +211,26 @@ def test_a_corrected_score_becomes_its_kern(corpus: Path, tmp_path: Path) -> Non
     from docvlm.finetune.datasets import kern_target
 
     assert record["target"] == kern_target(right)
+
+
+def test_a_page_read_turned_is_left_out_with_its_reason(corpus: Path, tmp_path: Path) -> None:
+    """The model read a turned page upright: a crop of the scan at the record's box is not
+    what it saw, so no example is written for it, and the reason is given."""
+    by_side, _ = pubtabnet_tables(corpus, tmp_path / "in", 2)
+    _convert({"table html": by_side}, tmp_path / "in", tmp_path / "out", "table")
+    store = Corrections(tmp_path / "out")
+    documents = _records(tmp_path / "out")
+    for document in documents:
+        edit = {"sha256": document.sha256, "page": 1, "result": 0}
+        store.apply(Correction(**edit, cell=(1, 0), text="fixed"))
+    turned = next(iter(sorted((tmp_path / "out").glob("*/document.json"))))
+    record = json.loads(turned.read_text(encoding="utf-8"))
+    record["pages"][0]["rotation"] = 90  # as a page scanned a quarter turn would be
+    turned.write_text(json.dumps(record), encoding="utf-8")
+    data = tmp_path / "D.jsonl"
+    made = CliRunner().invoke(
+        app, ["data", "corrections", str(tmp_path / "out"), "--task", "table", "--out", str(data)]
+    )
+    assert made.exit_code == 0, made.output
+    assert len(data.read_text(encoding="utf-8").splitlines()) == 1
+    assert f"left out: {record['source']}, page 1: read turned (rotation 90" in made.stderr
