@@ -123,9 +123,9 @@ class Corrections:
         """Check and apply one correction, log it, and rewrite what holds it; the entry
         logged. ``CorrectionError`` (nothing changed) when it does not check."""
         with contextlib.ExitStack() as held:
-            if self._lock:  # fails at once while a conversion writes the destination
+            held.enter_context(self._locked())  # other savers wait here, one at a time
+            if self._lock:  # then fails at once while a conversion writes the destination
                 held.enter_context(DestinationLock(self.destination))
-            held.enter_context(self._locked())
             self._catch_up()
             current = self.version(correction.sha256, correction.page)
             self._check_version(correction, current)
