@@ -122,10 +122,10 @@ class Corrections:
     def apply(self, correction: Correction, *, by: str | None = None) -> LogEntry:
         """Check and apply one correction, log it, and rewrite what holds it; the entry
         logged. ``CorrectionError`` (nothing changed) when it does not check."""
-        with contextlib.ExitStack() as held:
-            held.enter_context(self._locked())  # other savers wait here, one at a time
+        with contextlib.ExitStack() as locks:
+            locks.enter_context(self._locked())  # other savers wait here, one at a time
             if self._lock:  # then fails at once while a conversion writes the destination
-                held.enter_context(DestinationLock(self.destination))
+                locks.enter_context(DestinationLock(self.destination))
             self._catch_up()
             current = self.version(correction.sha256, correction.page)
             self._check_version(correction, current)

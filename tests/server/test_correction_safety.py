@@ -116,9 +116,7 @@ def _pdf_text(pdf: Path) -> str:
     ).stdout
 
 
-def test_a_correction_keeps_the_pdf_when_the_original_is_gone(
-    corpus: Path, tmp_path: Path
-) -> None:
+def test_a_correction_keeps_the_pdf_when_the_original_is_gone(corpus: Path, tmp_path: Path) -> None:
     pytest.importorskip("pikepdf")
     out = editable_output(corpus, tmp_path, formats=("pdf",))
     (pdf,) = out.glob("*/document.pdf")
