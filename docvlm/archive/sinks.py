@@ -217,7 +217,9 @@ class FolderSink(_Base):
     """Per document a folder, staged under ``.tmp-NAME`` and renamed into place whole: its
     record, its tables, molecules and scores, and the ``formats`` chosen
     (``docvlm.formats.files``); ``password_for(source)`` opens an encrypted original for
-    the searchable PDF."""
+    the searchable PDF. It starts by putting back a folder a crash left at ``.old-NAME``
+    and (``clean_staging``; not for a correction's rewrite, which may run beside a live
+    run's staging) deleting the ``.tmp-*`` folders a killed run left."""
 
     def __init__(
         self,
