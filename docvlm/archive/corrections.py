@@ -32,6 +32,7 @@ from docvlm.archive.edits import (
     read_entries,
     read_log,
 )
+from docvlm.archive.lock import DestinationLock
 from docvlm.archive.readback import read_parquet
 from docvlm.archive.sinks import sink_kind
 from docvlm.document import Document
@@ -52,6 +53,8 @@ def stored_documents(destination: str | Path) -> Iterator[tuple[Path | None, Doc
     kind = sink_kind(destination)
     if kind == "folder":
         for file in sorted(path.glob("*/document.json")):
+            if file.parent.name.startswith("."):  # .tmp-NAME staged, .old-NAME replaced
+                continue
             yield file.parent, Document.model_validate_json(file.read_bytes())
     elif kind == "jsonl":
         last: dict[str, Document] = {}
@@ -80,10 +83,17 @@ class Corrections:
     """The corrections of one destination: apply one, read versions and review marks.
 
     Safe across processes: each ``apply`` holds a lock on the log while it reads what
-    others appended, checks the version and appends its entry."""
+    others appended, checks the version and appends its entry, and (``lock``, unless the
+    caller holds it already) the destination's ``DestinationLock``, without waiting: while
+    a conversion writes the destination, ``apply`` raises ``DestinationBusyError``. ``root``:
+    where the relative sources lie, for a format rewritten from the original (the PDF)."""
 
-    def __init__(self, destination: str | Path) -> None:
+    def __init__(
+        self, destination: str | Path, *, lock: bool = True, root: Path | None = None
+    ) -> None:
         self.destination = Path(destination)
+        self.root = root
+        self._lock = lock
         self.kind = sink_kind(destination)
         self.log = log_path(destination)
         self.entries: list[LogEntry] = []
@@ -112,7 +122,10 @@ class Corrections:
     def apply(self, correction: Correction, *, by: str | None = None) -> LogEntry:
         """Check and apply one correction, log it, and rewrite what holds it; the entry
         logged. ``CorrectionError`` (nothing changed) when it does not check."""
-        with self._locked():
+        with contextlib.ExitStack() as locks:
+            locks.enter_context(self._locked())  # other savers wait here, one at a time
+            if self._lock:  # then fails at once while a conversion writes the destination
+                locks.enter_context(DestinationLock(self.destination))
             self._catch_up()
             current = self.version(correction.sha256, correction.page)
             self._check_version(correction, current)
@@ -141,7 +154,7 @@ class Corrections:
             if correction.reviewed is None:  # under the lock: the next saver reads this
                 for folder, document in changed:
                     if folder is not None:
-                        _rewrite(self.destination, folder, document)
+                        _rewrite(self.destination, folder, document, self.root)
         return entry
 
     def _check_version(self, correction: Correction, current: int) -> None:
@@ -229,9 +242,15 @@ def _formats_in(folder: Path) -> tuple[str, ...]:
     )
 
 
-def _rewrite(destination: Path, folder: Path, document: Document) -> None:
-    """The document's folder written again, whole, with the formats it had."""
+def _rewrite(destination: Path, folder: Path, document: Document, root: Path | None) -> None:
+    """The document's folder written again, whole, with the formats it had; one that cannot
+    be written again (its original gone) keeps its file, which formats-errors.txt says."""
     from docvlm.archive.sinks import FolderSink
 
-    with FolderSink(destination, formats=_formats_in(folder)) as sink:
-        sink.write(document)
+    original = None
+    if root is not None and not Path(document.source).is_absolute():
+        with contextlib.suppress(OSError):
+            original = (root / document.source).read_bytes()
+    formats = _formats_in(folder)
+    with FolderSink(destination, formats=formats, clean_staging=False) as sink:
+        sink.write(document, keep_from=folder, original=original)

@@ -200,6 +200,15 @@ def _files(document: Document) -> dict[str, str]:
     return files
 
 
+def recover_folders(path: Path) -> None:
+    """Put back a document's folder left at ``.old-NAME`` by a crash while it was being
+    replaced (``FolderSink.write``)."""
+    for old in path.glob(".old-*"):
+        final = path / old.name.removeprefix(".old-")
+        if not final.exists():
+            old.rename(final)
+
+
 #: What an output folder holds besides document.json when no --formats are chosen.
 DEFAULT_FORMATS = ("md",)
 
@@ -208,7 +217,9 @@ class FolderSink(_Base):
     """Per document a folder, staged under ``.tmp-NAME`` and renamed into place whole: its
     record, its tables, molecules and scores, and the ``formats`` chosen
     (``docvlm.formats.files``); ``password_for(source)`` opens an encrypted original for
-    the searchable PDF."""
+    the searchable PDF. It starts by putting back a folder a crash left at ``.old-NAME``
+    and (``clean_staging``; not for a correction's rewrite, which may run beside a live
+    run's staging) deleting the ``.tmp-*`` folders a killed run left."""
 
     def __init__(
         self,
@@ -218,6 +229,7 @@ class FolderSink(_Base):
         formats: Sequence[str] = DEFAULT_FORMATS,
         password_for: Callable[[str], str | None] | None = None,
         limits: Limits | None = None,
+        clean_staging: bool = True,
     ) -> None:
         from docvlm.formats.files import parse_formats
 
@@ -226,32 +238,59 @@ class FolderSink(_Base):
         self._password_for = password_for
         self._limits = limits
         path.mkdir(parents=True, exist_ok=True)
-        for stale in path.glob(".tmp-*"):  # staged by a run that was killed
-            shutil.rmtree(stale, ignore_errors=True)
+        recover_folders(path)
+        if clean_staging:  # a correction's rewrite must not touch a live run's staging
+            for stale in path.glob(".tmp-*"):  # staged by a run that was killed
+                shutil.rmtree(stale, ignore_errors=True)
 
-    def write(self, document: Document) -> None:
+    def write(
+        self, document: Document, *, keep_from: Path | None = None, original: bytes | None = None
+    ) -> None:
+        """Stage the document's folder and swap it in. ``keep_from``: a folder whose file
+        of a format that cannot be written now is kept instead (a correction's rewrite);
+        ``original``: the source's bytes when ``document.source`` does not lead to them."""
         name = folder_name(document.source)
         staging, final = self.path / f".tmp-{name}", self.path / name
+        old = self.path / f".old-{name}"
         staging.mkdir()
         for file_name, text in _files(document).items():
             with (staging / file_name).open("w", encoding="utf-8") as handle:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
-        self._write_formats(document, staging)
-        if final.exists():  # written before the last crash but never committed: replace
-            shutil.rmtree(final)
+        self._write_formats(document, staging, keep_from, original)
+        if old.exists():  # left by a crash after its folder was restored: stale
+            shutil.rmtree(old)
+        if final.exists():  # the folder stays whole at one of its two names throughout
+            final.rename(old)
         staging.rename(final)
+        fsync_dir(self.path)
+        shutil.rmtree(old, ignore_errors=True)
 
-    def _write_formats(self, document: Document, staging: Path) -> None:
+    def _write_formats(
+        self, document: Document, staging: Path, keep_from: Path | None, original: bytes | None
+    ) -> None:
         """The chosen formats; one that cannot be written is named in formats-errors.txt
         (the record is kept: a format is an extra)."""
-        from docvlm.formats.files import write_formats
+        from docvlm.formats.files import FORMATS, write_formats
 
         password = self._password_for(document.source) if self._password_for else None
         failed = write_formats(
-            document, staging, self.formats, password=password, limits=self._limits
+            document,
+            staging,
+            self.formats,
+            password=password,
+            limits=self._limits,
+            original=original,
         )
+        for name in list(failed) if keep_from is not None else ():
+            kept = FORMATS[name].files.split("/")[0]
+            if keep_from is not None and (keep_from / kept).exists():
+                if (keep_from / kept).is_dir():
+                    shutil.copytree(keep_from / kept, staging / kept)
+                else:
+                    shutil.copy2(keep_from / kept, staging / kept)
+                failed[name] += f"; {kept} is kept as it was: it holds the uncorrected text"
         if failed:
             lines = "".join(f"{name}: {why}\n" for name, why in failed.items())
             (staging / "formats-errors.txt").write_text(lines, encoding="utf-8")

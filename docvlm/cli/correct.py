@@ -52,7 +52,7 @@ def correct_command(
     applied = refused = 0
     try:
         with DestinationLock(output):
-            store = Corrections(output)
+            store = Corrections(output, lock=False)  # held above
             for number, line in enumerate(text.splitlines(), start=1):
                 if not line.strip():
                     continue

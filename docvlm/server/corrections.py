@@ -10,7 +10,10 @@
 
 Editing is off unless the app was given an ``Editing`` (``docvlm view OUT --edit``): the
 two POSTs then answer 403. With a token, they need ``Authorization: Bearer TOKEN`` (401
-without it). A correction is checked as model output is; a refused one answers 422 with
+without it). With or without one, a POST must be ``Content-Type: application/json`` (415)
+and not come from another web page (an ``Origin`` other than the viewer's, or
+``Sec-Fetch-Site: cross-site``: 403). While a conversion writes the output a save answers
+423 and changes nothing. A correction is checked as model output is; a refused one answers 422 with
 the reason, one made against a page version that another edit of the same place has
 passed answers 409 with ``current`` (the page's version now), and nothing changes.
 Edits to other places of the page are merged (``docvlm.archive.corrections``).
@@ -35,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from docvlm.archive.corrections import Corrections
 from docvlm.archive.edits import Correction, CorrectionError, VersionConflict, apply_log
 from docvlm.document import Document
+from docvlm.errors import DestinationBusyError
 from docvlm.server.archive import Archive, DocumentSummary, Suspect
 from docvlm.server.documents import document_or_404
 from docvlm.server.drawings import DrawingError, molecule_svg, music_svg
@@ -96,6 +100,7 @@ async def _writer(
     editing = _editing(request)
     if editing is None:
         raise HTTPException(403, "editing is off: start the viewer with docvlm view OUT --edit")
+    _same_site(request)
     if editing.token is not None:
         scheme, _, given = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
@@ -105,6 +110,21 @@ async def _writer(
                 401, "this service needs its token", headers={"WWW-Authenticate": "Bearer"}
             )
     return editing
+
+
+def _same_site(request: Request) -> None:
+    """Refuse a write another web page could make in the user's browser (without a token
+    the service trusts whoever reaches it): a body not declared JSON (a form or a
+    ``no-cors`` fetch), or a request whose browser says it comes from another origin."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise HTTPException(415, "a write must be sent as Content-Type: application/json")
+    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+        raise HTTPException(403, "refused: a write from another site (Sec-Fetch-Site)")
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+    if origin is not None and origin.lower() != own.lower():
+        raise HTTPException(403, f"refused: a write from another origin ({origin[:100]})")
 
 
 Writer = Annotated[Editing, Depends(_writer)]
@@ -138,9 +158,11 @@ def page_version(number: int, page: int, service: Given, request: Request) -> di
     "/v1/corrections",
     responses={
         401: {"description": "the token is missing or wrong"},
-        403: {"description": "editing is off"},
+        403: {"description": "editing is off, or a request from another site"},
         409: {"description": "the page changed at the same place; `current` is its version"},
+        415: {"description": "the body is not sent as application/json"},
         422: {"description": "the edit does not check; `detail` is the reason"},
+        423: {"description": "a conversion is writing the output; save again when it ends"},
     },
 )
 async def correct(correction: Correction, editing: Writer) -> JSONResponse:
@@ -151,6 +173,12 @@ async def correct(correction: Correction, editing: Writer) -> JSONResponse:
         with editing.lock:
             try:
                 entry = editing.store.apply(correction)
+            except DestinationBusyError:
+                where = editing.store.destination
+                return JSONResponse(
+                    {"detail": f"a conversion is writing {where}; save again when it ends"},
+                    status_code=423,
+                )
             except VersionConflict as conflict:
                 return JSONResponse(
                     {"detail": str(conflict), "current": conflict.current}, status_code=409

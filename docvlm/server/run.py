@@ -80,7 +80,7 @@ def viewer_app(
     archive = FileArchive(output, settings or Settings(), root=root)
     if not edit:
         return create_app(archive)
-    editing = Editing(Corrections(output), token=token or None)
+    editing = Editing(Corrections(output, root=root), token=token or None)
     return create_app(EditedArchive(archive, editing), editing=editing)
 
 
