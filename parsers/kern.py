@@ -269,13 +269,14 @@ def _within(seconds: float | None, work: Callable[[], _T], raw: str) -> _T:
     start, fired = clock(), [False]
 
     def watch() -> None:
+        # raised again at every poll until `work` ends: an asynchronous exception that
+        # lands in a finaliser (``__del__``, a weakref callback) is printed and dropped
         while not ended.wait(_POLL_SECONDS):
             if clock() - start >= seconds:
                 with lock:  # never once `work` has ended: that is set under the lock
                     if not ended.is_set():
                         fired[0] = True
                         _raise_in(thread, _Deadline)
-                return
 
     try:
         threading.Thread(target=watch, name="parse_kern deadline", daemon=True).start()
