@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from editable import pubtabnet
 from PIL import Image, ImageDraw
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -236,21 +237,6 @@ def test_upload_a_pdf_and_see_every_region(browser: Any, tmp_path: Path, shots: 
 
 SMILES = "Fc1ccc(-c2cc(-c3ccccc3)n(-c3ccccc3)c2)cc1"  # MolScribe's example.png
 HOSTILE = '<img src="x" onerror="document.body.dataset.pwned = 1">'
-
-
-def pubtabnet(corpus: Path, name: str) -> tuple[Image.Image, str]:
-    """A PubTabNet crop and its ground-truth HTML (structure tokens with cell tokens)."""
-    folder = corpus / "tables/pubtabnet/examples"
-    for line in (folder / "PubTabNet_Examples.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        if record["filename"] == name:
-            cells = iter(record["html"]["cells"])
-            parts = [
-                "".join(next(cells)["tokens"]) + token if token == "</td>" else token
-                for token in record["html"]["structure"]["tokens"]
-            ]
-            return Image.open(folder / name).convert("RGB"), f"<table>{''.join(parts)}</table>"
-    raise LookupError(name)
 
 
 def prepared(corpus: Path, folder: Path) -> tuple[Path, Document]:
