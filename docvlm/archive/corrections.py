@@ -33,7 +33,7 @@ from docvlm.archive.edits import (
     read_log,
 )
 from docvlm.archive.lock import DestinationLock
-from docvlm.archive.readback import read_parquet
+from docvlm.archive.readback import document_files, read_parquet
 from docvlm.archive.sinks import sink_kind
 from docvlm.document import Document
 
@@ -52,9 +52,7 @@ def stored_documents(destination: str | Path) -> Iterator[tuple[Path | None, Doc
     path = Path(destination)
     kind = sink_kind(destination)
     if kind == "folder":
-        for file in sorted(path.glob("*/document.json")):
-            if file.parent.name.startswith("."):  # .tmp-NAME staged, .old-NAME replaced
-                continue
+        for file in document_files(path):  # not .tmp-NAME staged, nor .old-NAME replaced
             yield file.parent, Document.model_validate_json(file.read_bytes())
     elif kind == "jsonl":
         last: dict[str, Document] = {}

@@ -22,7 +22,14 @@ from docvlm.errors import MissingDependencyError
 from docvlm.reading.assemble import document_tables
 from docvlm.results import Page, Result
 
-__all__ = ["OutputError", "load_document", "looks_like_jsonl", "read_output", "read_parquet"]
+__all__ = [
+    "OutputError",
+    "document_files",
+    "load_document",
+    "looks_like_jsonl",
+    "read_output",
+    "read_parquet",
+]
 
 
 class OutputError(ValueError):
@@ -36,7 +43,7 @@ def read_output(path: Path) -> Iterator[Document]:
             for number, line in enumerate(handle, start=1):
                 if line.strip():
                     yield load_document(line, f"{path}, line {number}")
-    elif path.is_dir() and (files := _document_files(path)):
+    elif path.is_dir() and (files := document_files(path)):
         for file in files:
             yield load_document(file.read_bytes(), str(file))
     elif path.suffix.lower() == ".parquet" or (path.is_dir() and any(path.glob("*.parquet"))):
@@ -124,7 +131,7 @@ def read_parquet(path: Path) -> Iterator[Document]:
         yield Document(pages=pages, tables=document_tables(list(pages)), **fields)
 
 
-def _document_files(folder: Path) -> list[Path]:
+def document_files(folder: Path) -> list[Path]:
     """Each document's ``document.json``; hidden folders (a run's ``.tmp-NAME`` staging,
     half written) are not records."""
     return sorted(f for f in folder.glob("*/document.json") if not f.parent.name.startswith("."))
