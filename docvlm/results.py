@@ -13,7 +13,7 @@ import html
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from parsers import (
     Box,
@@ -120,6 +120,15 @@ class ResultBase(Frozen):
         result that holds nothing says why instead (``_why``)."""
         return self.raw if self.status == "ok" else self._why()
 
+    def weakest_confidence(self) -> float | None:
+        """The confidence of the result's weakest part: its lowest line or cell (a text or
+        table result), else its own over the whole answer; None without log-probabilities."""
+        return self.confidence
+
+    def _weakest(self, parts: Iterator[float | None]) -> float | None:
+        known = [value for value in parts if value is not None]
+        return min(known) if known else self.confidence
+
     def _why(self) -> str:
         """Why nothing was read: the status and its cause, or the blank region."""
         if self.stop == "blank":
@@ -176,6 +185,9 @@ class TextResult(ResultBase):
     def text(self) -> str:
         return "\n".join(line.text for line in self.lines)
 
+    def weakest_confidence(self) -> float | None:
+        return self._weakest(line.confidence for line in self.lines)
+
     @classmethod
     def _parse(cls, raw: str, frame: Box, score: SpanScore | None = None) -> dict[str, Any]:
         lines = parse_text(raw, frame.width, frame.height, score).lines
@@ -203,6 +215,10 @@ class TableResult(ResultBase):
 
     def summary(self) -> str:
         return self.table.to_markdown() if self.table else self._why()
+
+    def weakest_confidence(self) -> float | None:
+        cells = self.table.cells if self.table is not None else ()
+        return self._weakest(cell.confidence for cell in cells)
 
     def _repr_html_(self) -> str:
         """Notebooks show the table (rebuilt, sanitized HTML), not the model's raw text."""
@@ -369,6 +385,29 @@ class Page(Frozen):
         description="how sure the orientation measure was (0-1; below 0.5 the page is "
         "read as it lies); null when orientation was off",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived(cls, given: Any) -> Any:
+        """``confidence`` is derived from the results: a record read back carries it, and
+        the results decide it again."""
+        if isinstance(given, dict) and "confidence" in given:
+            given = {key: value for key, value in given.items() if key != "confidence"}
+        return given
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="the weakest part the model wrote on the page (its lowest line, cell or "
+        "answer confidence, 0-1), results a person corrected left out; null when none has "
+        "one (docs/review.md)"
+    )
+    @property
+    def confidence(self) -> float | None:
+        known = [
+            value
+            for result in self.results
+            if not result.corrected and (value := result.weakest_confidence()) is not None
+        ]
+        return min(known) if known else None
 
     def outline(self, box: Box) -> tuple[tuple[float, float], ...]:
         """The four corners (top left, top right, bottom right, bottom left, as read) of a

@@ -79,3 +79,17 @@ def test_the_readme_job_without_the_hub_prints_what_the_readme_shows(tmp_path: P
     (summary,) = [line for line in runs[1].stderr.splitlines() if "file(s) read" in line]
     (pasted,) = [line for line in shown.splitlines() if "file(s) read" in line]
     assert numbers.sub("#", summary) == numbers.sub("#", pasted)
+
+
+def test_etl_documents_every_parquet_column() -> None:
+    from docvlm.archive.parquet import COLUMNS
+
+    documented: dict[str, str] = {}
+    for names, kind in re.findall(r"^\| (`[a-z0-9_]+`(?:, `[a-z0-9_]+`)*) \| ([a-z0-9 ]+) \|",
+                                  _doc("docs/etl.md"), re.M):  # fmt: skip
+        for name in re.findall(r"`([a-z0-9_]+)`", names):
+            documented[name] = kind.replace("list of string", "list<string>")
+    assert [name for name in documented if name in COLUMNS] == list(COLUMNS)
+    assert {name: documented[name] for name in COLUMNS} == {
+        name: kind for name, (kind, _) in COLUMNS.items()
+    }

@@ -60,6 +60,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "page_rotation": ("int32", "clockwise turn (degrees) applied to read the page upright"),
     "page_skew": ("float64", "degrees the lines rose to the right, straightened to read"),
     "page_orientation_confidence": ("float64", "confidence of the orientation measure (0-1)"),
+    "page_confidence": ("float64", "the page's weakest part as read (Page.confidence, 0-1)"),
     "result_index": ("int32", "position of the result on its page (reading order)"),
     "task": ("string", "text, table, molecule, music, layout, caption or ask"),
     "status": (
@@ -195,6 +196,7 @@ def document_rows(document: Document) -> list[dict[str, Any]]:
             page_rotation=page.rotation,
             page_skew=page.skew,
             page_orientation_confidence=page.orientation_confidence,
+            page_confidence=page.confidence,
             status=page.status,
             error=page.error,
         )

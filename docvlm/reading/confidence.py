@@ -10,7 +10,8 @@ The geometric mean is the inverse of the part's per-token perplexity: it does no
 just because a part is long (a product of probabilities would), and one unsure token in
 a short part (a digit in a cell) still pulls it down. A result's ``confidence`` is the
 same mean over every token of its answer, end-of-sequence included. A page is as good as
-its weakest part: ``page_confidence`` is the minimum over its results' weakest parts.
+its weakest part: ``Page.confidence`` is the minimum over its results' weakest parts
+(results a person corrected left out: their values are no longer the model's).
 
 Tokens are attributed to parts by character offsets: ``Generation.ends`` says where each
 token's text ends in the decoded answer; the parser reports the span of characters each
@@ -28,7 +29,7 @@ import math
 from collections.abc import Iterable
 
 from docvlm.reading.requests import Generation
-from docvlm.results import Page, Result, TableResult, TextResult
+from docvlm.results import Page, Result
 
 __all__ = ["TokenSpans", "geometric_mean", "page_confidence", "result_confidence"]
 
@@ -80,18 +81,10 @@ def result_confidence(result: Result) -> float | None:
     """A result's weakest part: the lowest line or cell confidence of a text or table
     result, else (a molecule, a score, a caption, or parts without one) the result's
     own confidence over its whole answer; None without log-probabilities."""
-    parts: list[float | None] = []
-    if isinstance(result, TextResult):
-        parts = [line.confidence for line in result.lines]
-    elif isinstance(result, TableResult) and result.table is not None:
-        parts = [cell.confidence for cell in result.table.cells]
-    known = [value for value in parts if value is not None]
-    if known:
-        return min(known)
-    return result.confidence
+    return result.weakest_confidence()
 
 
 def page_confidence(page: Page) -> float | None:
-    """The weakest part of the page's results (None when none has a confidence)."""
-    known = [c for c in (result_confidence(r) for r in page.results) if c is not None]
-    return min(known) if known else None
+    """The weakest part of the page's results, those a person corrected left out (None
+    when none has a confidence): ``Page.confidence``."""
+    return page.confidence

@@ -3,6 +3,7 @@ each part scored by the geometric mean of its tokens' probabilities (docs/review
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -12,7 +13,7 @@ from docvlm.reading.confidence import TokenSpans, page_confidence, result_confid
 from docvlm.reading.reads import Read, finish_reads
 from docvlm.reading.regions import merge_tile_lines
 from docvlm.reading.requests import Generation
-from docvlm.results import Page
+from docvlm.results import Page, TextResult
 from docvlm.testing import scripted_generation
 from parsers import Box, TextLine, parse_table, parse_text
 
@@ -90,7 +91,32 @@ def test_a_page_is_as_good_as_its_weakest_part() -> None:
     assert result_confidence(results[1]) == pytest.approx(math.exp(-0.5 / 3))  # the cell
     assert result_confidence(results[2]) == pytest.approx(math.exp(-1.0 / 4))  # all of it
     page = Page(number=1, status="ok", results=tuple(results))
-    assert page_confidence(page) == pytest.approx(weakest_line)
+    assert page_confidence(page) == page.confidence == pytest.approx(weakest_line)
+    # the record carries it, and a record read back decides it again from its results
+    record = json.loads(page.model_dump_json())
+    assert record["confidence"] == pytest.approx(weakest_line)
+    record["confidence"] = 0.99
+    assert Page.model_validate(record).confidence == pytest.approx(weakest_line)
+    # a result a person corrected is theirs, no longer the model's weakest part
+    fixed = results[0].model_copy(update={"corrected": True})
+    corrected = page.model_copy(update={"results": (fixed, *results[1:])})
+    assert corrected.confidence == pytest.approx(math.exp(-1.0 / 4))  # the molecule now
+    assert Page(number=1, status="ok").confidence is None
+
+
+def test_parquet_rows_carry_the_page_confidence() -> None:
+    from docvlm import Document
+    from docvlm.archive.parquet import document_rows
+
+    line = TextLine(text="x", box=Box(x0=0, y0=0, x1=9, y1=9), confidence=0.25)
+    frame = Box(x0=0, y0=0, x1=9, y1=9)
+    result = TextResult(
+        source="s.png", page=1, box=frame, checkpoint="c", prompt="p", raw="x", lines=(line,)
+    )
+    page = Page(number=1, status="ok", results=(result,))
+    document = Document(source="s.png", sha256="0" * 64, status="success", pages=(page,))
+    (row,) = document_rows(document)
+    assert row["page_confidence"] == 0.25
 
 
 def test_a_line_joined_across_tiles_keeps_its_weaker_fragment() -> None:
