@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -19,6 +19,7 @@ from typing import Literal, Protocol
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from docvlm.archive.review import Reason as ReviewReason
 from docvlm.archive.review import ReviewItem, review_items
 from docvlm.document import Document
 from docvlm.errors import InputError
@@ -32,6 +33,7 @@ __all__ = [
     "Archive",
     "DocumentSummary",
     "Entry",
+    "Kept",
     "LockedPdf",
     "PageImageError",
     "PngCache",
@@ -212,6 +214,11 @@ class Archive(Protocol):
         ...
 
 
+#: A review item as the index keeps it (a tenth of a ``ReviewItem``'s memory): page,
+#: result, task, confidence, reasons, detail; its document gives the source and sha256.
+Kept = tuple[int | None, int | None, str | None, float | None, tuple[ReviewReason, ...], str | None]
+
+
 @dataclass(frozen=True)
 class Entry:
     """What an archive keeps in memory of one document: enough to list and filter it, and
@@ -221,7 +228,21 @@ class Entry:
     suspects: tuple[Suspect, ...]
     confident: tuple[tuple[int, int, str, float], ...]  # page, index, task, confidence
     sha256: str | None = None
-    review: tuple[ReviewItem, ...] = ()
+    review: tuple[Kept, ...] = ()
+
+    def review_items(self) -> Iterator[ReviewItem]:
+        """The document's items of the review queue, as ``review_items`` listed them."""
+        for page, result, task, confidence, reasons, detail in self.review:
+            yield ReviewItem.model_construct(
+                source=self.summary.source,
+                sha256=self.sha256,
+                page=page,
+                result=result,
+                task=task,
+                confidence=confidence,
+                reasons=reasons,
+                detail=detail,
+            )
 
 
 def index_entry(number: int, document: Document) -> Entry:
@@ -243,7 +264,11 @@ def index_entry(number: int, document: Document) -> Entry:
         results=sum(len(p.results) for p in document.pages),
         suspects=len(flagged),
     )
-    return Entry(summary, flagged, confident, document.sha256, tuple(review_items(document)))
+    kept = tuple(
+        (i.page, i.result, i.task, i.confidence, i.reasons, i.detail)
+        for i in review_items(document)
+    )
+    return Entry(summary, flagged, confident, document.sha256, kept)
 
 
 def filter_suspects(

@@ -1,10 +1,10 @@
 """``/v1/review``: the review queue of ``docvlm review OUT --json``, for the viewer.
 
 The items are ranked by ``docvlm.archive.review.rank`` over the archive's index (each
-document's ``review_items``, kept up to date after corrections), with the pages marked
-reviewed left out: the same list, in the same order, as the command prints for the same
-output. Beside each item, ``documents`` holds the viewer's number of its document, to
-open it (``#/documents/N/pages/P``).
+document's ``review_items``, kept when it is indexed and again after a correction), with
+the pages marked reviewed left out: the same list, in the same order, as the command
+prints for the same output. Beside each item, ``documents`` holds the viewer's number of
+its document, to open it (``#/documents/N/pages/P``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def review_queue(
         raise HTTPException(422, f"unknown task {task!r}: one of {', '.join(TASKS)}")
     entries = service.archive.entries()
     items = rank(
-        ((entry.summary.source, entry.review) for entry in entries),
+        ((entry.summary.source, entry.review_items()) for entry in entries),
         below=below,
         task=task,
         limit=limit or None,
