@@ -52,11 +52,13 @@ async function loadQueue() {
   document.body.dataset.queue = String(body.items.length);  // tests wait on it
 }
 
+// The item open now: its document, page and (when one is focused) result.
 function markCurrentItem() {
-  const page = state.doc ? state.doc.pages[state.page] : null;
+  const page = state.doc ? state.doc.pages[state.page] : undefined;
   for (const entry of document.querySelectorAll("#queue li")) {
-    entry.classList.toggle("current", Number(entry.dataset.document) === state.id &&
-      page !== null && page !== undefined && Number(entry.dataset.page) === page.number);
+    const focused = state.focus === null || state.focus === undefined || entry.dataset.result === String(state.focus);
+    entry.classList.toggle("current", page !== undefined && Number(entry.dataset.document) === state.id &&
+      Number(entry.dataset.page) === page.number && focused);
   }
 }
 

@@ -106,9 +106,10 @@ def flow(browser: Any, corpus: Path, tmp_path_factory: pytest.TempPathFactory) -
         browser.get(base + "/#/review")
         wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-queue"))
         queue_before = shown_queue(browser)
-        browser.save_screenshot(str(shots / "viewer-queue.png"))
         browser.find_element(By.CSS_SELECTOR, "#queue li").click()  # the weakest first
         wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".editor")) == 4)
+        wait(browser, lambda d: loaded(d, d.find_element(By.ID, "page-image")))
+        browser.save_screenshot(str(shots / "viewer-queue.png"))
         sha = browser.execute_script("return state.doc.sha256")
         correct_everything(browser, corpus, shots)
         browser.find_element(By.ID, "edit-reviewed").click()  # the page marked reviewed
