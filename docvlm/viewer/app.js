@@ -79,7 +79,11 @@ async function loadSuspects() {
 
 async function applyFilter() {
   const on = $("only-suspect").checked || minConfidence() !== null;
-  if (typeof queue === "object" && queue.shown) { queue.shown = false; $("queue").hidden = true; }
+  if (typeof queue === "object" && queue.shown) {  // queue.js: the filter replaces the queue
+    queue.shown = false;
+    $("queue").hidden = true;
+    $("tab-review").classList.remove("current");
+  }
   $("documents").hidden = on;
   $("more").hidden = true;
   $("suspects").hidden = !on;

@@ -68,3 +68,12 @@ async function refreshLists() {
   else if (!$("suspects").hidden) await loadSuspects();
   else await loadDocuments();
 }
+
+// A tab clicked while its address is already the page's: shown again all the same.
+for (const [tab, hash] of [["tab-review", "#/review"], ["tab-documents", "#/documents"]]) {
+  $(tab).addEventListener("click", (event) => {
+    if (location.hash !== hash) return;
+    event.preventDefault();
+    routeQueue(hash).catch((error) => { $("list-title").textContent = error.message; });
+  });
+}

@@ -161,5 +161,19 @@ def test_without_edit_the_queue_leaves_out_what_was_corrected_and_reviewed(
     assert [s["source"] for s in suspects] == [second]  # a review mark is not a correction
 
 
+def test_the_service_has_the_queue_of_its_conversions(converted: Path) -> None:
+    from docvlm.archive.review import review
+    from docvlm.server.app import create_app
+    from docvlm.server.archive import UploadArchive
+
+    archive = UploadArchive(SETTINGS)
+    documents = list(read_output(converted))
+    numbers = [archive.add(document, b"", None) for document in documents]
+    (queue,) = call(create_app(archive), ("GET", "/v1/review", {"params": {"limit": 0}}))
+    assert queue["items"] == [item.model_dump(mode="json") for item in review(documents)]
+    by_source = {d.source: n for d, n in zip(documents, numbers, strict=True)}
+    assert queue["documents"] == [by_source[item["source"]] for item in queue["items"]]
+
+
 def _shas(out: Path) -> list[str]:
     return [str(d.sha256) for d in read_output(out)]
