@@ -25,7 +25,6 @@ from test_editors_browser import editor, saved, status, type_into
 from test_viewer_browser import ROOT, SETTINGS, live, loaded, wait
 from test_viewer_browser import browser as browser  # the module's Chromium fixture
 from test_viewer_browser import pytestmark as pytestmark  # skipped without Chromium
-from test_viewer_browser import shots as shots  # the screenshots' folder fixture
 
 from docvlm import Document
 from docvlm.archive.corrections import Corrections
