@@ -37,6 +37,7 @@ __all__ = [
     "REASONS",
     "Reason",
     "ReviewItem",
+    "rank",
     "review",
     "review_items",
     "review_schema",
@@ -175,11 +176,31 @@ def review(
     ranked and what ``below`` keeps); ``task`` keeps one task's results, ``limit`` the
     first so many; pages in ``reviewed`` (sha256, page) are left out. A source recorded
     twice (a retried file) counts once, as last written."""
+    return rank(
+        ((document.source, review_items(document)) for document in documents),
+        below=below,
+        task=task,
+        limit=limit,
+        reviewed=reviewed,
+    )
+
+
+def rank(
+    items_by_source: Iterable[tuple[str, Iterable[ReviewItem]]],
+    *,
+    below: float | None = None,
+    task: str | None = None,
+    limit: int | None = None,
+    reviewed: Collection[tuple[str, int]] = (),
+) -> list[ReviewItem]:
+    """``review`` over items already listed per document (``review_items``), as
+    (source, items) in the order the records were written: the viewer keeps them in its
+    index and ranks them here, so its queue is the command's."""
     latest: dict[str, list[ReviewItem]] = {}
-    for document in documents:
-        latest[document.source] = [
+    for source, items in items_by_source:
+        latest[source] = [
             _with_threshold(item, below)
-            for item in review_items(document)
+            for item in items
             if (task is None or item.task == task)
             and (item.page is None or (item.sha256, item.page) not in reviewed)
         ]

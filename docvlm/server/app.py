@@ -12,6 +12,7 @@
     GET  /v1/documents/{id}/pages/{n}/image      the page, re-rendered (PNG)
     GET  /v1/documents/{id}/pages/{n}/results/{i}/drawing   molecule or score as SVG
     GET  /v1/suspects                            suspect results across the archive
+    GET  /v1/review                              the review queue (docvlm review --json)
     GET  /v1/editing, /v1/documents/{id}/pages/{n}/version; POST /v1/corrections,
          /v1/preview                             the editors (docvlm.server.corrections)
 
@@ -19,8 +20,8 @@
 ``docvlm view`` serves the same viewer over an output on disk.
 
 One router per resource, each in its own module: ``health`` (healthz, info, schema),
-``documents`` (the records), ``pages`` (page images and drawings), ``suspects`` and
-``convert``; each endpoint is given the app's ``Service`` (``docvlm.server.state``).
+``documents`` (the records), ``pages`` (page images and drawings), ``suspects``, ``review``
+and ``convert``; each endpoint is given the app's ``Service`` (``docvlm.server.state``).
 ``create_app`` puts them together.
 """
 
@@ -38,7 +39,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import docvlm
-from docvlm.server import convert, corrections, documents, health, pages, suspects
+from docvlm.server import convert, corrections, documents, health, pages, review, suspects
 from docvlm.server.archive import Archive
 from docvlm.server.conversions import Converter
 from docvlm.server.state import Service
@@ -92,7 +93,7 @@ def create_app(
     app.add_middleware(_SecurityHeaders)
     app.include_router(viewer)
     app.mount("/static", StaticFiles(directory=VIEWER), name="static")
-    for resource in (health, documents, pages, suspects, corrections):
+    for resource in (health, documents, pages, suspects, review, corrections):
         app.include_router(resource.router)
     if converter is not None:
         app.include_router(convert.router)

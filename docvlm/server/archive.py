@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -19,6 +19,8 @@ from typing import Literal, Protocol
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from docvlm.archive.review import Reason as ReviewReason
+from docvlm.archive.review import ReviewItem, review_items
 from docvlm.document import Document
 from docvlm.errors import InputError
 from docvlm.reading.pdf import InProcessPdf, PdfData, PdfReader
@@ -31,6 +33,7 @@ __all__ = [
     "Archive",
     "DocumentSummary",
     "Entry",
+    "Kept",
     "LockedPdf",
     "PageImageError",
     "PngCache",
@@ -84,7 +87,8 @@ class PageImageError(Exception):
 
 def suspects_of(document: Document, number: int) -> list[Suspect]:
     """The suspect parts of ``document`` (id ``number``): a failed document, failed pages,
-    results that did not parse, were cut at the token limit, or stopped repeating."""
+    results that did not parse, were cut at the token limit, or stopped repeating; a
+    result a person corrected is not one (it has been read)."""
     found: list[Suspect] = []
     if document.status == "failure" and not document.pages:
         found.append(
@@ -108,6 +112,8 @@ def suspects_of(document: Document, number: int) -> list[Suspect]:
             )
         for index, result in enumerate(page.results):
             reason: Reason | None = None
+            if result.corrected:
+                continue
             if result.status == "parse_error":
                 reason = "parse_error"
             elif result.stop in ("length", "repetition"):
@@ -199,14 +205,44 @@ class Archive(Protocol):
         """The page image; raises ``KeyError`` or ``PageImageError``."""
         ...
 
+    def entries(self) -> list[Entry]:
+        """What is indexed of each document, in the order they were recorded."""
+        ...
+
+    def reviewed(self) -> set[tuple[str, int]]:
+        """The pages (sha256, page) a person marked reviewed."""
+        ...
+
+
+#: A review item as the index keeps it (a tenth of a ``ReviewItem``'s memory): page,
+#: result, task, confidence, reasons, detail; its document gives the source and sha256.
+Kept = tuple[int | None, int | None, str | None, float | None, tuple[ReviewReason, ...], str | None]
+
 
 @dataclass(frozen=True)
 class Entry:
-    """What an archive keeps in memory of one document: enough to list and filter it."""
+    """What an archive keeps in memory of one document: enough to list and filter it, and
+    its items of the review queue (``docvlm.archive.review.review_items``)."""
 
     summary: DocumentSummary
     suspects: tuple[Suspect, ...]
     confident: tuple[tuple[int, int, str, float], ...]  # page, index, task, confidence
+    sha256: str | None = None
+    review: tuple[Kept, ...] = ()
+
+    def review_items(self) -> Iterator[ReviewItem]:
+        """The document's items of the review queue, as ``review_items`` listed them."""
+        for page, result, task, confidence, reasons, detail in self.review:
+            yield ReviewItem.model_construct(
+                source=self.summary.source,
+                sha256=self.sha256,
+                page=page,
+                result=result,
+                task=task,
+                confidence=confidence,
+                reasons=reasons,
+                detail=detail,
+            )
 
 
 def index_entry(number: int, document: Document) -> Entry:
@@ -216,7 +252,9 @@ def index_entry(number: int, document: Document) -> Entry:
         (page.number, index, result.task, result.confidence)
         for page in document.pages
         for index, result in enumerate(page.results)
-        if result.confidence is not None and (page.number, index) not in listed
+        if result.confidence is not None
+        and not result.corrected
+        and (page.number, index) not in listed
     )
     summary = DocumentSummary(
         id=number,
@@ -226,7 +264,11 @@ def index_entry(number: int, document: Document) -> Entry:
         results=sum(len(p.results) for p in document.pages),
         suspects=len(flagged),
     )
-    return Entry(summary, flagged, confident)
+    kept = tuple(
+        (i.page, i.result, i.task, i.confidence, i.reasons, i.detail)
+        for i in review_items(document)
+    )
+    return Entry(summary, flagged, confident, document.sha256, kept)
 
 
 def filter_suspects(
@@ -333,6 +375,13 @@ class UploadArchive:
         with self._lock:
             entries = [entry for entry, *_ in self._items.values()]
         return filter_suspects(entries, min_confidence, limit)
+
+    def entries(self) -> list[Entry]:
+        with self._lock:
+            return [entry for entry, *_ in self._items.values()]
+
+    def reviewed(self) -> set[tuple[str, int]]:
+        return set()  # an upload has no corrections
 
     def page_png(self, number: int, page: int) -> bytes:
         cached = self._pngs.get((number, page))

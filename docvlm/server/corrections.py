@@ -37,9 +37,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from docvlm.archive.corrections import Corrections
 from docvlm.archive.edits import Correction, CorrectionError, VersionConflict, apply_log
+from docvlm.archive.review import reviewed_pages
 from docvlm.document import Document
 from docvlm.errors import DestinationBusyError
-from docvlm.server.archive import Archive, DocumentSummary, Suspect
+from docvlm.server.archive import (
+    Archive,
+    DocumentSummary,
+    Entry,
+    Suspect,
+    filter_suspects,
+    index_entry,
+)
 from docvlm.server.documents import document_or_404
 from docvlm.server.drawings import DrawingError, molecule_svg, music_svg
 from docvlm.server.pages import DRAWING_CSP
@@ -64,14 +72,24 @@ class Editing:
 
 class EditedArchive:
     """An archive whose records are read with the output's corrections applied (a JSONL
-    or Parquet output gets them only at its next compaction; a folder is rewritten)."""
+    or Parquet output gets them only at its next compaction; a folder is rewritten).
+
+    Its index (the list's suspect counts, the suspects, the review queue) follows the
+    log: before each answer, the documents that corrections logged since name (the
+    viewer's saves, and others' through ``docvlm correct``) are read again, corrected, and
+    indexed again; the review marks are read from the log."""
 
     def __init__(self, inner: Archive, editing: Editing) -> None:
         self.inner = inner
         self.editing = editing
+        self._fresh: dict[int, Entry] = {}  # documents indexed again, by number
+        self._seen = 0  # log entries already indexed
+        self._indexing = threading.Lock()  # taken before editing.lock, never inside it
 
     def summaries(self, offset: int, limit: int) -> tuple[int, list[DocumentSummary]]:
-        return self.inner.summaries(offset, limit)
+        fresh = self._refresh()
+        total, window = self.inner.summaries(offset, limit)
+        return total, [fresh[s.id].summary if s.id in fresh else s for s in window]
 
     def document(self, number: int) -> Document:
         document = self.inner.document(number)
@@ -83,10 +101,34 @@ class EditedArchive:
         return apply_log(document, entries) if entries else document
 
     def suspects(self, min_confidence: float | None, limit: int) -> list[Suspect]:
-        return self.inner.suspects(min_confidence, limit)
+        return filter_suspects(self.entries(), min_confidence, limit)
 
     def page_png(self, number: int, page: int) -> bytes:
         return self.inner.page_png(number, page)
+
+    def entries(self) -> list[Entry]:
+        fresh = self._refresh()
+        return [fresh.get(entry.summary.id, entry) for entry in self.inner.entries()]
+
+    def reviewed(self) -> set[tuple[str, int]]:
+        with self.editing.lock:
+            self.editing.store.refresh()
+            return reviewed_pages(self.editing.store.entries)
+
+    def _refresh(self) -> dict[int, Entry]:
+        """The entries indexed again, after the documents corrected since are."""
+        with self._indexing:
+            with self.editing.lock:
+                self.editing.store.refresh()
+                logged = self.editing.store.entries
+                named = {e.sha256 for e in logged[self._seen :] if e.reviewed is None}
+                self._seen = len(logged)
+            if named:
+                for entry in self.inner.entries():
+                    if entry.sha256 in named:
+                        number = entry.summary.id
+                        self._fresh[number] = index_entry(number, self.document(number))
+            return dict(self._fresh)
 
 
 def _editing(request: Request) -> Editing | None:

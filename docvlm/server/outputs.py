@@ -106,6 +106,12 @@ class FileArchive:
     def suspects(self, min_confidence: float | None, limit: int) -> list[Suspect]:
         return filter_suspects(self._entries, min_confidence, limit)
 
+    def entries(self) -> list[Entry]:
+        return list(self._entries)
+
+    def reviewed(self) -> set[tuple[str, int]]:
+        return set()  # the review marks are in the corrections log (EditedArchive)
+
     def page_png(self, number: int, page: int) -> bytes:
         cached = self._pngs.get((number, page))
         if cached is not None:

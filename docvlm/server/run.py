@@ -78,10 +78,9 @@ def viewer_app(
     ``edit``, its editors save corrections into the output (with ``token``, only requests
     that carry it)."""
     archive = FileArchive(output, settings or Settings(), root=root)
-    if not edit:
-        return create_app(archive)
+    # read with the corrections and review marks also when not editing: the same queue
     editing = Editing(Corrections(output, root=root), token=token or None)
-    return create_app(EditedArchive(archive, editing), editing=editing)
+    return create_app(EditedArchive(archive, editing), editing=editing if edit else None)
 
 
 def run(

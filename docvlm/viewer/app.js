@@ -65,7 +65,7 @@ async function loadSuspects() {
   list.replaceChildren();
   for (const s of found) {
     const where = s.page ? `p. ${s.page}${s.task ? ` · ${s.task}` : ""}` : "whole file";
-    const item = el("li", { cls: `suspect reason-${s.reason}` }, [
+    const item = el("li", { cls: `suspect reason-${s.reason}`, attrs: { "data-document": s.document, "data-page": s.page ?? "" } }, [
       el("span", { cls: "name", text: s.source }),
       el("span", { cls: "meta", text: where }),
       el("span", { cls: "badge warn", text: s.reason.replace("_", " ") }),
@@ -79,6 +79,11 @@ async function loadSuspects() {
 
 async function applyFilter() {
   const on = $("only-suspect").checked || minConfidence() !== null;
+  if (typeof queue === "object" && queue.shown) {  // queue.js: the filter replaces the queue
+    queue.shown = false;
+    $("queue").hidden = true;
+    $("tab-review").classList.remove("current");
+  }
   $("documents").hidden = on;
   $("more").hidden = true;
   $("suspects").hidden = !on;
@@ -94,6 +99,7 @@ function go(id, page, index) {
 }
 
 async function route() {
+  if (typeof routeQueue === "function" && await routeQueue(location.hash)) return;  // queue.js
   const match = /^#\/documents\/(\d+)\/pages\/(\d+)(?:\/results\/(\d+))?/.exec(location.hash);
   if (!match) return;
   const id = Number(match[1]);
@@ -116,6 +122,7 @@ async function route() {
     item.classList.toggle("current", Number(item.dataset.id) === id);
   }
   drawDocument();
+  if (typeof markCurrentItem === "function") markCurrentItem();
 }
 
 function stopLabel(result) {

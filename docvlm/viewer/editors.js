@@ -50,6 +50,9 @@ async function save(fields, field) {
     editing.version = answer.version;
     if ($("edit-version")) $("edit-version").textContent = `version ${answer.version}`;
     say(`saved: version ${answer.version}`, "saved");
+    if (typeof refreshLists === "function") {  // queue.js: the queue and suspects follow
+      refreshLists().catch((error) => { $("page-note").textContent = `lists: ${error.message}`; });
+    }
     return true;
   }
   let answer = {};
