@@ -43,6 +43,7 @@ __all__ = [
     "edit_result",
     "frame_of",
     "log_path",
+    "not_applied",
     "read_entries",
     "read_log",
     "written",
@@ -308,8 +309,18 @@ def apply_log(document: Document, entries: Iterable[LogEntry]) -> Document:
         try:
             document, _, _ = apply_entry(document, entry, raw=entry.raw)
         except CorrectionError as error:
-            document = _warn(document, entry.page, f"correction not applied: {error}")
+            document = _warn(document, entry.page, f"{NOT_APPLIED}{error}")
     return _deduplicated(document)
+
+
+#: How a page's warning about a correction its reading has no place for begins.
+NOT_APPLIED = "correction not applied: "
+
+
+def not_applied(document: Document) -> list[tuple[int, str]]:
+    """Page number and warning of each correction ``document``'s reading had no place for
+    (kept in the log; a run reports them)."""
+    return [(p.number, w) for p in document.pages for w in p.warnings if w.startswith(NOT_APPLIED)]
 
 
 def _warn(document: Document, number: int, warning: str) -> Document:
