@@ -1,6 +1,7 @@
 """A rerun, ``--retry-failed`` or ``--redo`` never overwrites a correction without saying
-so, in an output folder, a JSONL file and a Parquet file (docs/corrections.md, "What a
-rerun does to corrections"): real runs of the tiny model through ``docvlm convert``."""
+so, in an output folder, a JSONL file, a Parquet file and a folder of Parquet parts
+(docs/corrections.md, "What a rerun does to corrections"): real runs of the tiny model
+through ``docvlm convert``."""
 
 from __future__ import annotations
 
@@ -8,15 +9,19 @@ import json
 from pathlib import Path
 
 import pytest
+from answered_convert import pubtabnet_tables
 from PIL import Image
 from PIL.TiffImagePlugin import TiffImageFile
 from typer.testing import CliRunner, Result
 
-from docvlm import Document
-from docvlm.archive.corrections import corrected_documents, log_path
+from docvlm import Document, DocVLM
+from docvlm.archive.corrections import Corrections, corrected_documents, log_path
+from docvlm.archive.edits import Correction
 from docvlm.archive.readback import read_output
 from docvlm.cli import app
-from docvlm.results import TextResult
+from docvlm.results import TableResult, TextResult
+from docvlm.testing import ScriptedEngine
+from parsers import parse_table
 
 runner = CliRunner()
 ANN, BOB = "Fixed by Ann", "Fixed by Bob"
@@ -63,11 +68,12 @@ def _held(out: Path) -> list[Document]:
     return list(read_output(out))
 
 
-@pytest.mark.parametrize("kind", ["out/", "out.jsonl", "out.parquet"])
+@pytest.mark.parametrize("kind", ["out/", "out.jsonl", "out.parquet", "parts.parquet/"])
 def test_reruns_keep_corrections_or_say_so(
     kind: str, scans: Path, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
-    if kind.endswith(".parquet"):
+    parquet = ".parquet" in kind
+    if parquet:
         pytest.importorskip("pyarrow")
     dest = f"{tmp_path}/{kind}"
     out = Path(dest)
@@ -118,7 +124,7 @@ def test_reruns_keep_corrections_or_say_so(
     assert retried.exit_code == 1, retried.output  # page 2 of torn.tif fails again
     assert '"pages_reused": 1' in retried.stderr  # its page 1 (corrected) from the manifest
     held = _held(out)
-    if kind == "out.parquet":  # the retried record is written corrected; the rest: export
+    if parquet:  # the retried record is written corrected; the others: export
         assert corrected_everywhere([d for d in held if d.source.endswith("torn.tif")])
     else:  # a folder at once; a JSONL file compacted (the retry replaced a record)
         assert corrected_everywhere(held) and len(held) == 2
@@ -151,3 +157,27 @@ def test_reruns_keep_corrections_or_say_so(
     assert again.exit_code == 1, again.output
     assert corrected_everywhere(_held(out))
     assert corrected_everywhere(list(corrected_documents(out)))
+
+
+def test_convert_many_yields_the_records_as_written_corrected(corpus: Path, tmp_path: Path) -> None:
+    by_side, _ = pubtabnet_tables(corpus, tmp_path / "in", 1)
+
+    def client() -> DocVLM:
+        return DocVLM(
+            checkpoint="scripted",
+            engine_factory=lambda c, s: ScriptedEngine(
+                lambda r: by_side.get(str(r.image.width), ""), resolution=896
+            ),
+        )
+
+    out = f"{tmp_path}/out/"
+    (first,) = client().convert_many([tmp_path / "in"], tasks=["table"], out=out)
+    edit = Correction(sha256=first.sha256, page=1, result=0, cell=(1, 0), text="0.717")
+    Corrections(out).apply(edit)
+    (again,) = client().convert_many([tmp_path / "in"], tasks=["table"], out=out, redo=True)
+    (stored,) = read_output(Path(out))
+    assert again == stored  # what Python is given is the record, with its correction
+    table = again.pages[0].results[0]
+    assert isinstance(table, TableResult) and table.table is not None and table.corrected
+    assert table.table.grid()[1][0] == "0.717" and table.raw == first.pages[0].results[0].raw
+    assert parse_table(table.raw).grid()[1][0] != "0.717"
