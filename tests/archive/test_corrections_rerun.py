@@ -135,6 +135,16 @@ def test_reruns_keep_corrections_or_say_so(
     assert corrected_everywhere(_held(out)) and len(_held(out)) == 2
     assert "correction not applied" not in redone.stderr
     assert len(log_path(out).read_text().splitlines()) == 2
+    if folder:  # every file of the folder holds it, not only document.json
+        (markdown,) = out.glob("page.png-*/document.md")
+        assert ANN in markdown.read_text(encoding="utf-8")
+    if parquet:  # a row: the model's output in raw, the corrected text in text
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(out, columns=["source", "page", "raw", "text"]).to_pylist()
+        (row,) = [r for r in rows if r["source"].endswith("page.png")]
+        assert ANN in row["text"] and ANN not in row["raw"]
+        assert row["raw"] == stored["page.png"].pages[0].results[0].raw
 
     # a new reading with fewer lines has no place for Ann's line: said, and kept in the log
     rich = ["--log-format", "rich"] if folder else []  # people get a line, collectors JSON
