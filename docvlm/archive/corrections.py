@@ -144,6 +144,7 @@ class Corrections:
                 before=before if correction.reviewed is None else None,
                 after=after if correction.reviewed is None else None,
                 raw=raw,
+                sources=tuple(document.source for _, document in held),
             )
             _append(self.log, entry)
             self.entries.append(entry)

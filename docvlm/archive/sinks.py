@@ -403,10 +403,10 @@ class CorrectedSink(_Base):
 
     def __init__(self, sink: Sink, entries: list[LogEntry]) -> None:
         self._sink, self._entries, self.path = sink, entries, sink.path
-        self._sources = {entry.sha256 for entry in entries}
+        self._sources = {key for entry in entries for key in (entry.sha256, *entry.sources)}
 
     def _corrected(self, document: Document) -> Document:
-        known = document.sha256 in self._sources
+        known = bool({document.sha256, document.source} & self._sources)
         return apply_log(document, self._entries) if known else document
 
     def _line(self, line: bytes) -> bytes:

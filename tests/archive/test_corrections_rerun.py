@@ -191,3 +191,29 @@ def test_convert_many_yields_the_records_as_written_corrected(corpus: Path, tmp_
     assert isinstance(table, TableResult) and table.table is not None and table.corrected
     assert table.table.grid()[1][0] == "0.717" and table.raw == first.pages[0].results[0].raw
     assert parse_table(table.raw).grid()[1][0] != "0.717"
+
+
+@pytest.mark.parametrize("kind", ["out/", "out.jsonl"])
+def test_a_file_whose_bytes_changed_is_said_to_lose_its_corrections(
+    kind: str, scans: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "page.png").write_bytes((scans / "page.png").read_bytes())
+    dest = f"{tmp_path}/{kind}"
+    assert _convert(folder, dest, tiny_checkpoint).exit_code == 0
+    (before,) = _held(Path(dest))
+    fix = {"sha256": before.sha256, "page": 1, "result": 0, "line": 0, "text": ANN}
+    (tmp_path / "fix.jsonl").write_text(json.dumps(fix) + "\n")
+    assert runner.invoke(app, ["correct", dest, str(tmp_path / "fix.jsonl")]).exit_code == 0
+    with Image.open(folder / "page.png") as image:  # the scan is replaced by a new one
+        image.rotate(180).save(folder / "page.png")
+    rerun = _convert(folder, dest, tiny_checkpoint)  # reads the new bytes, replaces the record
+    assert rerun.exit_code == 0, rerun.output
+    (after,) = list(corrected_documents(Path(dest)))
+    assert after.sha256 != before.sha256 and not after.pages[0].results[0].corrected
+    (warning,) = [w for w in after.pages[0].warnings if w.startswith("correction not applied")]
+    assert f"{after.source}, page 1, result 0 line 0: made on other bytes of this file" in warning
+    (event,) = [json.loads(x) for x in rerun.stderr.splitlines() if "correction_not_applied" in x]
+    assert (event["source"], event["page"], event["warning"]) == (after.source, 1, warning)
+    assert len(log_path(Path(dest)).read_text().splitlines()) == 1  # still in the log
