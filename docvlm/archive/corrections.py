@@ -8,9 +8,9 @@ the way model output is checked, refuses it (``CorrectionError``) or, when it wa
 against an older version and another edit since changed the same place, refuses it with
 the current version (``VersionConflict``); edits to other places of the page are merged.
 An output folder's document is written again at once (its record and every format it
-holds); a JSONL or Parquet file gets the corrections when it is compacted or exported
-(``corrected_documents``). Sinks replay the log on every record they write, so a rerun
-keeps the corrections (``edits.apply_log``).
+holds); a JSONL file when it is compacted, a Parquet file's rows when a run writes them
+again, both when exported (``corrected_documents``). Sinks replay the log on every record
+they write, so a rerun keeps the corrections (``edits.apply_log``).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def stored_documents(destination: str | Path) -> Iterator[tuple[Path | None, Doc
 
 def corrected_documents(destination: str | Path) -> Iterator[Document]:
     """The records of ``destination`` with its corrections applied: what ``docvlm export``
-    writes, and what a JSONL or Parquet file holds after its next compaction."""
+    writes, and what a JSONL file holds after its next compaction."""
     entries = read_log(destination)
     for _, document in stored_documents(destination):
         yield apply_log(document, entries) if entries else document
@@ -144,6 +144,7 @@ class Corrections:
                 before=before if correction.reviewed is None else None,
                 after=after if correction.reviewed is None else None,
                 raw=raw,
+                sources=tuple(document.source for _, document in held),
             )
             _append(self.log, entry)
             self.entries.append(entry)

@@ -43,6 +43,7 @@ __all__ = [
     "edit_result",
     "frame_of",
     "log_path",
+    "not_applied",
     "read_entries",
     "read_log",
     "written",
@@ -124,6 +125,11 @@ class LogEntry(Correction):
     before: str | None = Field(default=None, description="the value it replaced")
     after: str | None = Field(default=None, description="the value it wrote")
     raw: str | None = Field(default=None, description="the model output the edit was made on")
+    sources: tuple[str, ...] = Field(
+        default=(),
+        description="the names of the records it was made on (a rerun of a file "
+        "whose bytes changed since says the correction is not applied)",
+    )
 
 
 def now() -> str:
@@ -303,16 +309,38 @@ def apply_log(document: Document, entries: Iterable[LogEntry]) -> Document:
     its source's log applied in order; an entry that no longer fits (its line is gone
     after a new reading) is left out and the page says so in its ``warnings``."""
     for entry in entries:
-        if entry.sha256 != document.sha256 or entry.reviewed is not None:
+        if entry.reviewed is not None:
+            continue
+        if entry.sha256 != document.sha256:
+            if document.source in entry.sources:  # the file's bytes changed since
+                document = _warn(
+                    document,
+                    entry.page,
+                    f"{NOT_APPLIED}{document.source}, page {entry.page}, {entry.target}: made "
+                    f"on other bytes of this file (sha256 {entry.sha256[:12]}...)",
+                )
             continue
         try:
             document, _, _ = apply_entry(document, entry, raw=entry.raw)
         except CorrectionError as error:
-            document = _warn(document, entry.page, f"correction not applied: {error}")
+            document = _warn(document, entry.page, f"{NOT_APPLIED}{error}")
     return _deduplicated(document)
 
 
+#: How a page's warning about a correction its reading has no place for begins.
+NOT_APPLIED = "correction not applied: "
+
+
+def not_applied(document: Document) -> list[tuple[int, str]]:
+    """Page number and warning of each correction ``document``'s reading had no place for
+    (kept in the log; a run reports them)."""
+    return [(p.number, w) for p in document.pages for w in p.warnings if w.startswith(NOT_APPLIED)]
+
+
 def _warn(document: Document, number: int, warning: str) -> Document:
+    """``warning`` on page ``number``, or on the first page when the record has no such page."""
+    if all(p.number != number for p in document.pages) and document.pages:
+        number = document.pages[0].number
     pages = tuple(
         p.model_copy(update={"warnings": (*p.warnings, warning)}) if p.number == number else p
         for p in document.pages

@@ -5,6 +5,7 @@ JSON lines (one object per line on stderr, for log collectors)::
     {"event": "start", "files": 120}
     {"event": "document", "source": "a.pdf", "status": "success", "pages": 3, ...}
     {"event": "ignored", "source": "scans/README.txt", "reason": "not a document ..."}
+    {"event": "correction_not_applied", "source": "a.pdf", "page": 2, "warning": "..."}
     {"event": "summary", "files_done": 118, ..., "exit_code": 1}
 """
 
@@ -25,6 +26,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from docvlm.archive.edits import not_applied
 from docvlm.archive.runner import Summary
 from docvlm.document import Document
 
@@ -94,6 +96,9 @@ class JsonLog:
             }
         )
         self._last = now
+        for page, warning in not_applied(document):  # a correction the new reading lost
+            record = {"source": document.source, "sha256": document.sha256, "page": page}
+            self._emit({"event": "correction_not_applied", **record, "warning": warning})
 
     def finished(self, summary: Summary) -> None:
         self._emit({"event": "summary", **summary.model_dump()})
@@ -140,6 +145,8 @@ class RichProgress:
         rate = self._pages / max(time.perf_counter() - self._start, 1e-9)
         if document.status != "success":
             self._console.print(f"error: {document.source}: {document.error}", soft_wrap=True)
+        for _, warning in not_applied(document):  # it names the source, page and place
+            self._console.print(f"warning: {warning} (kept in the log)", soft_wrap=True)
         self._bar.update(self._job, advance=1, pages=self._pages, rate=rate)
 
     def finished(self, summary: Summary) -> None:

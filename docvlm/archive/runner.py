@@ -34,7 +34,7 @@ from docvlm.archive.manifest import Manifest, manifest_path
 from docvlm.archive.passwords import password_for
 from docvlm.archive.pipeline import Finished, Options, Stages, Work
 from docvlm.archive.records import JobKey, ReadKey, build_document, content_hash, renamed, seekable
-from docvlm.archive.sinks import check_destination, open_sink, sink_kind
+from docvlm.archive.sinks import check_destination, open_sink, sink_kind, write_record
 from docvlm.archive.summary import MIN_FILES_FOR_RATE, Observer, Summary, count_files
 from docvlm.document import Document
 from docvlm.engines.pool import HasModels, ModelPool, pool_of
@@ -197,7 +197,7 @@ class Run:
                         item, opened, waiting, ended, manifest, fingerprint
                     ):
                         if sink is not None and manifest is not None:
-                            sink.write(document)
+                            document = write_record(sink, document)  # as corrected
                             pending.append((document, fingerprint, stop))
                             if sink.due():
                                 manifest.commit_written(pending, sink.commit())

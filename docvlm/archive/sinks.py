@@ -399,19 +399,15 @@ def _open(
 
 
 class CorrectedSink(_Base):
-    """A sink that writes every record with the destination's corrections applied (a
-    rerun keeps them), and compacts a JSONL file into corrected records."""
+    """Writes every record, and compacts a JSONL file, with the destination's corrections."""
 
     def __init__(self, sink: Sink, entries: list[LogEntry]) -> None:
-        self._sink = sink
-        self._entries = entries
-        self._sources = {entry.sha256 for entry in entries}
-        self.path = sink.path
+        self._sink, self._entries, self.path = sink, entries, sink.path
+        self._sources = {key for entry in entries for key in (entry.sha256, *entry.sources)}
 
     def _corrected(self, document: Document) -> Document:
-        if document.sha256 not in self._sources:
-            return document
-        return apply_log(document, self._entries)
+        known = bool({document.sha256, document.source} & self._sources)
+        return apply_log(document, self._entries) if known else document
 
     def _line(self, line: bytes) -> bytes:
         if not any(sha.encode() in line for sha in self._sources):
@@ -444,3 +440,11 @@ def with_corrections(sink: Sink, destination: str | Path) -> Sink:
     """``sink`` as is when ``destination`` has no corrections, else a ``CorrectedSink``."""
     entries = [entry for entry in read_log(destination) if entry.reviewed is None]
     return CorrectedSink(sink, entries) if entries else sink
+
+
+def write_record(sink: Sink, document: Document) -> Document:
+    """Write ``document``; the record as written, corrected: what a run yields and reports."""
+    if isinstance(sink, CorrectedSink):
+        document, sink = sink._corrected(document), sink._sink
+    sink.write(document)
+    return document

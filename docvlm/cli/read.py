@@ -16,6 +16,7 @@ from docvlm.cli.common import (
     EngineOption,
     JsonFlag,
     MaxNewTokens,
+    Orient,
     Out,
     Pages,
     Password,
@@ -48,6 +49,7 @@ def _run_task(
     out: Path | None,
     question: str | None = None,
     engine: str | None = None,
+    orient: bool = True,
 ) -> None:
     """Read every file with one client; a file that fails is named on stderr and the
     others go on (exit status 1 at the end)."""
@@ -67,6 +69,7 @@ def _run_task(
                         dpi=dpi,
                         max_new_tokens=max_new_tokens,
                         question=question,
+                        orient=orient,
                     ):
                         results.extend(page.results)
                         bar.advance(job)
@@ -96,6 +99,7 @@ def task_command(task: TaskName) -> Callable[..., None]:
         max_new_tokens: MaxNewTokens = None,
         device: DeviceOption = None,
         engine: EngineOption = None,
+        orient: Orient = True,
         as_json: JsonFlag = False,
         out: Out = None,
     ) -> None:
@@ -111,6 +115,7 @@ def task_command(task: TaskName) -> Callable[..., None]:
             as_json,
             out,
             engine=engine,
+            orient=orient,
         )
 
     budget = TASKS[task].max_new_tokens
@@ -135,6 +140,7 @@ def ask(
     max_new_tokens: MaxNewTokens = None,
     device: DeviceOption = None,
     engine: EngineOption = None,
+    orient: Orient = True,
     as_json: JsonFlag = False,
     out: Out = None,
 ) -> None:
@@ -152,4 +158,5 @@ def ask(
         out,
         question,
         engine,
+        orient,
     )
