@@ -43,9 +43,11 @@ if TYPE_CHECKING:
     from docvlm.document import Document
     from docvlm.settings import Limits
 
-__all__ = ["DESTINATIONS", "Kind", "Output", "OutputError", "is_uri", "open_sink"]
+__all__ = ["DESTINATIONS", "Kind", "Output", "OutputError", "PartFormat", "is_uri", "open_sink"]
 
 Kind = Literal["jsonl", "parquet", "parquet-parts", "jsonl-parts", "folder"]
+#: What the Ray runner's parts hold (``Output.parts``).
+PartFormat = Literal["parquet", "jsonl"]
 _FOLDERS = ("parquet-parts", "jsonl-parts", "folder")
 _JSONL = (".jsonl", ".ndjson")
 
@@ -118,9 +120,7 @@ class Output:
         return cls(kind, location)
 
     @classmethod
-    def parts(
-        cls, destination: str | Path, output_format: Literal["parquet", "jsonl"] | None = None
-    ) -> Output:
+    def parts(cls, destination: str | Path, output_format: PartFormat | None = None) -> Output:
         """The Ray runner's folder of parts that ``destination`` names, a file spelling
         or a bare name included: JSON Lines parts for ``output_format="jsonl"`` or a name
         ending ``.jsonl``/``.ndjson``, else Parquet parts."""
