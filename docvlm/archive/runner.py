@@ -2,8 +2,7 @@
 
 ``Run(models, options, destination).documents(sources)`` drives the overlapped stages
 (``docvlm.archive.pipeline``) and, with a destination (an ``Output``, or its spelling,
-parsed once here), its sink (``docvlm.archive.sinks``) and manifest
-(``docvlm.archive.manifest``):
+parsed once here), its sink and manifest:
 
 1. each source is hashed (SHA-256; unchanged files by size and time from the manifest);
    a name already written under the same job is skipped, the same bytes met under a
