@@ -49,7 +49,12 @@ Kind = Literal["jsonl", "parquet", "parquet-parts", "jsonl-parts", "folder"]
 #: What the Ray runner's parts hold (``Output.parts``).
 PartFormat = Literal["parquet", "jsonl"]
 _FOLDERS = ("parquet-parts", "jsonl-parts", "folder")
-_JSONL = (".jsonl", ".ndjson")
+#: suffix -> (the kind of a file of that name, the kind of a folder of that name)
+_SUFFIXES: dict[str, tuple[Kind, Kind]] = {
+    ".jsonl": ("jsonl", "jsonl-parts"),
+    ".ndjson": ("jsonl", "jsonl-parts"),
+    ".parquet": ("parquet", "parquet-parts"),
+}
 
 #: The spellings docs/etl.md lists (``tests/archive/test_output.py`` checks them).
 DESTINATIONS = ("x.jsonl", "x.parquet", "x.parquet/", "x.jsonl/", "DIR", "DIR/")
@@ -72,7 +77,7 @@ class Output:
 
     @classmethod
     def parse(cls, destination: str | Path) -> Output:
-        """The destination to write that ``destination`` names (see the table above).
+        """The destination to write that ``destination`` names (the module docstring).
         ValueError for a suffix docvlm does not write (``x.md``: one of a document's
         formats, written into an output folder); ``SettingsError`` for a folder spelled
         where a file of that name is."""
@@ -80,10 +85,9 @@ class Output:
         location = _location(destination)
         folder = text.endswith(("/", os.sep)) or (isinstance(location, Path) and location.is_dir())
         suffix = PurePosixPath(str(location)).suffix.lower()
-        if suffix == ".parquet":
-            kind: Kind = "parquet-parts" if folder else "parquet"
-        elif suffix in _JSONL:
-            kind = "jsonl-parts" if folder else "jsonl"
+        if suffix in _SUFFIXES:
+            file_kind, folder_kind = _SUFFIXES[suffix]
+            kind = folder_kind if folder else file_kind
         elif folder or not suffix:
             kind = "folder"
         else:
@@ -125,8 +129,8 @@ class Output:
         or a bare name included: JSON Lines parts for ``output_format="jsonl"`` or a name
         ending ``.jsonl``/``.ndjson``, else Parquet parts."""
         location = _location(destination)
-        jsonl = str(location).lower().endswith(_JSONL)
-        chosen = output_format or ("jsonl" if jsonl else "parquet")
+        named = _SUFFIXES.get(PurePosixPath(str(location)).suffix.lower(), ("parquet",))[0]
+        chosen = output_format or ("jsonl" if named == "jsonl" else "parquet")
         output = cls("jsonl-parts" if chosen == "jsonl" else "parquet-parts", location)
         output._check_in_the_way()
         return output
