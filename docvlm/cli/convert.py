@@ -363,8 +363,12 @@ def _destination(out: str | None, ray: str | None) -> Output | None:
     if out is None:
         return None
     try:
-        return Output.parts(out) if ray is not None else Output.parse(out)
-    except SettingsError as error:  # a folder asked for where a file of that name is
+        if ray is not None:
+            return Output.parts(out)
+        output = Output.parse(out)
+        output.check_local()  # JSON Lines parts and URIs are the Ray runner's
+        return output
+    except SettingsError as error:  # and a folder asked for where a file of that name is
         sys.stderr.write(f"error: {error}\n")
         raise typer.Exit(ExitCode.USAGE) from None
     except ValueError as error:

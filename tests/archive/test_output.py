@@ -3,6 +3,7 @@ two runs on two spellings of one destination, local or on Ray, are kept apart.""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -10,11 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from docvlm import DocVLM, Settings
 from docvlm.archive.output import DESTINATIONS, Output, OutputError
 from docvlm.archive.pipeline import Options
 from docvlm.archive.runner import Run
+from docvlm.cli import app
 from docvlm.engines import Generation, Request
 from docvlm.errors import DestinationBusyError, ExitCode, SettingsError
 from docvlm.testing import ScriptedEngine
@@ -146,6 +149,32 @@ def test_an_existing_output_is_told_by_what_is_there(
         (tmp_path / "in").mkdir(exist_ok=True)
         with pytest.raises(OutputError, match=f"{name}: not a conversion output"):
             Output.existing(tmp_path / name)
+
+
+def test_the_ray_runners_jsonl_parts_are_read_as_any_output(
+    tmp_path: Path, make_pdf: Callable[..., Path]
+) -> None:
+    pdf = make_pdf(2, name="a.pdf")
+    with _client(ScriptedEngine(lambda r: "a line")) as client:
+        (written,) = client.convert_many([pdf], tasks=["text"], out=tmp_path / "one.jsonl")
+    parts = tmp_path / "ray.jsonl"  # what docvlm convert --ray --out ray.jsonl writes
+    parts.mkdir()
+    (parts / "part-0a1b.jsonl").write_bytes((tmp_path / "one.jsonl").read_bytes())
+    (parts / "_job.json").write_text("{}")
+    reviewed = CliRunner().invoke(app, ["review", str(parts), "--json", "--limit", "0"])
+    assert reviewed.exit_code == 0, reviewed.output
+    assert {(i["source"], i["page"]) for i in json.loads(reviewed.stdout)} == {
+        (str(pdf), 1),
+        (str(pdf), 2),
+    }
+    exported = CliRunner().invoke(app, ["export", str(parts), str(tmp_path / "back.jsonl")])
+    assert exported.exit_code == 0, exported.output
+    (back,) = Output.existing(tmp_path / "back.jsonl").records()
+    assert back == written
+    refused = CliRunner().invoke(app, ["convert", str(pdf), "--out", f"{tmp_path}/new.jsonl/"])
+    assert refused.exit_code == ExitCode.USAGE
+    assert "written by the Ray runner only: use --ray, or --out" in refused.stderr
+    assert not (tmp_path / "new.jsonl").exists()
 
 
 def _key(document: object) -> tuple[object, ...]:
