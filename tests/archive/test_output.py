@@ -255,6 +255,10 @@ def test_a_run_on_another_spelling_of_a_busy_destination_is_refused(
     assert run.summary is not None and run.summary.exit_code == ExitCode.OK
 
 
+def _unreached(checkpoint: str, settings: Settings) -> ScriptedEngine:
+    raise AssertionError("the Ray job went on while the destination was busy")
+
+
 @pytest.mark.parametrize(
     ("ray", "local"), [("x.parquet", "x.parquet"), ("DIR", "DIR/"), ("DIR/", "DIR")]
 )
@@ -270,7 +274,9 @@ def test_the_ray_driver_and_a_local_run_take_one_lock(
         _running(f"{tmp_path}/{local}", pdf),
         pytest.raises(DestinationBusyError, match="another run is writing here"),
     ):
-        convert_dataset([pdf], f"{tmp_path}/{ray}", OPTIONS, address="local")
+        convert_dataset(
+            [pdf], f"{tmp_path}/{ray}", OPTIONS, checkpoint="scripted", engine_factory=_unreached
+        )
     # a Ray job's driver holding the lock (stopped while it describes the model): the
     # local run is refused; it held the lock only while it ran (in a fresh folder: the
     # local run above left its x.parquet file, in the way of a folder of parts)
