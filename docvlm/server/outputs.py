@@ -7,11 +7,11 @@ It reads each form ``docvlm convert --out`` writes, told apart by ``Output.exist
   suspect filter need); a document is read again from its line when it is opened, so
   memory stays small for a large archive;
 - an output folder: one ``NAME/document.json`` per document, read when opened;
-- Parquet (a file, or a folder of parts) and the Ray runner's folder of JSON Lines parts:
-  read whole into memory (``Output.records``; Parquet rows grouped back into Documents
-  from their ``result_json``). Parquet keeps no render
-  DPI, so pages are redrawn at the configured DPI; boxes are drawn relative to the page
-  size, so they still line up.
+- Parquet (a file, or a folder of parts) and the Ray runner's folder of JSON Lines
+  parts: read whole into memory (``Output.records``; Parquet rows grouped back into
+  Documents from their ``result_json``). Parquet keeps no render DPI, so pages are
+  redrawn at the configured DPI; boxes are drawn relative to the page size, so they
+  still line up.
 
 Pages are re-rendered on demand from each Document's source: its path as written
 (absolute, or relative to ``root`` or the output's folder), or a member of a zip/tar
