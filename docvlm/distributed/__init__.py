@@ -213,7 +213,7 @@ def convert_dataset(
         raise ValueError("the 'ask' task needs a question")
     output = dest if isinstance(dest, Output) else Output.parts(dest, output_format)
     parts = Parts(output)
-    with output.lock():  # a local run (or another Ray job) on the same destination waits
+    with output.lock():  # held for the job: a local run (or another Ray job) here is refused
         key, shapes = _job(options, settings, checkpoint, engine_factory)
         parts.prepare(key.fingerprint(), key.model_dump_json(), redo)
         written = {} if redo else parts.written()
