@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from docvlm import DocVLM, Settings  # noqa: E402
+from docvlm.archive.output import open_sink  # noqa: E402
 from docvlm.archive.pipeline import Options  # noqa: E402
 from docvlm.archive.runner import Run  # noqa: E402
-from docvlm.archive.sinks import open_sink  # noqa: E402
 from docvlm.engines import Generation, Request  # noqa: E402
 from docvlm.testing import ScriptedEngine  # noqa: E402
 

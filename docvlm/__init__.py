@@ -9,7 +9,8 @@ none of torch, transformers, RDKit, music21 or Ray; they load when first used.
 """
 
 from docvlm.api import convert, read_molecule, read_music, read_table, read_text
-from docvlm.archive.sinks import Sink, open_sink
+from docvlm.archive.output import Output, open_sink
+from docvlm.archive.sinks import Sink
 from docvlm.client import DocVLM
 from docvlm.document import Document, json_schema
 from docvlm.errors import (
@@ -60,6 +61,7 @@ __all__ = [
     "MissingDependencyError",
     "MoleculeResult",
     "MusicResult",
+    "Output",
     "Page",
     "PageRangeError",
     "PasswordRequiredError",

@@ -35,6 +35,7 @@ from docvlm.settings import Settings
 from docvlm.tasks import TaskName
 
 if TYPE_CHECKING:
+    from docvlm.archive.output import Output
     from docvlm.archive.pipeline import Options
 
 __all__ = ["LABEL_TASKS", "DocVLM", "Regions"]
@@ -292,7 +293,7 @@ class DocVLM:
         regions: Regions | None = None,
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
-        out: str | Path | None = None,
+        out: str | Path | Output | None = None,
         redo: bool = False,
         formats: Sequence[str] | None = None,
         orient: bool = True,

@@ -125,10 +125,6 @@ class ResultBase(Frozen):
         table result), else its own over the whole answer; None without log-probabilities."""
         return self.confidence
 
-    def _weakest(self, parts: Iterator[float | None]) -> float | None:
-        known = [value for value in parts if value is not None]
-        return min(known) if known else self.confidence
-
     def _why(self) -> str:
         """Why nothing was read: the status and its cause, or the blank region."""
         if self.stop == "blank":
@@ -186,7 +182,8 @@ class TextResult(ResultBase):
         return "\n".join(line.text for line in self.lines)
 
     def weakest_confidence(self) -> float | None:
-        return self._weakest(line.confidence for line in self.lines)
+        known = [line.confidence for line in self.lines if line.confidence is not None]
+        return min(known, default=self.confidence)
 
     @classmethod
     def _parse(cls, raw: str, frame: Box, score: SpanScore | None = None) -> dict[str, Any]:
@@ -217,8 +214,9 @@ class TableResult(ResultBase):
         return self.table.to_markdown() if self.table else self._why()
 
     def weakest_confidence(self) -> float | None:
-        cells = self.table.cells if self.table is not None else ()
-        return self._weakest(cell.confidence for cell in cells)
+        cells = self.table.cells if self.table else ()
+        known = [cell.confidence for cell in cells if cell.confidence is not None]
+        return min(known, default=self.confidence)
 
     def _repr_html_(self) -> str:
         """Notebooks show the table (rebuilt, sanitized HTML), not the model's raw text."""
@@ -389,10 +387,9 @@ class Page(Frozen):
     @model_validator(mode="before")
     @classmethod
     def _derived(cls, given: Any) -> Any:
-        """``confidence`` is derived from the results: a record read back carries it, and
-        the results decide it again."""
+        """A record read back carries ``confidence``; its results decide it again."""
         if isinstance(given, dict) and "confidence" in given:
-            given = {key: value for key, value in given.items() if key != "confidence"}
+            return {key: value for key, value in given.items() if key != "confidence"}
         return given
 
     @computed_field(  # type: ignore[prop-decorator]
@@ -402,12 +399,8 @@ class Page(Frozen):
     )
     @property
     def confidence(self) -> float | None:
-        known = [
-            value
-            for result in self.results
-            if not result.corrected and (value := result.weakest_confidence()) is not None
-        ]
-        return min(known) if known else None
+        reads = [r.weakest_confidence() for r in self.results if not r.corrected]
+        return min((value for value in reads if value is not None), default=None)
 
     def outline(self, box: Box) -> tuple[tuple[float, float], ...]:
         """The four corners (top left, top right, bottom right, bottom left, as read) of a

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from docvlm.archive.sinks import folder_name, sink_kind
+from docvlm.archive.output import Output
+from docvlm.archive.sinks import folder_name
 from docvlm.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ def test_the_output_folder_names_in_the_docs_are_the_ones_written() -> None:
 @pytest.mark.parametrize(("out", "formats"), [("x.md", "md"), ("x.txt", "txt")])
 def test_a_file_out_of_a_folder_format_points_at_the_folder_naming(out: str, formats: str) -> None:
     with pytest.raises(ValueError) as refused:
-        sink_kind(out)
+        Output.parse(out)
     assert f"use --out DIR/ --formats {formats} (each document's files in DIR/NAME-<hash>/" in str(
         refused.value
     )

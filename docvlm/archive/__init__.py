@@ -1,6 +1,7 @@
 """Archive conversion: many sources through the overlapped stages into a destination,
 resumable and exactly once.
 
+    output (Output: the destination parsed once; its manifest, lock, log and sink)
     runner (Run, run_job) -> pipeline (render lanes, generation thread, writer)
     manifest (SQLite: what is done), records (content hash, job key, Document)
     sinks / parquet / disk (JSON Lines, Parquet, folders; durable writes), progress

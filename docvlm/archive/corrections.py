@@ -2,15 +2,16 @@
 read back with the corrections applied.
 
 The log is JSON Lines (``edits.LogEntry``), ``DIR/_corrections.jsonl`` in an output folder
-and ``FILE.corrections.jsonl`` beside a JSONL or Parquet file. A page's version is the
-number of corrections made to it. ``Corrections(out).apply(correction)`` checks the edit
-the way model output is checked, refuses it (``CorrectionError``) or, when it was made
-against an older version and another edit since changed the same place, refuses it with
-the current version (``VersionConflict``); edits to other places of the page are merged.
-An output folder's document is written again at once (its record and every format it
-holds); a JSONL file when it is compacted, a Parquet file's rows when a run writes them
-again, both when exported (``corrected_documents``). Sinks replay the log on every record
-they write, so a rerun keeps the corrections (``edits.apply_log``).
+and ``FILE.corrections.jsonl`` beside a JSONL or Parquet file (``Output.corrections_file``).
+A page's version is the number of corrections made to it.
+``Output.existing(out).corrections().apply(correction)`` checks the edit the way model
+output is checked, refuses it (``CorrectionError``) or, when it was made against an older
+version and another edit since changed the same place, refuses it with the current version
+(``VersionConflict``); edits to other places of the page are merged. An output folder's
+document is written again at once (its record and every format it holds); a JSONL file
+when it is compacted, a Parquet file's rows when a run writes them again, both when
+exported (``corrected_documents``). Sinks replay the log on every record they write, so a
+rerun keeps the corrections (``edits.apply_log``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Protocol
 
 from docvlm.archive.edits import (
     Correction,
@@ -27,53 +30,39 @@ from docvlm.archive.edits import (
     VersionConflict,
     apply_entry,
     apply_log,
-    log_path,
     now,
     read_entries,
     read_log,
 )
-from docvlm.archive.lock import DestinationLock
-from docvlm.archive.readback import document_files, read_parquet
-from docvlm.archive.sinks import sink_kind
 from docvlm.document import Document
 
-__all__ = [
-    "Corrections",
-    "corrected_documents",
-    "log_path",
-    "read_log",
-    "stored_documents",
-]
+__all__ = ["Corrections", "Destination", "corrected_documents", "read_log"]
 
 
-def stored_documents(destination: str | Path) -> Iterator[tuple[Path | None, Document]]:
-    """The records as the destination holds them (the last of each source), with the
-    folder each one is in (None for a JSONL or Parquet file)."""
-    path = Path(destination)
-    kind = sink_kind(destination)
-    if kind == "folder":
-        for file in document_files(path):  # not .tmp-NAME staged, nor .old-NAME replaced
-            yield file.parent, Document.model_validate_json(file.read_bytes())
-    elif kind == "jsonl":
-        last: dict[str, Document] = {}
-        with path.open("rb") as lines:
-            for line in lines:
-                if line.strip():
-                    document = Document.model_validate_json(line)
-                    last.pop(document.source, None)
-                    last[document.source] = document
-        for document in last.values():
-            yield None, document
-    else:
-        for document in read_parquet(path):
-            yield None, document
+class Destination(Protocol):
+    """What corrections need of an output: ``docvlm.archive.output.Output`` (which opens
+    them with ``Output.corrections()``; this module does not import it, output.py imports
+    this one)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def corrections_file(self) -> Path: ...
+
+    def lock(self, *, wait: bool = False) -> AbstractContextManager[object]: ...
+
+    def stored(self) -> Iterator[tuple[Path | None, Document]]: ...
 
 
-def corrected_documents(destination: str | Path) -> Iterator[Document]:
-    """The records of ``destination`` with its corrections applied: what ``docvlm export``
-    writes, and what a JSONL file holds after its next compaction."""
-    entries = read_log(destination)
-    for _, document in stored_documents(destination):
+def corrected_documents(output: Destination) -> Iterator[Document]:
+    """The records of an output (``Output.existing(path)``) with its corrections applied:
+    what ``docvlm export`` writes, and what a JSONL file holds after its next compaction."""
+    entries = read_log(output.corrections_file)
+    for _, document in output.stored():
         yield apply_log(document, entries) if entries else document
 
 
@@ -84,16 +73,16 @@ class Corrections:
     others appended, checks the version and appends its entry, and (``lock``, unless the
     caller holds it already) the destination's ``DestinationLock``, without waiting: while
     a conversion writes the destination, ``apply`` raises ``DestinationBusyError``. ``root``:
-    where the relative sources lie, for a format rewritten from the original (the PDF)."""
+    where the relative sources lie, for a format rewritten from the original (the PDF).
+    Made by ``Output.corrections()``: ``Output.existing("out/").corrections()``."""
 
-    def __init__(
-        self, destination: str | Path, *, lock: bool = True, root: Path | None = None
-    ) -> None:
-        self.destination = Path(destination)
+    def __init__(self, output: Destination, *, lock: bool = True, root: Path | None = None) -> None:
+        self.output = output
+        self.destination = self.output.path
         self.root = root
         self._lock = lock
-        self.kind = sink_kind(destination)
-        self.log = log_path(destination)
+        self.kind = self.output.kind
+        self.log = self.output.corrections_file
         self.entries: list[LogEntry] = []
         self._read_to = 0
         self._documents: dict[str, list[tuple[Path | None, Document]]] | None = None
@@ -123,7 +112,7 @@ class Corrections:
         with contextlib.ExitStack() as locks:
             locks.enter_context(self._locked())  # other savers wait here, one at a time
             if self._lock:  # then fails at once while a conversion writes the destination
-                locks.enter_context(DestinationLock(self.destination))
+                locks.enter_context(self.output.lock())
             self._catch_up()
             current = self.version(correction.sha256, correction.page)
             self._check_version(correction, current)
@@ -193,7 +182,7 @@ class Corrections:
     def _index(self) -> dict[str, list[tuple[Path | None, Document]]]:
         if self._documents is None:
             self._documents = {}
-            for folder, document in stored_documents(self.destination):
+            for folder, document in self.output.stored():
                 key = document.sha256
                 if key is not None:
                     # a file's records wait for their compaction; a folder killed between

@@ -42,7 +42,6 @@ __all__ = [
     "apply_log",
     "edit_result",
     "frame_of",
-    "log_path",
     "not_applied",
     "read_entries",
     "read_log",
@@ -356,17 +355,9 @@ def _deduplicated(document: Document) -> Document:
     return document.model_copy(update={"pages": pages})
 
 
-def log_path(destination: str | Path) -> Path:
-    """The corrections log of ``destination`` (beside its manifest)."""
-    path = Path(destination)
-    if str(destination).endswith(("/", "\\")) or path.is_dir():
-        return path / "_corrections.jsonl"
-    return path.with_name(path.name + ".corrections.jsonl")
-
-
-def read_log(destination: str | Path) -> list[LogEntry]:
-    """Every correction made in ``destination``, oldest first (none when it has no log)."""
-    path = log_path(destination)
+def read_log(path: Path) -> list[LogEntry]:
+    """Every correction in the log at ``path`` (``Output.corrections_file``), oldest first
+    (none when there is no log)."""
     if not path.exists():
         return []
     return read_entries(path.read_bytes(), path)

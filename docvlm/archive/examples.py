@@ -23,6 +23,7 @@ from PIL import Image
 
 from docvlm.archive.corrections import corrected_documents
 from docvlm.archive.edits import frame_of, written
+from docvlm.archive.output import Output
 from docvlm.document import Document
 from docvlm.errors import InputError
 from docvlm.reading.regions import crop_square
@@ -58,7 +59,7 @@ def _source(document: Document, roots: list[Path]) -> Path:
 
 
 def correction_examples(
-    destination: str | Path,
+    output: Output,
     task: str,
     images: Path,
     *,
@@ -67,15 +68,15 @@ def correction_examples(
     limits: Limits | None = None,
     skipped: list[str] | None = None,
 ) -> Iterator[dict[str, str]]:
-    """``{"image", "target"}`` records of the corrected ``task`` results of
-    ``destination``, their crops saved as PNG in ``images``; a result left out is said in
-    ``skipped`` (source, page and cause)."""
+    """``{"image", "target"}`` records of the corrected ``task`` results of ``output``
+    (``Output.existing(path)``), their crops saved as PNG in ``images``; a result left out
+    is said in ``skipped`` (source, page and cause)."""
     if task not in TRAINABLE:
         raise ValueError(f"task {task!r} has no training format; choose {', '.join(TRAINABLE)}")
     limits = limits or Limits()
-    roots = [r for r in (root, Path.cwd(), Path(destination).parent) if r is not None]
+    roots = [r for r in (root, Path.cwd(), output.path.parent) if r is not None]
     images.mkdir(parents=True, exist_ok=True)
-    for document in corrected_documents(destination):
+    for document in corrected_documents(output):
         for page in document.pages:
             chosen = [(i, r) for i, r in enumerate(page.results) if r.task == task and r.corrected]
             if not chosen:

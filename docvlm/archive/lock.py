@@ -2,7 +2,7 @@
 
 Two runs writing one destination would interleave their sink writes and manifest commits
 (each trims the other's uncommitted bytes), so a run holds an exclusive ``flock`` on
-``NAME.lock`` beside the destination (``lock_path``) from before it opens the manifest
+``NAME.lock`` beside the destination (``Output.lock_file``) from before it opens the manifest
 until it has closed the sink. The kernel drops the lock when the process dies, ``kill -9``
 included, so a stale lock never blocks a rerun. The file also names its holder (pid,
 host, start time) so the second run can say who holds it. POSIX only (``fcntl``);
@@ -20,18 +20,7 @@ from types import TracebackType
 
 from docvlm.errors import DestinationBusyError
 
-__all__ = ["DestinationBusyError", "DestinationLock", "lock_path"]
-
-
-def lock_path(destination: str | Path) -> Path:
-    """The lock file of ``destination``: ``NAME.lock`` beside it, whatever its spelling.
-
-    ``DIR`` and ``DIR/``, ``x.parquet`` and ``x.parquet/`` (a file and a folder of parts
-    cannot both be there) name one place, so they take one lock; the lock cannot live in
-    the manifest's folder, which a file destination does not have.
-    """
-    path = Path(destination).resolve()
-    return path.with_name(path.name + ".lock")
+__all__ = ["DestinationBusyError", "DestinationLock"]
 
 
 def _holder(path: Path) -> str:
@@ -44,12 +33,13 @@ def _holder(path: Path) -> str:
 
 
 class DestinationLock:
-    """Held while a run writes ``destination``; ``wait`` blocks for the holder instead of
-    raising ``DestinationBusyError``."""
+    """Held while a run writes ``destination`` (its lock file is ``path``; take it with
+    ``Output.lock()``); ``wait`` blocks for the holder instead of raising
+    ``DestinationBusyError``."""
 
-    def __init__(self, destination: str | Path, *, wait: bool = False) -> None:
+    def __init__(self, path: Path, destination: str, *, wait: bool = False) -> None:
         self.destination = destination
-        self.path = lock_path(destination)
+        self.path = path
         self.wait = wait
         self._descriptor: int | None = None
 

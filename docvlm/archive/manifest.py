@@ -1,10 +1,11 @@
 """The manifest: what a conversion into one destination has done, in SQLite (WAL).
 
-It lives next to the destination (``manifest_path``) and survives ``kill -9`` and reboots:
-every change is one committed transaction. Page records are written with
-``synchronous=NORMAL`` (a power cut may lose the last few, which are then read again);
-the commit that records documents as written is ``synchronous=FULL``, and since the WAL
-is one sequential file, its fsync makes every earlier record durable too. It records
+It lives next to the destination (``Output.manifest_file``; ``Output.manifest()`` opens
+it) and survives ``kill -9`` and reboots: every change is one committed transaction.
+Page records are written with ``synchronous=NORMAL`` (a power cut may lose the last few,
+which are then read again); the commit that records documents as written is
+``synchronous=FULL``, and since the WAL is one sequential file, its fsync makes every
+earlier record durable too. It records
 
 - ``pages``: each finished page (done, or failed with its cause) keyed by the source's
   content hash, the job fingerprint (``records.JobKey``: tasks, checkpoints, prompts,
@@ -32,11 +33,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from docvlm.archive.sinks import sink_kind
 from docvlm.document import Document
 from docvlm.results import Page
 
-__all__ = ["Manifest", "ManifestCounts", "manifest_path"]
+__all__ = ["Manifest", "ManifestCounts"]
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,21 +53,6 @@ CREATE TABLE IF NOT EXISTS documents (
     updated REAL NOT NULL, PRIMARY KEY (source, job));
 CREATE INDEX IF NOT EXISTS documents_by_hash ON documents (sha256, job, state);
 """
-
-
-def manifest_path(destination: str | Path) -> Path:
-    """Where the manifest of ``destination`` lives: ``DIR/_manifest.sqlite`` for a folder
-    (readers of Parquet datasets skip names starting with ``_``), else ``FILE.manifest.sqlite``
-    beside the file. A folder is what ``sinks.sink_kind`` takes for one (a trailing ``/``,
-    an existing folder, or a name without a suffix), so ``DIR`` and ``DIR/`` share one."""
-    path = Path(destination)
-    try:
-        folder = sink_kind(destination) in ("folder", "parquet-parts")
-    except ValueError:  # not a destination docvlm writes: named as given
-        folder = str(destination).endswith(("/", "\\")) or path.is_dir()
-    if folder:
-        return path / "_manifest.sqlite"
-    return path.with_name(path.name + ".manifest.sqlite")
 
 
 @dataclass(frozen=True)

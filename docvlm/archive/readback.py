@@ -1,10 +1,10 @@
-"""Conversion outputs read back as Documents: each form ``docvlm convert --out`` writes
-(``docvlm.archive.sinks``), for ``docvlm review`` and the viewer (``docvlm.server.outputs``).
+"""The pieces that read conversion outputs back as Documents (``Output.records``, for
+``docvlm review`` and the viewer):
 
-- a JSON Lines file: one Document per line;
-- an output folder: one ``NAME/document.json`` per document;
+- a JSON Lines file (or part): one Document per line;
+- an output folder: one ``NAME/document.json`` per document (``document_files``);
 - Parquet (a file, or a folder of parts): rows grouped back into Documents from their
-  ``result_json``.
+  ``result_json`` (``read_parquet``).
 
 A record that does not load is an ``OutputError`` naming the file (and line).
 """
@@ -27,32 +27,12 @@ __all__ = [
     "document_files",
     "load_document",
     "looks_like_jsonl",
-    "read_output",
     "read_parquet",
 ]
 
 
 class OutputError(ValueError):
     """The output cannot be read as Documents; names the file and line."""
-
-
-def read_output(path: Path) -> Iterator[Document]:
-    """The Documents of a conversion output, in the order they were written."""
-    if path.is_file() and path.suffix.lower() != ".parquet" and looks_like_jsonl(path):
-        with path.open("rb") as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield load_document(line, f"{path}, line {number}")
-    elif path.is_dir() and (files := document_files(path)):
-        for file in files:
-            yield load_document(file.read_bytes(), str(file))
-    elif path.suffix.lower() == ".parquet" or (path.is_dir() and any(path.glob("*.parquet"))):
-        yield from read_parquet(path)
-    else:
-        raise OutputError(
-            f"{path}: not a conversion output (a JSONL of Documents, a Parquet file or "
-            "folder of parts, or an output folder of NAME/document.json)"
-        )
 
 
 def looks_like_jsonl(path: Path) -> bool:

@@ -1,8 +1,8 @@
 """Archive conversion: sources in, Documents out to a sink, resumable, with a summary.
 
 ``Run(models, options, destination).documents(sources)`` drives the overlapped stages
-(``docvlm.archive.pipeline``) and, with a destination, its sink (``docvlm.archive.sinks``)
-and manifest (``docvlm.archive.manifest``):
+(``docvlm.archive.pipeline``) and, with a destination (an ``Output``, or its spelling,
+parsed once here), its sink and manifest:
 
 1. each source is hashed (SHA-256; unchanged files by size and time from the manifest);
    a name already written under the same job is skipped, the same bytes met under a
@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from docvlm.archive.lock import DestinationLock
-from docvlm.archive.manifest import Manifest, manifest_path
+from docvlm.archive.manifest import Manifest
+from docvlm.archive.output import Output
 from docvlm.archive.passwords import password_for
 from docvlm.archive.pipeline import Finished, Options, Stages, Work
 from docvlm.archive.records import JobKey, ReadKey, build_document, content_hash, renamed, seekable
-from docvlm.archive.sinks import check_destination, open_sink, sink_kind, write_record
+from docvlm.archive.sinks import write_record
 from docvlm.archive.summary import MIN_FILES_FOR_RATE, Observer, Summary, count_files
 from docvlm.document import Document
 from docvlm.engines.pool import HasModels, ModelPool, pool_of
@@ -80,7 +80,7 @@ class Run:
         self,
         models: ModelPool | HasModels,
         options: Options,
-        destination: str | Path | None = None,
+        destination: str | Path | Output | None = None,
         *,
         redo: bool = False,
         max_error_rate: float | None = None,
@@ -90,13 +90,16 @@ class Run:
         reader: PdfReader | None = None,
         cancel: Callable[[], None] | None = None,
     ) -> None:
-        if options.formats and (destination is None or sink_kind(destination) != "folder"):
+        output = Output.parse(destination) if isinstance(destination, str | Path) else destination
+        if output is not None:
+            output.check_local()  # a URI, JSON Lines parts (the Ray runner's), a file in the way
+        if options.formats and (output is None or output.kind != "folder"):
             raise ValueError("formats are written per document into an output folder: out='DIR/'")
         self.models = pool_of(models)
         self.retry_failed = retry_failed
         self.wait = wait
         self.options = options
-        self.destination = destination
+        self.output = output
         self.redo = redo
         self.max_error_rate = max_error_rate
         self.observer = observer
@@ -148,8 +151,8 @@ class Run:
         ``DestinationBusyError`` at once when another run writes the destination (unless
         ``wait``)."""
         with ExitStack() as stack:
-            if self.destination is not None:  # before the models load: a busy --out fails fast
-                stack.enter_context(DestinationLock(self.destination, wait=self.wait))
+            if self.output is not None:  # before the models load: a busy --out fails fast
+                stack.enter_context(self.output.lock(wait=self.wait))
             yield from self._documents(list(sources))
 
     def document(self, source: Source) -> Document:
@@ -165,14 +168,12 @@ class Run:
         self._counts.load_seconds = time.perf_counter() - loading
         fingerprint = job.fingerprint()
         manifest = sink = None
-        if self.destination is not None:
-            check_destination(self.destination)  # before the manifest makes a folder there
-            manifest = Manifest(manifest_path(self.destination))
+        if self.output is not None:
+            manifest = self.output.manifest()
             if self.redo:
                 manifest.reset()
             manifest.register_job(fingerprint, job.model_dump_json())
-            sink = open_sink(
-                self.destination,
+            sink = self.output.open_sink(
                 cursor=manifest.cursor(),
                 formats=self.options.formats,
                 password_for=self._password,
@@ -418,7 +419,7 @@ def run_job(
     models: ModelPool | HasModels,
     sources: Iterable[Source],
     options: Options,
-    destination: str | Path | None = None,
+    destination: str | Path | Output | None = None,
     *,
     redo: bool = False,
     max_error_rate: float | None = None,

@@ -1,4 +1,4 @@
-"""Sinks: where converted Documents go, chosen by the destination.
+"""Sinks: where converted Documents go, chosen by the destination (``Output.open_sink``).
 
 ==========================  ==========================================================
 ``out.jsonl``               one Document per line (JSON Lines); cursor = byte offset
@@ -12,7 +12,7 @@
 
 Every sink writes first and makes it durable in ``commit()``, which returns a *cursor*:
 the position to go back to. A runner stores the cursor in its manifest with the documents
-it covers; on the next start, ``open_sink(dest, cursor=...)`` trims whatever was written
+it covers; on the next start, ``Output.open_sink(cursor=...)`` trims whatever was written
 after it (a half-written line, an uncommitted part), so nothing appears twice or broken.
 Without a cursor a sink starts empty. From Python::
 
@@ -31,12 +31,11 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Literal, Protocol, Self
+from typing import IO, Protocol, Self
 
 from docvlm.archive.disk import fsync_dir
 from docvlm.archive.edits import LogEntry, apply_log, read_log
 from docvlm.document import Document
-from docvlm.errors import SettingsError
 from docvlm.formats.common import clean_table
 from docvlm.results import MoleculeResult, MusicResult, TableResult
 from docvlm.settings import Limits
@@ -47,10 +46,7 @@ __all__ = [
     "FolderSink",
     "JsonlSink",
     "Sink",
-    "SinkKind",
-    "check_destination",
-    "open_sink",
-    "sink_kind",
+    "with_corrections",
 ]
 
 
@@ -310,94 +306,6 @@ class FolderSink(_Base):
         return str(time.time())
 
 
-SinkKind = Literal["jsonl", "parquet", "parquet-parts", "folder"]
-
-
-def sink_kind(destination: str | Path) -> SinkKind:
-    """Which sink ``destination`` names; ValueError for a suffix docvlm does not write."""
-    text = str(destination)
-    path = Path(destination)
-    folder = text.endswith(("/", os.sep)) or path.is_dir()
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return "parquet-parts" if folder else "parquet"
-    if suffix in (".jsonl", ".ndjson") and not folder:
-        return "jsonl"
-    if folder or not suffix:
-        return "folder"
-    from docvlm.formats.files import formats_by_suffix
-
-    format_of = formats_by_suffix()
-    if suffix in format_of:
-        raise ValueError(
-            f"{text}: docvlm writes {suffix[1:]} files per document, into an output folder: "
-            f"use --out DIR/ --formats {format_of[suffix]} (each document's files in "
-            "DIR/NAME-<hash>/, see docs/etl.md)"
-        )
-    raise ValueError(
-        f"{text}: cannot tell the output format from {suffix!r}; use a .jsonl or .parquet "
-        "file, a folder of Parquet parts (NAME.parquet/) or an output folder (DIR/)"
-    )
-
-
-def check_destination(destination: str | Path) -> SinkKind:
-    """The sink kind of ``destination``; ``SettingsError`` when it asks for a folder where
-    a file of that name is (``x.parquet/`` after ``x.parquet`` was written as a file)."""
-    kind = sink_kind(destination)
-    path = Path(destination)
-    if kind in ("folder", "parquet-parts") and path.exists() and not path.is_dir():
-        raise SettingsError(
-            f"{destination}: a file of that name is in the way (a folder cannot be written "
-            "there): choose another --out, or write the file's form (without the /)"
-        )
-    return kind
-
-
-def open_sink(
-    destination: str | Path,
-    *,
-    cursor: str | None = None,
-    formats: Sequence[str] | None = None,
-    password_for: Callable[[str], str | None] | None = None,
-    limits: Limits | None = None,
-) -> Sink:
-    """The sink for ``destination`` (see the table above); ``cursor`` resumes one that a
-    runner committed, None starts it empty. ``formats`` (an output folder only; ValueError
-    otherwise) chooses what each document's folder holds besides its record. Every record
-    written gets the destination's corrections (``docvlm.archive.corrections``). A folder
-    asked for where a file of that name is raises ``SettingsError``."""
-    sink = _open(destination, cursor, formats, password_for, limits)
-    return with_corrections(sink, destination)
-
-
-def _open(
-    destination: str | Path,
-    cursor: str | None,
-    formats: Sequence[str] | None,
-    password_for: Callable[[str], str | None] | None,
-    limits: Limits | None,
-) -> Sink:
-    path = Path(destination)
-    kind = check_destination(destination)
-    if formats and kind != "folder":
-        raise ValueError(
-            f"{destination}: the formats are written per document into an output folder "
-            "(a destination ending in /)"
-        )
-    if kind.startswith("parquet"):
-        from docvlm.archive.parquet import ParquetFileSink, ParquetPartsSink
-
-        return (
-            ParquetPartsSink(path, cursor)
-            if kind == "parquet-parts"
-            else ParquetFileSink(path, cursor)
-        )
-    if kind == "jsonl":
-        return JsonlSink(path, cursor)
-    chosen = DEFAULT_FORMATS if formats is None else tuple(formats)
-    return FolderSink(path, cursor, formats=chosen, password_for=password_for, limits=limits)
-
-
 class CorrectedSink(_Base):
     """Writes every record, and compacts a JSONL file, with the destination's corrections."""
 
@@ -436,9 +344,10 @@ class CorrectedSink(_Base):
         self._sink.abandon()
 
 
-def with_corrections(sink: Sink, destination: str | Path) -> Sink:
-    """``sink`` as is when ``destination`` has no corrections, else a ``CorrectedSink``."""
-    entries = [entry for entry in read_log(destination) if entry.reviewed is None]
+def with_corrections(sink: Sink, log: Path) -> Sink:
+    """``sink`` as is when the corrections log ``log`` has no corrections, else a
+    ``CorrectedSink``."""
+    entries = [entry for entry in read_log(log) if entry.reviewed is None]
     return CorrectedSink(sink, entries) if entries else sink
 
 

@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from docvlm.archive.manifest import Manifest, manifest_path
+from docvlm.archive.manifest import Manifest
+from docvlm.archive.output import Output
 from docvlm.archive.summary import Observer
 from docvlm.cli.common import (
     Checkpoint,
@@ -29,7 +30,7 @@ from docvlm.cli.common import (
 )
 from docvlm.cli.local import convert_locally
 from docvlm.document import Document, json_schema
-from docvlm.errors import DocVLMError, ExitCode
+from docvlm.errors import DocVLMError, ExitCode, SettingsError
 from docvlm.reading.options import option_help
 from docvlm.settings import Settings
 from docvlm.tasks import TASKS, TaskName
@@ -171,7 +172,8 @@ def convert(
 
     tasks = _tasks(task, question)
     observer = _observer(log_format)
-    chosen = _formats(formats, out, ray)
+    output = _destination(out, ray)
+    chosen = _formats(formats, output, ray)
     settings = settings_for(device, engine)
     options = Options(
         tasks=tasks,
@@ -196,7 +198,7 @@ def convert(
             )
         code = convert_on_ray(
             files,
-            out,
+            output,
             options,
             settings,
             checkpoint,
@@ -210,7 +212,7 @@ def convert(
         raise typer.Exit(code)
     code = convert_locally(  # docvlm.cli.local: the run, its errors and exit codes
         files,
-        out,
+        output,
         options,
         settings,
         checkpoint,
@@ -335,7 +337,11 @@ def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Print files done / partial / failed / pending and pages done / failed for DEST."""
-    path = manifest_path(destination)
+    try:
+        path = Output.parse(destination).manifest_file
+    except ValueError as error:  # not a destination docvlm writes, a URI
+        sys.stderr.write(f"error: {error}\n")
+        raise typer.Exit(ExitCode.FAILED) from None
     if not path.exists():
         sys.stderr.write(f"error: {destination}: no manifest ({path} does not exist)\n")
         raise typer.Exit(ExitCode.FAILED)
@@ -351,15 +357,28 @@ def status_command(
     )
 
 
-def _formats(given: list[str] | None, out: str | None, ray: str | None) -> tuple[str, ...] | None:
-    """``--formats`` as format names, refused unless --out is an output folder (``--out`` is
-    parsed here, once: a destination docvlm cannot write is refused before anything runs)."""
-    from docvlm.archive.sinks import sink_kind
-
+def _destination(out: str | None, ray: str | None) -> Output | None:
+    """``--out``, parsed here, once: a destination docvlm cannot write is refused before
+    anything runs; with ``--ray`` it names a folder of parts (``Output.parts``)."""
+    if out is None:
+        return None
     try:
-        kind = sink_kind(out or "-.jsonl")
+        if ray is not None:
+            return Output.parts(out)
+        output = Output.parse(out)
+        output.check_local()  # JSON Lines parts and URIs are the Ray runner's
+        return output
+    except SettingsError as error:  # and a folder asked for where a file of that name is
+        sys.stderr.write(f"error: {error}\n")
+        raise typer.Exit(ExitCode.USAGE) from None
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--out") from None
+
+
+def _formats(
+    given: list[str] | None, output: Output | None, ray: str | None
+) -> tuple[str, ...] | None:
+    """``--formats`` as format names, refused unless --out is an output folder."""
     if ray is not None and given:
         raise typer.BadParameter(
             "not with --ray (the local runner writes them)", param_hint="--formats"
@@ -372,7 +391,7 @@ def _formats(given: list[str] | None, out: str | None, ray: str | None) -> tuple
         chosen = parse_formats(given)
     except (ValueError, DocVLMError) as error:
         raise typer.BadParameter(str(error), param_hint="--formats") from None
-    if kind != "folder" or out is None:
+    if output is None or output.kind != "folder":
         raise typer.BadParameter(
             "the formats are written per document into an output folder: add --out DIR/",
             param_hint="--formats",

@@ -16,7 +16,7 @@ from docvlm.errors import DocVLMError, ExitCode
 
 __all__ = ["correct_command", "data_corrections", "export_command"]
 
-Output = Annotated[
+OutputPath = Annotated[
     Path, typer.Argument(help="The conversion output (--out of docvlm convert).", exists=True)
 ]
 
@@ -29,7 +29,7 @@ def _cause(error: ValidationError) -> str:
 
 
 def correct_command(
-    output: Output,
+    output: OutputPath,
     corrections: Annotated[
         Path, typer.Argument(help="JSON Lines, one correction a line (docs/corrections.md).")
     ],
@@ -40,9 +40,8 @@ def correct_command(
 ) -> None:
     """Apply a file of corrections to a conversion output; each refused line is one line
     on stderr (exit 1 when any was refused, the good ones applied)."""
-    from docvlm.archive.corrections import Corrections
     from docvlm.archive.edits import Correction, CorrectionError
-    from docvlm.archive.lock import DestinationLock
+    from docvlm.archive.output import Output, OutputError
 
     try:
         text = corrections.read_text(encoding="utf-8")
@@ -51,8 +50,9 @@ def correct_command(
         raise typer.Exit(ExitCode.FAILED) from None
     applied = refused = 0
     try:
-        with DestinationLock(output):
-            store = Corrections(output, lock=False)  # held above
+        found = Output.existing(output)
+        with found.lock():
+            store = found.corrections(lock=False)  # held above
             for number, line in enumerate(text.splitlines(), start=1):
                 if not line.strip():
                     continue
@@ -72,7 +72,7 @@ def correct_command(
                     markup=False,
                     soft_wrap=True,
                 )
-    except DocVLMError as error:
+    except (DocVLMError, OutputError) as error:
         err.print(f"error: {error}", markup=False, soft_wrap=True)
         raise typer.Exit(ExitCode.of(error)) from None
     err.print(f"applied {applied} correction(s), refused {refused}", markup=False, soft_wrap=True)
@@ -81,7 +81,7 @@ def correct_command(
 
 
 def export_command(
-    output: Output,
+    output: OutputPath,
     destination: Annotated[
         Path, typer.Argument(help="Where to write: x.jsonl, x.parquet, NAME.parquet/ or DIR/.")
     ],
@@ -92,13 +92,14 @@ def export_command(
 ) -> None:
     """Write a conversion output's records, with its corrections, to another destination."""
     from docvlm.archive.corrections import corrected_documents
-    from docvlm.archive.sinks import open_sink
+    from docvlm.archive.output import Output
 
     count = 0
     try:
         chosen = formats.split(",") if formats else None
-        with open_sink(destination, formats=chosen) as sink:
-            for document in corrected_documents(output):
+        records = corrected_documents(Output.existing(output))
+        with Output.parse(destination).open_sink(formats=chosen) as sink:
+            for document in records:
                 sink.write(document)
                 count += 1
     except (DocVLMError, ValueError, OSError) as error:
@@ -108,7 +109,7 @@ def export_command(
 
 
 def data_corrections(
-    output: Output,
+    output: OutputPath,
     task: Annotated[str, typer.Option("--task", help="table, text, molecule or music.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="JSON Lines file to write.")],
     root: Annotated[
@@ -118,6 +119,7 @@ def data_corrections(
 ) -> None:
     """Training examples from corrections: each corrected result's crop and its target."""
     from docvlm.archive.examples import correction_examples
+    from docvlm.archive.output import Output
     from docvlm.finetune.data import write_records
     from docvlm.settings import Settings
 
@@ -127,7 +129,7 @@ def data_corrections(
     try:
         records = list(
             correction_examples(
-                output,
+                Output.existing(output),
                 task,
                 images,
                 root=root,

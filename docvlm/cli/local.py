@@ -19,6 +19,7 @@ from docvlm.archive.summary import Observer
 from docvlm.errors import DestinationBusyError, DocVLMError, ExitCode, SettingsError
 
 if TYPE_CHECKING:
+    from docvlm.archive.output import Output
     from docvlm.archive.pipeline import Options
     from docvlm.document import Document
     from docvlm.settings import Settings
@@ -44,7 +45,7 @@ def crash_line(error: BaseException, destination: str | None) -> str:
 
 def convert_locally(
     files: Sequence[Path],
-    destination: str | None,
+    destination: Output | None,
     options: Options,
     settings: Settings,
     checkpoint: str | None,
@@ -85,6 +86,7 @@ def convert_locally(
         sys.stderr.write(f"error: {error}\n")
         return ExitCode.of(error)
     except (DocVLMError, OSError, sqlite3.Error) as error:
-        sys.stderr.write(f"error: {crash_line(error, destination)}\n")
+        where = None if destination is None else str(destination)
+        sys.stderr.write(f"error: {crash_line(error, where)}\n")
         return ExitCode.CRASHED
     return summary.exit_code

@@ -49,14 +49,15 @@ def review_command(
     task, confidence and why; results a person corrected are left out. Exit status 1 when
     OUTPUT cannot be read."""
     from docvlm.archive.edits import apply_log, read_log
-    from docvlm.archive.readback import OutputError, read_output
+    from docvlm.archive.output import Output, OutputError
     from docvlm.archive.review import review, reviewed_pages
 
     if task is not None and task not in TASKS:
         raise typer.BadParameter(f"unknown task {task!r}", param_hint="--task")
     try:
-        corrections = read_log(output)  # docs/corrections.md: what people already fixed
-        documents = (apply_log(d, corrections) if corrections else d for d in read_output(output))
+        found = Output.existing(output)
+        corrections = read_log(found.corrections_file)  # docs/corrections.md: fixed by people
+        documents = (apply_log(d, corrections) if corrections else d for d in found.records())
         items = review(
             documents,
             below=below,

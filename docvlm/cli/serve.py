@@ -149,7 +149,7 @@ def view_command(
     """Open the viewer over a conversion output: pages with boxes beside what was read."""
     _check_editing(edit, host, token)
     _server()
-    from docvlm.server.outputs import OutputError
+    from docvlm.archive.output import Output, OutputError
     from docvlm.server.run import run, viewer_app
 
     if not output.exists():
@@ -160,7 +160,8 @@ def view_command(
         _export(output, root, export, formats or [])
         return
     try:
-        app = viewer_app(output, root=root, edit=edit, token=token if edit else None)
+        found = Output.existing(output)  # parsed here, once: what is there
+        app = viewer_app(found, root=root, edit=edit, token=token if edit else None)
     except OutputError as error:
         raise typer.BadParameter(str(error), param_hint="OUTPUT") from None
     _warn_if_exposed(host)
@@ -178,17 +179,18 @@ def _check_editing(edit: bool, host: str, token: str | None) -> None:
 
 
 def _export(output: Path, root: Path | None, folder: Path, formats: list[str]) -> None:
+    from docvlm.archive.output import Output, OutputError
     from docvlm.errors import DocVLMError
     from docvlm.formats.files import parse_formats
     from docvlm.server.export import export_pictures
-    from docvlm.server.outputs import FileArchive, OutputError
+    from docvlm.server.outputs import FileArchive
 
     try:
         chosen = parse_formats(formats) if formats else ()
     except (ValueError, DocVLMError) as error:
         raise typer.BadParameter(str(error), param_hint="--formats") from None
     try:
-        archive = FileArchive(output, Settings(), root=root)
+        archive = FileArchive(Output.existing(output), Settings(), root=root)
     except OutputError as error:
         raise typer.BadParameter(str(error), param_hint="OUTPUT") from None
     done = export_pictures(archive, folder, formats=chosen)

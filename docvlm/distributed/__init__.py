@@ -12,7 +12,8 @@
 
 The records are the local runner's (``docvlm schema document`` for JSON Lines, ``docvlm
 schema row`` for Parquet). DEST is a folder, a local path or a URI, holding the parts and
-the job key (``docvlm.distributed.store``); a rerun into it converts only what it does not
+the job key (``Output.parts``, ``docvlm.distributed.store``); a local DEST is locked for the
+job as the local runner locks it (``Output.lock``); a rerun into it converts only what it does not
 hold. Ray Data retries a task whose worker died and restarts a killed actor, retrying its
 calls (its defaults: without limit); a part, once in DEST, is never rewritten, so a killed
 actor loses no record written before. A bad file is a failed record, never a failed job;
@@ -33,6 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from docvlm.archive.output import Output, PartFormat, is_uri
 from docvlm.archive.pipeline import Options
 from docvlm.archive.records import JobKey
 from docvlm.archive.runner import Run, Summary
@@ -48,7 +50,7 @@ from docvlm.distributed.stages import (
     render,
     write,
 )
-from docvlm.distributed.store import Destination, Format, format_of, is_uri, list_uri
+from docvlm.distributed.store import Parts, list_uri
 from docvlm.engines import Engine, EngineFactory, load_engine
 from docvlm.engines.pool import ModelPool
 from docvlm.errors import CheckpointUnavailableError, ExitCode, MissingDependencyError
@@ -180,23 +182,26 @@ def _connect(ray: Any, address: str | None) -> bool:
 
 def convert_dataset(
     sources: Sequence[str | Path],
-    dest: str | Path,
+    dest: str | Path | Output,
     options: Options | None = None,
     *,
     scale: ScaleOptions | None = None,
     settings: Settings | None = None,
     checkpoint: str | None = None,
     engine_factory: EngineFactory = load_engine,
-    output_format: Format | None = None,
+    output_format: PartFormat | None = None,
     redo: bool = False,
     address: str | None = None,
 ) -> Summary:
     """Convert ``sources`` (files, folders, archives, URIs) into ``dest`` on Ray Data.
 
     ``dest`` is a folder (local or a URI) of Parquet parts, or JSON Lines parts when it is
-    named ``*.jsonl`` or ``output_format="jsonl"``. ``address``: None joins the Ray this
-    process already runs or ``ray.init()`` finds, ``"local"`` starts one here, anything
-    else is a cluster address (``ray://host:10001``). Returns the local runner's summary.
+    named ``*.jsonl`` or ``output_format="jsonl"`` (``Output.parts``; or an ``Output`` of
+    either kind). A local ``dest`` is locked as the local runner locks it, for the whole
+    job (``DestinationBusyError`` while another run writes it). ``address``: None joins
+    the Ray this process already runs or ``ray.init()`` finds, ``"local"`` starts one here,
+    anything else is a cluster address (``ray://host:10001``). Returns the local runner's
+    summary.
     """
     options = options or Options(tasks=("text",))
     if options.formats:
@@ -206,36 +211,38 @@ def convert_dataset(
     settings = settings or Settings()
     if "ask" in options.tasks and not options.question:
         raise ValueError("the 'ask' task needs a question")
-    key, shapes = _job(options, settings, checkpoint, engine_factory)
-    destination = Destination(dest, format_of(dest, output_format))
-    destination.prepare(key.fingerprint(), key.model_dump_json(), redo)
-    written = {} if redo else destination.written()
-    docs, ignored = _listed(sources, options, settings)
-    started_here = _connect(ray, address)
-    started = time.perf_counter()
-    try:
-        totals = _run(
-            ray,
-            docs,
-            destination,
-            written,
-            options,
-            scale,
-            settings,
-            checkpoint,
-            engine_factory,
-            shapes,
-        )
-    finally:
-        if started_here:
-            ray.shutdown()
+    output = dest if isinstance(dest, Output) else Output.parts(dest, output_format)
+    parts = Parts(output)
+    with output.lock():  # held for the job: a local run (or another Ray job) here is refused
+        key, shapes = _job(options, settings, checkpoint, engine_factory)
+        parts.prepare(key.fingerprint(), key.model_dump_json(), redo)
+        written = {} if redo else parts.written()
+        docs, ignored = _listed(sources, options, settings)
+        started_here = _connect(ray, address)
+        started = time.perf_counter()
+        try:
+            totals = _run(
+                ray,
+                docs,
+                parts,
+                written,
+                options,
+                scale,
+                settings,
+                checkpoint,
+                engine_factory,
+                shapes,
+            )
+        finally:
+            if started_here:
+                ray.shutdown()
     return _summary(totals, ignored, time.perf_counter() - started, scale.actors)
 
 
 def _run(
     ray: Any,
     docs: list[Doc],
-    destination: Destination,
+    parts: Parts,
     written: dict[str, tuple[str | None, str]],
     options: Options,
     scale: ScaleOptions,
@@ -285,7 +292,7 @@ def _run(
         )
         .map_batches(on_batches(parse), batch_format="pyarrow", batch_size=1)
         .map_batches(
-            _writer(str(destination.location), destination.format),
+            _writer(parts.output),
             batch_format="pyarrow",
             batch_size=scale.documents_per_part,
         )
@@ -296,13 +303,13 @@ def _run(
     return totals
 
 
-def _writer(dest: str, output_format: Format) -> Any:
+def _writer(output: Output) -> Any:
     def run(batch: Any) -> Any:
         import pyarrow as pa
 
         from docvlm.distributed.stages import unpack
 
-        return pa.table(write(unpack(batch), dest, output_format))
+        return pa.table(write(unpack(batch), output))
 
     run.__name__ = run.__qualname__ = "write"
     return run
@@ -332,6 +339,6 @@ def _summary(totals: dict[str, float], ignored: int, seconds: float, actors: int
     )
 
 
-def iter_records(dest: str | Path, output_format: Format | None = None) -> Iterator[str]:
+def iter_records(dest: str | Path, output_format: PartFormat | None = None) -> Iterator[str]:
     """The part files of ``dest`` (paths inside its filesystem), for tools and tests."""
-    yield from Destination(dest, format_of(dest, output_format)).parts()
+    yield from Parts(Output.parts(dest, output_format)).parts()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from docvlm.archive.output import Output
 from docvlm.archive.pipeline import Options
 from docvlm.archive.runner import Observer
 from docvlm.errors import DocVLMError, ExitCode
@@ -27,7 +28,7 @@ def _source(path: Path) -> str | Path:
 
 def convert_on_ray(
     files: Sequence[Path],
-    out: str | None,
+    out: Output | None,
     options: Options,
     settings: Settings,
     checkpoint: str | None,
@@ -59,7 +60,7 @@ def convert_on_ray(
     try:
         summary = convert_dataset(
             [_source(f) for f in files],
-            _source(Path(out)) if "://" not in out else out,
+            out,
             options,
             scale=scale,
             settings=settings,
@@ -69,7 +70,7 @@ def convert_on_ray(
         )
     except ValueError as error:  # another job's records in --out
         raise typer.BadParameter(str(error), param_hint="--out") from None
-    except DocVLMError as error:
+    except DocVLMError as error:  # another run holds --out (a local run too): BUSY
         sys.stderr.write(f"error: {error}\n")
         return ExitCode.of(error)
     observer.finished(summary)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from docvlm.archive.output import Output, is_uri
 from docvlm.archive.pipeline import (
     Finished,
     Options,
@@ -31,7 +32,7 @@ from docvlm.archive.pipeline import (
     render_work,
 )
 from docvlm.archive.records import build_document, content_hash
-from docvlm.distributed.store import Destination, Format, is_uri, read_uri
+from docvlm.distributed.store import Parts, read_uri
 from docvlm.document import Document
 from docvlm.engines import Engine, EngineFactory, Generation, Request
 from docvlm.engines.pool import ModelPool
@@ -272,11 +273,11 @@ def parse(docs: list[Doc]) -> list[Doc]:
 # --- write: one part per batch ---------------------------------------------------------
 
 
-def write(docs: list[Doc], dest: str, output_format: Format) -> dict[str, Any]:
-    """The batch's Documents as one part in ``dest``; what it held, for the summary."""
+def write(docs: list[Doc], output: Output) -> dict[str, Any]:
+    """The batch's Documents as one part in ``output``; what it held, for the summary."""
     documents = [doc.document for doc in docs if doc.document is not None]
     if documents:
-        Destination(dest, output_format).write(documents)
+        Parts(output).write(documents)
     statuses = [d.status for d in documents]
     return {
         "success": [statuses.count("success")],

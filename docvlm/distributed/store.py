@@ -1,5 +1,6 @@
 """Files for the Ray runner, local or behind any URI pyarrow opens (``s3://``, ``gs://``,
-``hdfs://``): listing the sources, and the destination folder of part files.
+``hdfs://``): listing the sources, and the destination folder of part files (an ``Output``
+of kind ``parquet-parts`` or ``jsonl-parts``, ``Output.parts``).
 
 A destination holds ``part-<digest>.parquet`` (or ``.jsonl``) files and ``_job.json``, the
 job key its parts were written under. A part is staged in ``_staging/`` and moved into
@@ -19,17 +20,17 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
 from docvlm.archive.disk import fsync_dir
+from docvlm.archive.output import Output
 from docvlm.archive.parquet import arrow_schema, document_rows
 from docvlm.document import Document
 from docvlm.errors import MissingDependencyError
 from docvlm.reading.sources import DOCUMENT_SUFFIXES
 
-__all__ = ["Destination", "Format", "format_of", "is_uri", "list_uri", "read_uri"]
+__all__ = ["Parts", "list_uri", "read_uri"]
 
-Format = Literal["parquet", "jsonl"]
 JOB_FILE = "_job.json"
 STAGING = "_staging"
 WRITE_ATTEMPTS = 4
@@ -44,26 +45,6 @@ def _fs() -> Any:
             "the Ray runner needs pyarrow: pip install 'docvlm[ray]'"
         ) from error
     return pyarrow.fs
-
-
-def is_uri(text: str | Path) -> bool:
-    return "://" in str(text)
-
-
-def _resolve(location: str | Path) -> tuple[Any, str]:
-    """(pyarrow filesystem, path inside it) for a local path or a URI."""
-    fs = _fs()
-    if is_uri(location):
-        filesystem, path = fs.FileSystem.from_uri(str(location))
-        return filesystem, str(path)
-    return fs.LocalFileSystem(), str(Path(location).expanduser().resolve())
-
-
-def format_of(dest: str | Path, chosen: Format | None) -> Format:
-    """``chosen``, else from the name (``x.jsonl/`` JSON Lines, else Parquet)."""
-    if chosen is not None:
-        return chosen
-    return "jsonl" if str(dest).rstrip("/").lower().endswith((".jsonl", ".ndjson")) else "parquet"
 
 
 def list_uri(
@@ -104,13 +85,23 @@ def read_uri(uri: str) -> bytes:
     return data
 
 
-class Destination:
-    """The destination folder: its job key, the records it holds, and new parts."""
+class Parts:
+    """The destination folder of parts: its job key, the records it holds, new parts."""
 
-    def __init__(self, location: str | Path, output_format: Format) -> None:
-        self.location = str(location)
-        self.format = output_format
-        self.fs, self.root = _resolve(location)
+    def __init__(self, output: Output) -> None:
+        if output.kind not in ("parquet-parts", "jsonl-parts"):
+            raise ValueError(
+                f"{output}: the Ray runner writes a folder of parts, not {output.kind}"
+            )
+        self.output = output
+        self.location = str(output)
+        self.format = "jsonl" if output.kind == "jsonl-parts" else "parquet"
+        fs = _fs()
+        if isinstance(output.location, str):
+            self.fs, root = fs.FileSystem.from_uri(output.location)
+            self.root = str(root)
+        else:
+            self.fs, self.root = fs.LocalFileSystem(), str(output.location.resolve())
 
     def _path(self, name: str) -> str:
         return f"{self.root.rstrip('/')}/{name}"

@@ -1,15 +1,17 @@
 """A conversion output on disk as an archive for the viewer (``docvlm view OUT``).
 
-It reads each form ``docvlm convert --out`` writes (``docvlm.archive.sinks``):
+It reads each form ``docvlm convert --out`` writes, told apart by ``Output.existing``
+(``docvlm.archive.output``):
 
 - a JSONL of Documents: indexed once (each line's byte offset and what the list and the
   suspect filter need); a document is read again from its line when it is opened, so
   memory stays small for a large archive;
 - an output folder: one ``NAME/document.json`` per document, read when opened;
-- Parquet (a file, or a folder of parts): rows grouped back into Documents from their
-  ``result_json``, all in memory (``docvlm.archive.readback``). Parquet keeps no render
-  DPI, so pages are redrawn at the configured DPI; boxes are drawn relative to the page
-  size, so they still line up.
+- Parquet (a file, or a folder of parts) and the Ray runner's folder of JSON Lines
+  parts: read whole into memory (``Output.records``; Parquet rows grouped back into
+  Documents from their ``result_json``). Parquet keeps no render DPI, so pages are
+  redrawn at the configured DPI; boxes are drawn relative to the page size, so they
+  still line up.
 
 Pages are re-rendered on demand from each Document's source: its path as written
 (absolute, or relative to ``root`` or the output's folder), or a member of a zip/tar
@@ -24,7 +26,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from docvlm.archive.readback import OutputError, load_document, looks_like_jsonl, read_parquet
+from docvlm.archive.output import Output
+from docvlm.archive.readback import OutputError, document_files, load_document, read_parquet
 from docvlm.document import Document
 from docvlm.errors import InputError
 from docvlm.reading.render import Source
@@ -50,27 +53,22 @@ _log = logging.getLogger("docvlm.server")
 class FileArchive:
     """Documents read from a conversion output (see the module docstring)."""
 
-    def __init__(self, path: Path, settings: Settings, *, root: Path | None = None) -> None:
-        self.path = path
+    def __init__(self, output: Output, settings: Settings, *, root: Path | None = None) -> None:
+        path = self.path = output.path
         self._settings = settings
         self._roots = [r.resolve() for r in (root, path.parent) if r is not None]
         self._places: list[tuple[Path, int]] = []  # (file, byte offset of its line or -1)
         self._loaded: list[Document] = []
         self._entries: list[Entry] = []
         self._pngs = PngCache()
-        if path.is_file() and path.suffix.lower() != ".parquet" and looks_like_jsonl(path):
+        if output.kind == "jsonl":
             self._index_jsonl()
-        elif path.is_dir() and any(path.glob("*/document.json")):
+        elif output.kind == "folder":
             self._index_folder()
-        elif path.suffix.lower() == ".parquet" or (path.is_dir() and any(path.glob("*.parquet"))):
-            for document in read_parquet(path):
+        else:
+            for document in output.records():
                 self._entries.append(index_entry(len(self._loaded), document))
                 self._loaded.append(document)
-        else:
-            raise OutputError(
-                f"{path}: not a conversion output (a JSONL of Documents, a Parquet file or "
-                "folder of parts, or an output folder of NAME/document.json)"
-            )
 
     def _index_jsonl(self) -> None:
         with self.path.open("rb") as handle:
@@ -83,7 +81,7 @@ class FileArchive:
                 offset += len(line)
 
     def _index_folder(self) -> None:
-        for file in sorted(self.path.glob("*/document.json")):
+        for file in document_files(self.path):
             document = load_document(file.read_bytes(), str(file))
             self._entries.append(index_entry(len(self._places), document))
             self._places.append((file, -1))

@@ -11,7 +11,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from docvlm.archive.corrections import Corrections
+from docvlm.archive.output import Output
 from docvlm.engines import EngineFactory, load_engine
 from docvlm.server.app import create_app
 from docvlm.server.archive import UploadArchive
@@ -66,7 +66,7 @@ def service_app(
 
 
 def viewer_app(
-    output: Path,
+    output: Output | Path,
     settings: Settings | None = None,
     *,
     root: Path | None = None,
@@ -76,10 +76,12 @@ def viewer_app(
     """The viewer over a conversion output (JSONL, Parquet or an output folder); pages
     are drawn only from source files under ``root`` or the output's folder. With
     ``edit``, its editors save corrections into the output (with ``token``, only requests
-    that carry it)."""
-    archive = FileArchive(output, settings or Settings(), root=root)
+    that carry it). ``output``: an ``Output``, or the path of one (``Output.existing``:
+    ``OutputError`` when it is not an output)."""
+    found = output if isinstance(output, Output) else Output.existing(output)
+    archive = FileArchive(found, settings or Settings(), root=root)
     # read with the corrections and review marks also when not editing: the same queue
-    editing = Editing(Corrections(output, root=root), token=token or None)
+    editing = Editing(found.corrections(root=root), token=token or None)
     return create_app(EditedArchive(archive, editing), editing=editing if edit else None)
 
 

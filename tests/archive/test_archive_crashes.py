@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from docvlm.archive.lock import lock_path
 from docvlm.archive.manifest import Manifest
+from docvlm.archive.output import Output
 from docvlm.archive.sinks import JsonlSink
 from docvlm.errors import ExitCode
 
@@ -57,7 +57,7 @@ def _holding(out: Path, process: subprocess.Popen[str]) -> None:
     """Wait until ``process`` holds the lock of ``out`` (its pid is in the lock file)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        path = lock_path(out)
+        path = Output.parse(out).lock_file
         if path.exists() and f'"pid": {process.pid}' in path.read_text():
             return
         time.sleep(0.02)

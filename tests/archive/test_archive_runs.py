@@ -16,7 +16,8 @@ import pytest
 from rich.console import Console
 
 from docvlm import DocVLM, Settings
-from docvlm.archive.manifest import Manifest, manifest_path
+from docvlm.archive.manifest import Manifest
+from docvlm.archive.output import Output
 from docvlm.archive.pipeline import Options
 from docvlm.archive.progress import JsonLog, RichProgress
 from docvlm.archive.records import content_hash
@@ -78,7 +79,7 @@ def test_a_copy_added_later_gets_its_own_record(folder: Path, tmp_path: Path) ->
     assert copy["sha256"] == original["sha256"] == content_hash(folder / "c.pdf")
     assert copy["pages"][0]["results"][0]["source"] == str(folder / "c.pdf")
     assert [p["number"] for p in copy["pages"]] == [1, 2]
-    with Manifest(manifest_path(out)) as manifest:
+    with Manifest(Output.parse(out).manifest_file) as manifest:
         counts = manifest.counts()
     assert (counts.files_done, counts.files_pending) == (3, 0)
 

@@ -13,9 +13,9 @@ from answered_convert import Answers, convert, pubtabnet_tables
 from typer.testing import CliRunner
 
 from docvlm import Document, DocVLM
-from docvlm.archive.corrections import Corrections, corrected_documents, log_path
+from docvlm.archive.corrections import corrected_documents
 from docvlm.archive.edits import Correction, CorrectionError, VersionConflict
-from docvlm.archive.sinks import open_sink
+from docvlm.archive.output import Output, open_sink
 from docvlm.cli import app
 from docvlm.testing import ScriptedEngine
 from parsers import parse_table
@@ -88,8 +88,8 @@ def test_correct_applies_the_good_lines_and_refuses_each_bad_one(
     assert table.raw == first.pages[0].results[0].raw  # the model's output is kept
     untouched = fixed[Path(second.source).name]
     assert untouched == second  # a review mark and refused edits change no record
-    assert Corrections(tmp_path / "out").reviewed(str(h2), 1)
-    assert Corrections(tmp_path / "out").version(str(h2), 1) == 1
+    assert Output.existing(tmp_path / "out").corrections().reviewed(str(h2), 1)
+    assert Output.existing(tmp_path / "out").corrections().version(str(h2), 1) == 1
 
 
 def test_a_smiles_correction_must_pass_rdkit(corpus: Path, tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ def test_a_smiles_correction_must_pass_rdkit(corpus: Path, tmp_path: Path) -> No
                   {"smiles": {side: wrong}}, tmp_path)  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     (document,) = _documents(tmp_path / "out").values()
-    store = Corrections(tmp_path / "out")
+    store = Output.existing(tmp_path / "out").corrections()
     edit = {"sha256": document.sha256, "page": 1, "result": 0}
     invalid = (corpus / "molecules/smiles/openbabel_invalid-smiles.txt").read_text().split()[0]
     with pytest.raises(CorrectionError, match="does not parse as molecule"):
@@ -124,7 +124,8 @@ def test_a_smiles_correction_must_pass_rdkit(corpus: Path, tmp_path: Path) -> No
 def test_two_saves_of_one_page_merge_or_the_second_is_refused(corpus: Path, tmp_path: Path) -> None:
     (document, _) = sorted(_tables(corpus, tmp_path, "out/"), key=lambda d: d.source)
     edit = {"sha256": document.sha256, "page": 1, "result": 0, "version": 0}
-    ann, bob = Corrections(tmp_path / "out"), Corrections(tmp_path / "out")  # two people
+    output = Output.existing(tmp_path / "out")
+    ann, bob = output.corrections(), output.corrections()  # two people
     ann.apply(Correction(**edit, cell=(1, 0), text="by Ann"), by="ann")
     bob.apply(Correction(**edit, cell=(2, 0), text="by Bob"), by="bob")  # elsewhere: merged
     with pytest.raises(VersionConflict, match="cell 1,0 was corrected by ann") as refused:
@@ -140,7 +141,10 @@ def test_two_saves_of_one_page_merge_or_the_second_is_refused(corpus: Path, tmp_
     assert (grid[1][0], grid[2][0]) == ("by Ann", "by Bob")
     made = {**edit, "version": 2}  # against the version now: accepted
     bob.apply(Correction(**made, cell=(1, 0), text="Bob again"), by="bob")
-    log = [json.loads(line) for line in log_path(tmp_path / "out").read_text().splitlines()]
+    log = [
+        json.loads(line)
+        for line in Output.parse(tmp_path / "out").corrections_file.read_text().splitlines()
+    ]
     assert [(e["by"], e["after"], e["version"]) for e in log] == [
         ("ann", "by Ann", 1),
         ("bob", "by Bob", 2),
@@ -157,14 +161,14 @@ def test_jsonl_gets_the_corrections_when_compacted_or_exported(
     (tmp_path / "fix.jsonl").write_text(json.dumps({**line, "text": "0.999"}) + "\n")
     result = CliRunner().invoke(app, ["correct", str(out), str(tmp_path / "fix.jsonl")])
     assert result.exit_code == 0, result.output
-    assert log_path(out) == tmp_path / "out.jsonl.corrections.jsonl"
+    assert Output.parse(out).corrections_file == tmp_path / "out.jsonl.corrections.jsonl"
     stored = [Document.model_validate_json(x) for x in out.read_text().splitlines()]
     assert stored == documents  # the file itself waits for its compaction
 
     def cell(document: Document) -> str:
         return document.pages[0].results[0].table.grid()[1][1]  # type: ignore[union-attr]
 
-    read_back = sorted(corrected_documents(out), key=lambda d: d.source)
+    read_back = sorted(corrected_documents(Output.existing(out)), key=lambda d: d.source)
     assert cell(read_back[0]) == "0.999"
     assert read_back[1] == documents[1]
     exported = CliRunner().invoke(app, ["export", str(out), str(tmp_path / "copy.jsonl")])
@@ -191,7 +195,7 @@ def test_parquet_records_read_back_and_exported_corrected(corpus: Path, tmp_path
     documents = sorted(_tables(corpus, tmp_path, "out.parquet"), key=lambda d: d.source)
     out = tmp_path / "out.parquet"
     edit = {"sha256": documents[1].sha256, "page": 1, "result": 0}
-    Corrections(out).apply(Correction(**edit, cell=(0, 0), text="Corrected head"))
+    Output.existing(out).corrections().apply(Correction(**edit, cell=(0, 0), text="Corrected head"))
     exported = CliRunner().invoke(
         app, ["export", str(out), f"{tmp_path}/folder/", "--formats", "alto"]
     )
@@ -205,10 +209,10 @@ def test_parquet_records_read_back_and_exported_corrected(corpus: Path, tmp_path
 
 _SAVER = """
 import sys
-from docvlm.archive.corrections import Corrections
 from docvlm.archive.edits import Correction
+from docvlm.archive.output import Output
 out, sha, row, who = sys.argv[1:]
-store = Corrections(out)
+store = Output.existing(out).corrections()
 for col in range(4):
     edit = Correction(sha256=sha, page=1, result=0, version=0, cell=(int(row), col),
                       text=f"{who} {col}")
@@ -231,7 +235,10 @@ def test_two_processes_saving_one_page_at_once_lose_nothing(corpus: Path, tmp_pa
         for row, who in (("1", "ann"), ("2", "bob"))
     ]
     assert [saver.wait(timeout=120) for saver in savers] == [0, 0]
-    log = [json.loads(line) for line in log_path(tmp_path / "out").read_text().splitlines()]
+    log = [
+        json.loads(line)
+        for line in Output.parse(tmp_path / "out").corrections_file.read_text().splitlines()
+    ]
     assert sorted(e["version"] for e in log) == list(range(1, 9))  # each save its version
     (current,) = [d for d in _documents(tmp_path / "out").values() if d.source == document.source]
     grid = current.pages[0].results[0].table.grid()  # type: ignore[union-attr]
@@ -240,15 +247,14 @@ def test_two_processes_saving_one_page_at_once_lose_nothing(corpus: Path, tmp_pa
 
 
 def test_correct_refuses_while_a_run_writes_the_output(corpus: Path, tmp_path: Path) -> None:
-    from docvlm.archive.lock import DestinationLock
 
     (document, _) = sorted(_tables(corpus, tmp_path, "out/"), key=lambda d: d.source)
     line = {"sha256": document.sha256, "page": 1, "result": 0, "cell": [1, 0], "text": "x"}
     (tmp_path / "fix.jsonl").write_text(json.dumps(line) + "\n")
-    with DestinationLock(f"{tmp_path}/out/"):  # a conversion is writing here
+    with Output.parse(f"{tmp_path}/out/").lock():  # a conversion is writing here
         busy = CliRunner().invoke(app, ["correct", f"{tmp_path}/out/", str(tmp_path / "fix.jsonl")])
     assert busy.exit_code == 4 and "another run is writing here" in busy.stderr
-    assert not log_path(tmp_path / "out").exists()
+    assert not Output.parse(tmp_path / "out").corrections_file.exists()
     done = CliRunner().invoke(app, ["correct", f"{tmp_path}/out/", str(tmp_path / "fix.jsonl")])
     assert done.exit_code == 0, done.output
 
@@ -261,7 +267,9 @@ def test_a_correction_a_new_reading_has_no_place_for_is_kept_in_the_log_and_said
     (document,) = client.convert_many([tmp_path / "in"], tasks=["table"], out=f"{tmp_path}/out/")
     rows = parse_table(document.pages[0].results[0].raw).shape[0]
     edit = {"sha256": document.sha256, "page": 1, "result": 0}
-    Corrections(tmp_path / "out").apply(Correction(**edit, cell=(rows - 1, 0), text="last row"))
+    Output.existing(tmp_path / "out").corrections().apply(
+        Correction(**edit, cell=(rows - 1, 0), text="last row")
+    )
     ((side, raw),) = by_side.items()
     cut = raw[: raw.rfind("<tr>")] + "</tbody>"  # the new reading misses the last row
     again = _scripted({"table html": {side: cut}})
@@ -273,7 +281,8 @@ def test_a_correction_a_new_reading_has_no_place_for_is_kept_in_the_log_and_said
     assert (
         warning.startswith("correction not applied:") and f"no cell 0 in row {rows - 1}" in warning
     )
-    assert len(log_path(tmp_path / "out").read_text().splitlines()) == 1  # still in the log
+    log = Output.parse(tmp_path / "out").corrections_file
+    assert len(log.read_text().splitlines()) == 1  # still in the log
 
 
 def test_a_table_joined_across_pages_is_corrected_when_a_part_is(

@@ -15,9 +15,9 @@ from PIL.TiffImagePlugin import TiffImageFile
 from typer.testing import CliRunner, Result
 
 from docvlm import Document, DocVLM
-from docvlm.archive.corrections import Corrections, corrected_documents, log_path
+from docvlm.archive.corrections import corrected_documents
 from docvlm.archive.edits import Correction
-from docvlm.archive.readback import read_output
+from docvlm.archive.output import Output
 from docvlm.cli import app
 from docvlm.results import TableResult, TextResult
 from docvlm.testing import ScriptedEngine
@@ -65,7 +65,7 @@ def _by_name(documents: object) -> dict[str, Document]:
 
 def _held(out: Path) -> list[Document]:
     """Every record the destination itself holds (all lines of a JSONL file)."""
-    return list(read_output(out))
+    return list(Output.existing(out).records())
 
 
 @pytest.mark.parametrize("kind", ["out/", "out.jsonl", "out.parquet", "parts.parquet/"])
@@ -134,7 +134,7 @@ def test_reruns_keep_corrections_or_say_so(
     assert redone.exit_code == 1, redone.output
     assert corrected_everywhere(_held(out)) and len(_held(out)) == 2
     assert "correction not applied" not in redone.stderr
-    assert len(log_path(out).read_text().splitlines()) == 2
+    assert len(Output.existing(out).corrections_file.read_text().splitlines()) == 2
     if folder:  # every file of the folder holds it, not only document.json
         (markdown,) = out.glob("page.png-*/document.md")
         assert ANN in markdown.read_text(encoding="utf-8")
@@ -162,11 +162,11 @@ def test_reruns_keep_corrections_or_say_so(
         assert [(e["event"], e["page"], e["warning"]) for e in events] == [
             ("correction_not_applied", 1, warning)
         ]
-    assert len(log_path(out).read_text().splitlines()) == 2
+    assert len(Output.existing(out).corrections_file.read_text().splitlines()) == 2
     again = _convert(scans, dest, tiny_checkpoint, "--redo")  # the old reading: back in place
     assert again.exit_code == 1, again.output
     assert corrected_everywhere(_held(out))
-    assert corrected_everywhere(list(corrected_documents(out)))
+    assert corrected_everywhere(list(corrected_documents(Output.existing(out))))
 
 
 def test_convert_many_yields_the_records_as_written_corrected(corpus: Path, tmp_path: Path) -> None:
@@ -183,9 +183,9 @@ def test_convert_many_yields_the_records_as_written_corrected(corpus: Path, tmp_
     out = f"{tmp_path}/out/"
     (first,) = client().convert_many([tmp_path / "in"], tasks=["table"], out=out)
     edit = Correction(sha256=first.sha256, page=1, result=0, cell=(1, 0), text="0.717")
-    Corrections(out).apply(edit)
+    Output.existing(out).corrections().apply(edit)
     (again,) = client().convert_many([tmp_path / "in"], tasks=["table"], out=out, redo=True)
-    (stored,) = read_output(Path(out))
+    (stored,) = Output.existing(Path(out)).records()
     assert again == stored  # what Python is given is the record, with its correction
     table = again.pages[0].results[0]
     assert isinstance(table, TableResult) and table.table is not None and table.corrected
@@ -210,10 +210,12 @@ def test_a_file_whose_bytes_changed_is_said_to_lose_its_corrections(
         image.rotate(180).save(folder / "page.png")
     rerun = _convert(folder, dest, tiny_checkpoint)  # reads the new bytes, replaces the record
     assert rerun.exit_code == 0, rerun.output
-    (after,) = list(corrected_documents(Path(dest)))
+    (after,) = list(corrected_documents(Output.existing(Path(dest))))
     assert after.sha256 != before.sha256 and not after.pages[0].results[0].corrected
     (warning,) = [w for w in after.pages[0].warnings if w.startswith("correction not applied")]
     assert f"{after.source}, page 1, result 0 line 0: made on other bytes of this file" in warning
     (event,) = [json.loads(x) for x in rerun.stderr.splitlines() if "correction_not_applied" in x]
     assert (event["source"], event["page"], event["warning"]) == (after.source, 1, warning)
-    assert len(log_path(Path(dest)).read_text().splitlines()) == 1  # still in the log
+    assert (
+        len(Output.existing(Path(dest)).corrections_file.read_text().splitlines()) == 1
+    )  # still in the log

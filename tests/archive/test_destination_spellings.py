@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from docvlm.archive.lock import lock_path
-from docvlm.archive.manifest import Manifest, manifest_path
-from docvlm.archive.sinks import open_sink
+from docvlm.archive.manifest import Manifest
+from docvlm.archive.output import Output, open_sink
 from docvlm.errors import ExitCode, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +42,7 @@ def _convert(folder: Path, out: str, *extra: str) -> subprocess.Popen[str]:
 def _holding(out: str, process: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        path = lock_path(out)
+        path = Output.parse(out).lock_file
         if path.exists() and f'"pid": {process.pid}' in path.read_text():
             return
         assert process.poll() is None, process.communicate()
@@ -67,6 +66,10 @@ def test_two_spellings_take_one_lock(
     first: str, second: str, tmp_path: Path, make_pdf: Callable[..., Path]
 ) -> None:
     folder = _inputs(tmp_path, make_pdf)
+    assert (  # (once x.parquet is written, x.parquet/ is refused: a file is in the way)
+        Output.parse(str(tmp_path) + "/" + second).lock_file
+        == Output.parse(str(tmp_path) + "/" + first).lock_file
+    )
     running = _convert(folder, str(tmp_path) + "/" + first)
     _holding(str(tmp_path) + "/" + first, running)
     refused = _convert(folder, str(tmp_path) + "/" + second)
@@ -76,7 +79,6 @@ def test_two_spellings_take_one_lock(
     assert "another run is writing here" in refused_err
     _, stderr = running.communicate(timeout=120)
     assert running.returncode == ExitCode.OK, stderr
-    assert lock_path(str(tmp_path) + "/" + second) == lock_path(str(tmp_path) + "/" + first)
 
 
 def test_a_folder_spelled_twice_keeps_one_manifest(
@@ -84,7 +86,11 @@ def test_a_folder_spelled_twice_keeps_one_manifest(
 ) -> None:
     folder = _inputs(tmp_path, make_pdf)
     plain, slashed = f"{tmp_path}/out", f"{tmp_path}/out/"
-    assert manifest_path(plain) == manifest_path(slashed) == tmp_path / "out/_manifest.sqlite"
+    assert (
+        Output.parse(plain).manifest_file
+        == Output.parse(slashed).manifest_file
+        == tmp_path / "out/_manifest.sqlite"
+    )
     running = _convert(folder, plain)
     _holding(plain, running)
     waiting = _convert(folder, slashed, "--wait")

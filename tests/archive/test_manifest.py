@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from docvlm.archive.manifest import Manifest, manifest_path
+from docvlm.archive.manifest import Manifest
+from docvlm.archive.output import Output
 from docvlm.archive.records import JobKey, ReadKey, build_document, content_hash
 from docvlm.results import Page, TextResult
 from parsers import Box
@@ -42,9 +43,10 @@ def test_everything_that_changes_an_answer_changes_the_key() -> None:
 
 
 def test_manifest_lives_beside_the_destination(tmp_path: Path) -> None:
-    assert manifest_path(tmp_path / "x.jsonl") == tmp_path / "x.jsonl.manifest.sqlite"
+    assert Output.parse(tmp_path / "x.jsonl").manifest_file == tmp_path / "x.jsonl.manifest.sqlite"
     assert (
-        manifest_path(f"{tmp_path}/parts.parquet/") == tmp_path / "parts.parquet/_manifest.sqlite"
+        Output.parse(f"{tmp_path}/parts.parquet/").manifest_file
+        == tmp_path / "parts.parquet/_manifest.sqlite"
     )
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from docvlm.archive.output import open_sink
 from docvlm.archive.records import build_document
-from docvlm.archive.sinks import open_sink
 from docvlm.document import Document
 from docvlm.results import Page, TextResult
 from parsers import Box

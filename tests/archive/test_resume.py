@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 
 from docvlm import json_schema
-from docvlm.archive.manifest import manifest_path
+from docvlm.archive.output import Output
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = {"a.pdf": 3, "b.pdf": 2, "c.pdf": 4}
@@ -62,7 +62,7 @@ def _command(folder: Path, checkpoint: Path, destination: Path) -> list[str]:
 
 
 def _pages_done(destination: Path) -> int:
-    path = manifest_path(destination)
+    path = Output.parse(destination).manifest_file
     if not path.exists():
         return 0
     try:
@@ -90,7 +90,7 @@ def _finish(command: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def _check_manifest(destination: Path) -> None:
-    with sqlite3.connect(manifest_path(destination)) as db:
+    with sqlite3.connect(Output.parse(destination).manifest_file) as db:
         pages = db.execute("SELECT sha256, page FROM pages").fetchall()
         states = db.execute("SELECT source, state FROM documents").fetchall()
     # a.pdf and its copy share their pages: 3 + 2 + 4 pages, each read and recorded once

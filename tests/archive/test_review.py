@@ -180,7 +180,8 @@ def test_a_missing_output_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         f"error: {tmp_path / 'nothing.jsonl'}: not a conversion output (a JSONL of Documents, "
-        "a Parquet file or folder of parts, or an output folder of NAME/document.json)"
+        "a Parquet file or folder of parts, a folder of JSONL parts, or an output folder of "
+        "NAME/document.json)"
     )
 
 

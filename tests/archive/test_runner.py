@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 
 from docvlm import DocVLM, Settings, json_schema
-from docvlm.archive.manifest import manifest_path
+from docvlm.archive.output import Output
 from docvlm.archive.pipeline import Options
 from docvlm.archive.progress import JsonLog
 from docvlm.archive.runner import Run
@@ -123,7 +123,7 @@ def test_an_interrupted_document_resumes_at_its_next_page(
     with _client(engine, batch_size=1) as client, pytest.raises(SystemExit):
         list(Run(client, Options(tasks=("text",), dpi=36), out).documents([folder]))
     assert out.read_text() == ""  # the document was not finished
-    with sqlite3.connect(manifest_path(out)) as db:
+    with sqlite3.connect(Output.parse(out).manifest_file) as db:
         assert db.execute("SELECT count(*) FROM pages").fetchone()[0] >= 2
     resumed = Counting()
     with _client(resumed) as client:
@@ -132,7 +132,7 @@ def test_an_interrupted_document_resumes_at_its_next_page(
     assert [p.number for p in document.pages] == [1, 2, 3, 4, 5, 6]
     assert run.summary is not None and run.summary.pages_reused >= 2
     assert len(resumed.requests) == 6 - run.summary.pages_reused
-    with sqlite3.connect(manifest_path(out)) as db:
+    with sqlite3.connect(Output.parse(out).manifest_file) as db:
         rows = db.execute("SELECT page, count(*) FROM pages GROUP BY sha256, job, page").fetchall()
     assert sorted(rows) == [(n, 1) for n in range(1, 7)]
 

@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 
 from docvlm import json_schema
+from docvlm.archive.output import open_sink
 from docvlm.archive.parquet import (
     COLUMNS,
     ParquetFileSink,
@@ -16,7 +17,7 @@ from docvlm.archive.parquet import (
     row_json_schema,
 )
 from docvlm.archive.records import build_document
-from docvlm.archive.sinks import FolderSink, JsonlSink, open_sink
+from docvlm.archive.sinks import FolderSink, JsonlSink
 from docvlm.document import Document
 from docvlm.results import MoleculeResult, MusicResult, Page, TableResult, TextResult
 from parsers import Box

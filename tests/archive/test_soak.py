@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 
 from docvlm import json_schema
-from docvlm.archive.manifest import manifest_path
+from docvlm.archive.output import Output
 from docvlm.archive.parquet import row_json_schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +54,7 @@ def _environment() -> dict[str, str]:
 
 
 def _count(out: Path, sql: str) -> int:
-    path = manifest_path(out)
+    path = Output.parse(out).manifest_file
     if not path.exists():
         return 0
     try:

@@ -193,9 +193,10 @@ def test_ray_parquet_rows_equal_the_local_ones_through_a_killed_actor_and_a_lost
 
 
 def test_a_destination_of_another_job_is_refused(tmp_path: Path) -> None:
-    from docvlm.distributed.store import Destination
+    from docvlm.archive.output import Output
+    from docvlm.distributed.store import Parts
 
-    dest = Destination(tmp_path / "out.parquet", "parquet")
+    dest = Parts(Output.parts(tmp_path / "out.parquet"))
     dest.prepare("a" * 32, "{}", redo=False)
     with pytest.raises(ValueError, match="another job"):
         dest.prepare("b" * 32, "{}", redo=False)

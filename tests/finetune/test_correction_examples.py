@@ -13,8 +13,8 @@ from PIL import Image, ImageChops
 from typer.testing import CliRunner
 
 from docvlm import Document, DocVLM
-from docvlm.archive.corrections import Corrections
 from docvlm.archive.edits import Correction
+from docvlm.archive.output import Output
 from docvlm.cli import app
 from docvlm.reading.regions import crop_square
 from docvlm.testing import ScriptedEngine
@@ -52,7 +52,7 @@ def test_corrected_table_crops_become_examples_finetune_takes(corpus: Path, tmp_
     by_side, _ = pubtabnet_tables(corpus, tmp_path / "in", 3)
     _convert({"table html": by_side}, tmp_path / "in", tmp_path / "out", "table")
     documents = _records(tmp_path / "out")
-    store = Corrections(tmp_path / "out")
+    store = Output.existing(tmp_path / "out").corrections()
     for number, document in enumerate(documents[:2]):  # the third is left as read
         edit = {"sha256": document.sha256, "page": 1, "result": 0}
         store.apply(Correction(**edit, cell=(1, 0), text=f"fixed {number}"))
@@ -106,7 +106,7 @@ def test_a_corrected_molecule_becomes_its_canonical_smiles(corpus: Path, tmp_pat
     _convert({"smiles": {side: "c1ccncc1"}}, tmp_path / "in", tmp_path / "out", "molecule")
     (document,) = _records(tmp_path / "out")
     spelled = Chem.MolToSmiles(Chem.MolFromSmiles(truth), canonical=False, doRandom=True)
-    Corrections(tmp_path / "out").apply(
+    Output.existing(tmp_path / "out").corrections().apply(
         Correction(sha256=str(document.sha256), page=1, result=0, value=spelled)
     )
     data = tmp_path / "M.jsonl"
@@ -194,7 +194,7 @@ def test_a_corrected_score_becomes_its_kern(corpus: Path, tmp_path: Path) -> Non
     _convert({"kern": {side: wrong}}, tmp_path / "in", tmp_path / "out", "music")
     (document,) = _records(tmp_path / "out")
     edit = Correction(sha256=str(document.sha256), page=1, result=0, value=right)
-    Corrections(tmp_path / "out").apply(edit)
+    Output.existing(tmp_path / "out").corrections().apply(edit)
     (fixed,) = _records(tmp_path / "out")
     score = fixed.pages[0].results[0]
     assert score.task == "music" and score.corrected and score.raw == wrong
@@ -218,7 +218,7 @@ def test_a_page_read_turned_is_left_out_with_its_reason(corpus: Path, tmp_path: 
     what it saw, so no example is written for it, and the reason is given."""
     by_side, _ = pubtabnet_tables(corpus, tmp_path / "in", 2)
     _convert({"table html": by_side}, tmp_path / "in", tmp_path / "out", "table")
-    store = Corrections(tmp_path / "out")
+    store = Output.existing(tmp_path / "out").corrections()
     documents = _records(tmp_path / "out")
     for document in documents:
         edit = {"sha256": document.sha256, "page": 1, "result": 0}

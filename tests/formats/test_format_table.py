@@ -12,7 +12,7 @@ from typing import get_args
 import pytest
 from format_pages import two_column_document
 
-from docvlm.archive.sinks import sink_kind
+from docvlm.archive.output import Output
 from docvlm.cli.common import Formats
 from docvlm.formats import files
 from docvlm.formats.common import Converted
@@ -22,7 +22,7 @@ from docvlm.formats.files import FORMATS, FormatSpec, Inputs, parse_formats, wri
 def _advised(suffix: str) -> set[str]:
     """The formats ``--out x.SUFFIX`` is told to use instead."""
     with pytest.raises(ValueError, match="--formats") as refused:
-        sink_kind(f"x{suffix}")
+        Output.parse(f"x{suffix}")
     match = re.search(r"--formats ([\w,]+)", str(refused.value))
     assert match, refused.value
     return set(match.group(1).split(","))

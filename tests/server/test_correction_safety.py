@@ -18,9 +18,8 @@ import httpx
 from editable import LINES, editable_output
 
 from docvlm import Settings
-from docvlm.archive.corrections import Corrections, stored_documents
 from docvlm.archive.edits import Correction
-from docvlm.archive.lock import DestinationLock
+from docvlm.archive.output import Output
 from docvlm.archive.sinks import FolderSink
 from docvlm.document import Document
 from docvlm.server import viewer_app
@@ -31,7 +30,7 @@ FIXED = "Scheme 1. The product."
 
 def record(out: Path) -> Document:
     """The one record of ``out``, its staging folders (if any) not read."""
-    ((_, document),) = stored_documents(out)
+    ((_, document),) = Output.existing(out).stored()
     return document
 
 
@@ -57,12 +56,12 @@ def test_a_save_while_a_conversion_writes_the_output_answers_423(
     corpus: Path, tmp_path: Path
 ) -> None:
     out = editable_output(corpus, tmp_path)
-    with DestinationLock(out):  # a conversion writing OUT
+    with Output.parse(out).lock():  # a conversion writing OUT
         busy = post(out, "/v1/corrections", line_edit(out), **JSON)
     assert busy.status_code == 423
     assert busy.json()["detail"] == f"a conversion is writing {out}; save again when it ends"
     assert record(out).pages[0].results[0].lines[0].text == LINES[0]  # type: ignore[union-attr]
-    assert Corrections(out).entries == []
+    assert Output.existing(out).corrections().entries == []
     after = post(out, "/v1/corrections", line_edit(out), **JSON)  # the run ended
     assert after.status_code == 200 and after.json()["version"] == 1
 
@@ -72,7 +71,7 @@ def test_a_save_leaves_a_live_runs_staging_folder_alone(corpus: Path, tmp_path: 
     staging = out / ".tmp-other.pdf"
     staging.mkdir()
     (staging / "document.json").write_text('{"source": "other.pd', encoding="utf-8")
-    Corrections(out).apply(Correction(**line_edit(out)))
+    Output.existing(out).corrections().apply(Correction(**line_edit(out)))
     assert (staging / "document.json").read_text(encoding="utf-8") == '{"source": "other.pd'
     assert record(out).pages[0].results[0].lines[0].text == FIXED  # type: ignore[union-attr]
 
@@ -90,15 +89,15 @@ def test_a_crash_while_a_folder_is_replaced_loses_nothing(
 
     monkeypatch.setattr(Path, "rename", crash)
     with pytest.raises(KeyboardInterrupt):
-        Corrections(out).apply(Correction(**line_edit(out)))
+        Output.existing(out).corrections().apply(Correction(**line_edit(out)))
     monkeypatch.setattr(Path, "rename", rename)
     FolderSink(out)  # the next run starts: staging is dropped, the record put back
-    ((folder, document),) = stored_documents(out)
+    ((folder, document),) = Output.existing(out).stored()
     assert folder is not None and not folder.name.startswith(".")
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
     # the record as it was, healed from the log on the next read
     assert document.pages[0].results[0].lines[0].text == LINES[0]  # type: ignore[union-attr]
-    Corrections(out).apply(Correction(**line_edit(out), reviewed=None))
+    Output.existing(out).corrections().apply(Correction(**line_edit(out), reviewed=None))
     assert record(out).pages[0].results[0].lines[0].text == FIXED  # type: ignore[union-attr]
 
 
@@ -106,8 +105,8 @@ def test_a_staging_folder_is_not_read_as_a_record(corpus: Path, tmp_path: Path) 
     out = editable_output(corpus, tmp_path)
     (out / ".tmp-half.png").mkdir()
     (out / ".tmp-half.png" / "document.json").write_text('{"source": "ha', encoding="utf-8")
-    assert [d.source for _, d in stored_documents(out)] == [record(out).source]
-    assert Corrections(out).apply(Correction(**line_edit(out))).version == 1
+    assert [d.source for _, d in Output.existing(out).stored()] == [record(out).source]
+    assert Output.existing(out).corrections().apply(Correction(**line_edit(out))).version == 1
 
 
 def _pdf_text(pdf: Path) -> str:
@@ -123,7 +122,7 @@ def test_a_correction_keeps_the_pdf_when_the_original_is_gone(corpus: Path, tmp_
     before = pdf.read_bytes()
     assert "prodnct" in _pdf_text(pdf)
     (tmp_path / "page.png").unlink()  # the original moved away
-    Corrections(out).apply(Correction(**line_edit(out)))
+    Output.existing(out).corrections().apply(Correction(**line_edit(out)))
     (pdf,) = out.glob("*/document.pdf")
     assert pdf.read_bytes() == before and "prodnct" in _pdf_text(pdf)
     errors = (pdf.parent / "formats-errors.txt").read_text(encoding="utf-8")
@@ -140,7 +139,7 @@ def test_a_correction_finds_a_relative_original_under_root(
     assert record(out).source == "scans/page.png"
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")  # the viewer started in another folder
-    Corrections(out, root=tmp_path).apply(Correction(**line_edit(out)))
+    Output.existing(out).corrections(root=tmp_path).apply(Correction(**line_edit(out)))
     (pdf,) = out.glob("*/document.pdf")
     assert FIXED in _pdf_text(pdf) and not (pdf.parent / "formats-errors.txt").exists()
 
@@ -163,6 +162,6 @@ def test_a_cross_site_write_is_refused(
     assert answer.status_code == status and reason in answer.json()["detail"]
     preview = post(out, "/v1/preview", {"task": "molecule", "value": "CCO"}, **headers)
     assert preview.status_code == status
-    assert Corrections(out).entries == []
+    assert Output.existing(out).corrections().entries == []
     same = {**JSON, "origin": "http://docvlm", "sec-fetch-site": "same-origin"}
     assert post(out, "/v1/corrections", line_edit(out), **same).status_code == 200

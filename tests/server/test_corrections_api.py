@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from docvlm import Settings
-from docvlm.archive.corrections import Corrections
+from docvlm.archive.output import Output
 from docvlm.cli import app as cli
 from docvlm.server import viewer_app
 from tests.formats.schemas import validate
@@ -70,7 +70,7 @@ def test_a_save_is_checked_applied_and_written_into_the_folder(
     strings = tree.xpath("//a:String/@CONTENT", namespaces={"a": tree.getroot().nsmap[None]})
     assert "Scheme 1. The product." in strings and "Scheme 1. The prodnct." not in strings
     again = run(app, ("GET", "/v1/documents/0/pages/1/version", {}))[0].json()
-    assert again["version"] == 2 == Corrections(out).version(sha, 1)
+    assert again["version"] == 2 == Output.existing(out).corrections().version(sha, 1)
 
 
 def test_two_people_saving_one_place_at_once_the_second_is_told_the_version(
@@ -127,7 +127,7 @@ def test_editing_is_off_unless_asked_and_needs_the_token_when_one_is_set(
     )
     assert state.json() == {"enabled": True, "token": True}
     assert (none.status_code, wrong.status_code, right.status_code) == (401, 401, 200)
-    assert Corrections(out).reviewed(str(save["sha256"]), 1)
+    assert Output.existing(out).corrections().reviewed(str(save["sha256"]), 1)
     assert not list(out.glob("*/.tmp*"))
 
 

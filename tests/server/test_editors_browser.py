@@ -15,7 +15,7 @@ from test_viewer_browser import browser as browser  # the module's Chromium fixt
 from test_viewer_browser import pytestmark as pytestmark  # skipped without Chromium
 from test_viewer_browser import shots as shots  # the screenshots' folder fixture
 
-from docvlm.archive.corrections import Corrections
+from docvlm.archive.output import Output
 from docvlm.server import viewer_app
 from tests.formats.schemas import validate
 
@@ -188,7 +188,7 @@ def test_a_save_that_meets_another_save_of_the_same_cell_keeps_the_text(
         mine.clear()
         mine.send_keys("MINE")
         # meanwhile another person (docvlm correct, another tab) saves the same cell
-        Corrections(out).apply(
+        Output.existing(out).corrections().apply(
             Correction(sha256=sha, page=1, result=1, cell=(2, 1), text="THEIRS", version=0),
             by="bob",
         )
@@ -200,7 +200,7 @@ def test_a_save_that_meets_another_save_of_the_same_cell_keeps_the_text(
         editor(browser, "table").find_element(By.CSS_SELECTOR, ".save-table").click()
         saved(browser, 2)  # sent again at the version now known: it goes over theirs
     assert record(out).pages[0].results[1].table.grid()[2][1] == "MINE"  # type: ignore[union-attr]
-    log = [e.by for e in Corrections(out).entries]
+    log = [e.by for e in Output.existing(out).corrections().entries]
     assert log == ["bob", None]
 
 
@@ -215,4 +215,4 @@ def test_with_a_token_the_page_asks_for_it(browser: Any, corpus: Path, tmp_path:
         browser.find_element(By.ID, "edit-token").send_keys("s3cret\n")
         browser.find_element(By.ID, "edit-reviewed").click()
         saved(browser, 1)
-    assert Corrections(out).reviewed(str(record(out).sha256), 1)
+    assert Output.existing(out).corrections().reviewed(str(record(out).sha256), 1)

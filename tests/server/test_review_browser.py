@@ -27,7 +27,7 @@ from test_viewer_browser import browser as browser  # the module's Chromium fixt
 from test_viewer_browser import pytestmark as pytestmark  # skipped without Chromium
 
 from docvlm import Document
-from docvlm.archive.corrections import Corrections
+from docvlm.archive.output import Output
 from docvlm.server import viewer_app
 from tests.formats.schemas import validate
 
@@ -215,7 +215,7 @@ def test_after_the_rerun_the_reviewed_page_stays_out_of_the_queue(flow: Flow) ->
     out = flow.folders["rerun"]
     assert flow.queue_rerun == flow.queue_after
     assert flow.queue_rerun == places(review_command(out), out)
-    assert Corrections(out).reviewed(flow.sha, 1)
+    assert Output.existing(out).corrections().reviewed(flow.sha, 1)
 
 
 # --- the record and every format, after the saves and after the rerun ----------------

@@ -19,9 +19,8 @@ from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from docvlm import Document, Settings
-from docvlm.archive.corrections import Corrections
 from docvlm.archive.edits import Correction
-from docvlm.archive.readback import read_output
+from docvlm.archive.output import Output
 from docvlm.cli import app as cli
 from docvlm.server import viewer_app
 
@@ -83,7 +82,7 @@ def test_the_queue_is_the_commands_for_every_option(converted: Path) -> None:
     assert [i["task"] for i in answers[1]["items"]] == ["molecule", "molecule", "text", "text"]
     assert all("low_confidence" in i["reasons"] for i in answers[1]["items"])
     # each item's document, as the viewer numbers them, is the one with that source
-    documents = [d for d in read_output(converted)]
+    documents = [d for d in Output.existing(converted).records()]
     for item, number in zip(everything["items"], everything["documents"], strict=True):
         (opened,) = call(app, ("GET", f"/v1/documents/{number}", {}))
         assert Document.model_validate(opened).source == item["source"]
@@ -135,7 +134,9 @@ def test_a_save_updates_the_queue_and_the_suspects_at_once(
     assert queue["documents"] == [other_number] * len(queue["items"])
     # another person, through docvlm correct: the page of document 1 leaves the queue too
     other = queue["items"][0]["sha256"]
-    Corrections(out).apply(Correction(sha256=other, page=1, reviewed=True), by="bob")
+    Output.existing(out).corrections().apply(
+        Correction(sha256=other, page=1, reviewed=True), by="bob"
+    )
     (queue,) = call(app, ("GET", "/v1/review", {}))
     assert queue == {"items": [], "documents": []} and command(out) == []
 
@@ -145,8 +146,8 @@ def test_without_edit_the_queue_leaves_out_what_was_corrected_and_reviewed(
 ) -> None:
     out = converted_output(corpus, tmp_path, out="out.jsonl")
     first, second = (str(out.parent / f"scans/page-{n}.png") for n in (1, 2))
-    sha = {d.source: str(d.sha256) for d in read_output(out)}
-    store = Corrections(out)
+    sha = {d.source: str(d.sha256) for d in Output.existing(out).records()}
+    store = Output.existing(out).corrections()
     store.apply(Correction(sha256=sha[first], page=1, result=0, value=SMILES))  # the molecule
     store.apply(Correction(sha256=sha[second], page=1, reviewed=True))
     (queue, suspects) = call(
@@ -167,7 +168,7 @@ def test_the_service_has_the_queue_of_its_conversions(converted: Path) -> None:
     from docvlm.server.archive import UploadArchive
 
     archive = UploadArchive(SETTINGS)
-    documents = list(read_output(converted))
+    documents = list(Output.existing(converted).records())
     numbers = [archive.add(document, b"", None) for document in documents]
     (queue,) = call(create_app(archive), ("GET", "/v1/review", {"params": {"limit": 0}}))
     assert queue["items"] == [item.model_dump(mode="json") for item in review(documents)]
@@ -176,4 +177,4 @@ def test_the_service_has_the_queue_of_its_conversions(converted: Path) -> None:
 
 
 def _shas(out: Path) -> list[str]:
-    return [str(d.sha256) for d in read_output(out)]
+    return [str(d.sha256) for d in Output.existing(out).records()]

@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from PIL import Image, ImageDraw
 
 from docvlm import Document, DocVLM, Settings, json_schema
+from docvlm.archive.output import Output
 from docvlm.engines import Engine, Request
 from docvlm.server import FileArchive, OutputError, service_app, viewer_app
 from docvlm.testing import ScriptedEngine
@@ -394,12 +395,12 @@ def test_view_finds_moved_sources_under_root_and_names_bad_lines(
     out = tmp_path / "sub" / "out.jsonl"
     out.parent.mkdir()
     out.write_text(document.model_dump_json() + "\n")
-    archive = FileArchive(out, SETTINGS, root=pdf.parent)
+    archive = FileArchive(Output.existing(out), SETTINGS, root=pdf.parent)
     assert archive._locate(pdf.name) == pdf
     broken = tmp_path / "broken.jsonl"
     broken.write_text(document.model_dump_json() + '\n{"source": 1}\n')
     with pytest.raises(OutputError, match=r"broken.jsonl, line 2: not a Document"):
-        FileArchive(broken, SETTINGS)
+        FileArchive(Output.existing(broken), SETTINGS)
 
 
 def test_importing_docvlm_and_its_cli_loads_no_web_framework() -> None:
@@ -417,7 +418,7 @@ def test_view_reads_every_output_form_of_the_sinks(
 ) -> None:
     """The viewer reads back, through each sink's own files, the Documents written."""
     pytest.importorskip("pyarrow")
-    from docvlm.archive.sinks import open_sink
+    from docvlm.archive.output import open_sink
 
     def respond(request: Request) -> str:
         if request.prompt == "ocr":
@@ -436,7 +437,7 @@ def test_view_reads_every_output_form_of_the_sinks(
     with open_sink(target) as sink:
         for document in documents:
             sink.write(document)
-    archive = FileArchive(target, SETTINGS)
+    archive = FileArchive(Output.existing(target), SETTINGS)
     total, summaries = archive.summaries(0, 10)
     assert total == 2
     read = [archive.document(s.id) for s in summaries]
