@@ -147,9 +147,8 @@ class Run:
     # --- the job -----------------------------------------------------------------------
 
     def documents(self, sources: Iterable[Source]) -> Iterator[Document]:
-        """Documents as they are written; ``self.summary`` is set when this ends. Raises
-        ``DestinationBusyError`` at once when another run writes the destination (unless
-        ``wait``)."""
+        """Documents as written (``self.summary`` set at the end); ``DestinationBusyError``
+        at once while another run writes the destination (unless ``wait``)."""
         with ExitStack() as stack:
             if self.output is not None:  # before the models load: a busy --out fails fast
                 stack.enter_context(self.output.lock(wait=self.wait))
