@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from docvlm.archive.disk import fsync_dir
+from docvlm.archive.edits import apply_log, read_log
 from docvlm.archive.output import Output
 from docvlm.archive.parquet import arrow_schema, document_rows
 from docvlm.document import Document
@@ -163,8 +164,13 @@ class Parts:
         return found
 
     def write(self, documents: Sequence[Document]) -> str:
-        """One part holding ``documents`` (the local runner's records), moved into place
-        whole; its name is a digest of what it holds. Returns the part's name."""
+        """One part holding ``documents`` (the local runner's records) with the
+        destination's corrections applied, as the local runner's sinks do (a correction
+        with no place in a new reading is named in its page's ``warnings``), moved into
+        place whole; its name is a digest of what it holds. Returns the part's name."""
+        if not self.output.is_uri:  # a store has no corrections log (``docvlm correct``)
+            entries = read_log(self.output.corrections_file)
+            documents = [apply_log(document, entries) for document in documents]
         digest = hashlib.sha256()
         for document in documents:
             digest.update(f"{document.source}\0{document.sha256}\0".encode())

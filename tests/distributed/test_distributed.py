@@ -267,3 +267,37 @@ def test_the_ray_module_loads_without_importing_ray() -> None:
     code = "import sys, docvlm.distributed, docvlm.cli; print('ray' in sys.modules)"
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert found.stdout.strip() == "False", found.stderr
+
+
+def test_a_ray_redo_writes_the_corrections_into_its_parts(
+    ray_local: Any, folder: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A person's correction of a Ray output (``docvlm correct`` on its folder of parts)
+    is in the parts a ``--redo`` writes again, as the local runner's sinks keep it."""
+    from docvlm.archive.edits import Correction
+    from docvlm.archive.output import Output
+    from docvlm.distributed import ScaleOptions, convert_dataset
+
+    dest = tmp_path / "fixed.jsonl"
+
+    def run(redo: bool) -> list[Any]:
+        convert_dataset(
+            [folder],
+            dest,
+            OPTIONS,
+            settings=SETTINGS,
+            checkpoint=str(tiny_checkpoint),
+            redo=redo,
+            scale=ScaleOptions(documents_per_call=1, documents_per_part=2),
+        )
+        return sorted(Output.existing(dest).records(), key=lambda d: d.source)
+
+    read = next(d for d in run(redo=False) if d.source.endswith("doc1.pdf"))
+    fixed = "Corrected by a person"
+    Output.existing(dest).corrections().apply(
+        Correction(sha256=str(read.sha256), page=1, result=0, value=fixed)
+    )
+    again = next(d for d in run(redo=True) if d.source.endswith("doc1.pdf"))
+    result = again.pages[0].results[0]
+    assert result.corrected and result.summary() == fixed
+    assert result.raw == read.pages[0].results[0].raw  # the model's own output kept
