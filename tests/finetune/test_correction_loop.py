@@ -136,8 +136,9 @@ def test_corrections_in_the_viewer_teach_the_model_to_read_each_table(
 
     # 1. the base reads the five crops, and reads them wrong
     out = tmp_path / "out"
+    limit = str(FIRST_READING_TOKENS)
     _run("convert", str(scans), "--task", "table", "--checkpoint", str(base),
-         "--out", f"{out}/", "--max-new-tokens", str(FIRST_READING_TOKENS), "--device", "cpu")  # fmt: skip
+         "--out", f"{out}/", "--max-new-tokens", limit, "--device", "cpu")  # fmt: skip
     first = {}
     for file in out.glob("*/document.json"):
         document = json.loads(file.read_text())
