@@ -161,12 +161,13 @@ def test_corrections_in_the_viewer_teach_the_model_to_read_each_table(
     by_pixels = {}
     for record in records:
         crop = load_square(data.parent / record["image"])
-        (name,) = [
+        same = [
             n
             for n, r in pubtabnet.items()
             if ImageChops.difference(crop, load_square(Path(r["image"]))).getbbox() is None
         ]
-        by_pixels[name] = record["target"]
+        assert len(same) == 1, f"{record['image']} is no PubTabNet crop as the model sees it"
+        by_pixels[same[0]] = record["target"]
     # PubTabNet's own examples: the crop the model saw, and the target it is trained on
     assert by_pixels == truth
     new = tmp_path / "new"
