@@ -8,7 +8,8 @@ trainable tiny checkpoint (a real checkpoint directory, loaded as a hub id is), 
 output replaced by the ground truth as the model writes it, against the page version the
 viewer reports), ``docvlm data corrections``, ``docvlm finetune --data`` and
 ``docvlm read-table --checkpoint NEW``. The tables read back are compared with PubTabNet's
-ground truth cell by cell (grid position, spans, text) and by TEDS.
+ground truth cell by cell (grid position, spans, text) and by TEDS (docvlm.eval's, also
+against the HTML PubTabNet's tokens make without docvlm).
 
 The same run proves that ``docvlm data pubtabnet``'s training format is learnt: the
 corrections' examples are checked to be PubTabNet's own examples (the same pixels once
@@ -70,6 +71,23 @@ def _teds(predicted: str, truth: str) -> float:
     return teds(whole(predicted), whole(truth))
 
 
+def _annotated(corpus: Path) -> dict[str, str]:
+    """PubTabNet's HTML of the five tables, built from the annotation's tokens as its own
+    tools do (no docvlm code), by image name."""
+    annotations = corpus / "tables/pubtabnet/examples/PubTabNet_Examples.jsonl"
+    tables = {}
+    for line in annotations.read_text().splitlines():
+        item = json.loads(line)
+        if item["filename"] in TABLES:
+            cells = iter(item["html"]["cells"])
+            parts = [
+                "".join(next(cells)["tokens"]) + token if token == "</td>" else token
+                for token in item["html"]["structure"]["tokens"]
+            ]
+            tables[item["filename"]] = "".join(parts)
+    return tables
+
+
 def _ground_truth(corpus: Path, folder: Path) -> dict[str, dict[str, str]]:
     """``docvlm data pubtabnet``'s records of the five tables, by image name."""
     examples = corpus / "tables/pubtabnet/examples"
@@ -129,6 +147,8 @@ def test_corrections_in_the_viewer_teach_the_model_to_read_each_table(
     base = write_trainable_checkpoint(tmp_path / "tiny", patch_gain=PATCH_GAIN)
     pubtabnet = _ground_truth(corpus, tmp_path)
     truth = {name: record["target"] for name, record in pubtabnet.items()}
+    annotated = _annotated(corpus)
+    assert all(_teds(truth[name], annotated[name]) == 1.0 for name in TABLES)
     scans = tmp_path / "scans"
     scans.mkdir()
     for name in TABLES:
@@ -190,4 +210,5 @@ def test_corrections_in_the_viewer_teach_the_model_to_read_each_table(
         assert tuple(result["table"]["shape"]) == wanted.shape, name
         assert _cells(parse_table(result["raw"])) == _cells(wanted), name
         assert _teds(result["raw"], truth[name]) == 1.0, name
+        assert _teds(result["raw"], annotated[name]) == 1.0, name
         assert _teds(first[name], truth[name]) < 1.0, name
