@@ -168,7 +168,10 @@ def teds(
     if n_nodes == 0:
         return 1.0
     distance = APTED(_tree(pred, structure_only), _tree(true, structure_only), _Costs())
-    return 1.0 - float(distance.compute_edit_distance()) / n_nodes
+    # The official formula falls below 0 when the trees cannot be mapped onto each other
+    # (model noise such as a run of <loc> tokens parses into a chain of nested elements):
+    # no table at all scores 0, and so does anything worse.
+    return max(0.0, 1.0 - float(distance.compute_edit_distance()) / n_nodes)
 
 
 def s_teds(pred_html: str, true_html: str) -> float:
