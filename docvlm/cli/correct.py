@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from pydantic import ValidationError
 
 from docvlm.cli.common import err
-from docvlm.errors import DocVLMError, ExitCode
+from docvlm.errors import DocVLMError, ExitCode, SettingsError
+
+if TYPE_CHECKING:
+    from docvlm.archive.output import Output
 
 __all__ = ["correct_command", "data_corrections", "export_command"]
 
@@ -97,15 +100,29 @@ def export_command(
     count = 0
     try:
         chosen = formats.split(",") if formats else None
-        records = corrected_documents(Output.existing(output))
-        with Output.parse(destination).open_sink(formats=chosen) as sink:
-            for document in records:
+        source, target = Output.existing(output), Output.parse(destination)
+        _check_export(source, target)
+        # both held: a conversion writing either (or a second export) is refused, not raced
+        with source.lock(), target.lock(), target.open_sink(formats=chosen) as sink:
+            for document in corrected_documents(source):
                 sink.write(document)
                 count += 1
     except (DocVLMError, ValueError, OSError) as error:
         err.print(f"error: {error}", markup=False, soft_wrap=True)
         raise typer.Exit(ExitCode.of(error)) from None
     err.print(f"wrote {count} document(s) to {destination}", markup=False, soft_wrap=True)
+
+
+def _check_export(source: Output, target: Output) -> None:
+    """``SettingsError`` for a target that is the source (it would be emptied before it is
+    read) or holds a conversion (its manifest would no longer describe its records)."""
+    if target.lock_file == source.lock_file:
+        raise SettingsError(f"{target}: that is the output itself; export to another place")
+    if target.manifest_file.exists():
+        raise SettingsError(
+            f"{target}: a conversion's destination (it has {target.manifest_file.name}); "
+            "export to a new place, or use docvlm convert --redo to write it again"
+        )
 
 
 def data_corrections(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from answered_convert import Answers, convert, pubtabnet_tables
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from docvlm import Document, DocVLM
 from docvlm.archive.corrections import corrected_documents
@@ -295,3 +295,31 @@ def test_a_table_joined_across_pages_is_corrected_when_a_part_is(
     fixed = second.model_copy(update={"corrected": True})
     assert join_tables(first, fixed).corrected and join_tables(fixed, first).corrected
     assert not join_tables(first, second).corrected
+
+
+def test_export_never_writes_over_its_output_a_conversion_or_a_running_run(
+    corpus: Path, tmp_path: Path
+) -> None:
+    _tables(corpus, tmp_path, "out.jsonl")
+    out = tmp_path / "out.jsonl"
+    before = out.read_bytes()
+
+    def export(source: Path | str, target: Path | str) -> Result:
+        return CliRunner().invoke(app, ["export", str(source), str(target)])
+
+    itself = export(out, out)  # read lazily, it was emptied before a record was read
+    assert itself.exit_code == 2 and "that is the output itself" in itself.stderr
+    _tables(corpus, tmp_path / "other", "conv.jsonl")
+    converted = tmp_path / "other" / "conv.jsonl"
+    kept = converted.read_bytes()
+    onto = export(out, converted)  # its manifest would skip records the file no longer holds
+    assert onto.exit_code == 2 and "a conversion's destination" in onto.stderr
+    assert converted.read_bytes() == kept
+    with Output.parse(out).lock():  # a conversion is writing the output: not read half-done
+        busy = export(out, tmp_path / "copy.jsonl")
+    assert busy.exit_code == 4 and "another run is writing here" in busy.stderr
+    with Output.parse(tmp_path / "copy.jsonl").lock():  # nor written under another run
+        taken = export(out, tmp_path / "copy.jsonl")
+    assert taken.exit_code == 4 and not (tmp_path / "copy.jsonl").exists()
+    assert out.read_bytes() == before
+    assert export(out, tmp_path / "copy.jsonl").exit_code == 0
