@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from docvlm.cli.common import Formats
-from docvlm.errors import ExitCode
+from docvlm.errors import DocVLMError, ExitCode
 from docvlm.settings import Settings
 
 __all__ = ["serve_command", "view_command"]
@@ -164,6 +164,9 @@ def view_command(
         app = viewer_app(found, root=root, edit=edit, token=token if edit else None)
     except OutputError as error:
         raise typer.BadParameter(str(error), param_hint="OUTPUT") from None
+    except DocVLMError as error:  # its corrections log does not read (names file and line)
+        sys.stderr.write(f"error: {error}\n")
+        raise typer.Exit(ExitCode.of(error)) from None
     _warn_if_exposed(host)
     run(app, host=host, port=port, open_browser=open_browser)
 
@@ -180,7 +183,6 @@ def _check_editing(edit: bool, host: str, token: str | None) -> None:
 
 def _export(output: Path, root: Path | None, folder: Path, formats: list[str]) -> None:
     from docvlm.archive.output import Output, OutputError
-    from docvlm.errors import DocVLMError
     from docvlm.formats.files import parse_formats
     from docvlm.server.export import export_pictures
     from docvlm.server.outputs import FileArchive

@@ -139,6 +139,16 @@ def test_view_refuses_to_edit_beyond_localhost_without_a_token(tmp_path: Path) -
     assert ran.exit_code == 2 and "needs a token" in ran.output
 
 
+def test_view_says_in_one_line_which_log_line_does_not_read(corpus: Path, tmp_path: Path) -> None:
+    out = editable_output(corpus, tmp_path)
+    log = Output.existing(out).corrections_file
+    log.write_text('{"sha256": "not a whole entry"\n')
+    ran = CliRunner().invoke(cli, ["view", str(out), "--port", "1"])  # refused before serving
+    assert ran.exit_code == 1, ran.output  # as docvlm review says it
+    (line,) = ran.stderr.splitlines()
+    assert line.startswith("error: ") and f"{log}, line 1" in line
+
+
 def test_previews_draw_with_rdkit_and_verovio_and_rebuild_a_table(
     corpus: Path, tmp_path: Path
 ) -> None:
