@@ -237,8 +237,11 @@ def _rewrite(destination: Path, folder: Path, document: Document, root: Path | N
 
     original = None
     if root is not None and not Path(document.source).is_absolute():
-        with contextlib.suppress(OSError):
-            original = (root / document.source).read_bytes()
+        with contextlib.suppress(OSError, RuntimeError, ValueError):  # a loop, a NUL
+            path = (root / document.source).resolve()
+            # a record is data: its source opens only under root (not ../, not a link out)
+            if path.is_relative_to(root.resolve()) and path.is_file():
+                original = path.read_bytes()
     formats = _formats_in(folder)
     with FolderSink(destination, formats=formats, clean_staging=False) as sink:
         sink.write(document, keep_from=folder, original=original)

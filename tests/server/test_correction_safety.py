@@ -20,7 +20,7 @@ from editable import LINES, editable_output
 from docvlm import Settings
 from docvlm.archive.edits import Correction
 from docvlm.archive.output import Output
-from docvlm.archive.sinks import FolderSink
+from docvlm.archive.sinks import FolderSink, folder_name
 from docvlm.document import Document
 from docvlm.server import viewer_app
 
@@ -142,6 +142,26 @@ def test_a_correction_finds_a_relative_original_under_root(
     Output.existing(out).corrections(root=tmp_path).apply(Correction(**line_edit(out)))
     (pdf,) = out.glob("*/document.pdf")
     assert FIXED in _pdf_text(pdf) and not (pdf.parent / "formats-errors.txt").exists()
+
+
+def test_a_records_source_outside_root_is_never_opened(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record is data: a source of ``../x`` (or a link out) names a file outside root,
+    which a save must not read into the searchable PDF it writes again."""
+    pytest.importorskip("pikepdf")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / editable_output(corpus, Path("scans"), formats=("pdf",))
+    (file,) = out.glob("*/document.json")
+    outside = record(out).model_copy(update={"source": "../scans/page.png"})
+    file.write_text(outside.model_dump_json(), encoding="utf-8")
+    file.parent.rename(out / folder_name(outside.source))  # as a run would have named it
+    (tmp_path / "root").mkdir()  # ../scans/page.png from here is the scan: outside root
+    Output.existing(out).corrections(root=tmp_path / "root").apply(Correction(**line_edit(out)))
+    (pdf,) = out.glob("*/document.pdf")
+    assert FIXED not in _pdf_text(pdf)  # the old PDF kept, its original not read
+    assert "document.pdf" in (pdf.parent / "formats-errors.txt").read_text()
+    assert record(out).pages[0].results[0].lines[0].text == FIXED  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
