@@ -313,18 +313,19 @@ class CorrectedSink(_Base):
         self._sink, self._entries, self.path = sink, entries, sink.path
         self._sources = {key for entry in entries for key in (entry.sha256, *entry.sources)}
 
-    def _corrected(self, document: Document) -> Document:
+    def corrected(self, document: Document) -> Document:
+        """``document`` with the corrections of its source applied (what ``write`` writes)."""
         known = bool({document.sha256, document.source} & self._sources)
         return apply_log(document, self._entries) if known else document
 
     def _line(self, line: bytes) -> bytes:
         if not any(sha.encode() in line for sha in self._sources):
             return line
-        document = self._corrected(Document.model_validate_json(line))
+        document = self.corrected(Document.model_validate_json(line))
         return document.model_dump_json().encode() + b"\n"
 
     def write(self, document: Document) -> None:
-        self._sink.write(self._corrected(document))
+        self._sink.write(self.corrected(document))
 
     def due(self) -> bool:
         return self._sink.due()
@@ -353,7 +354,6 @@ def with_corrections(sink: Sink, log: Path) -> Sink:
 
 def write_record(sink: Sink, document: Document) -> Document:
     """Write ``document``; the record as written, corrected: what a run yields and reports."""
-    if isinstance(sink, CorrectedSink):
-        document, sink = sink._corrected(document), sink._sink
+    written = sink.corrected(document) if isinstance(sink, CorrectedSink) else document
     sink.write(document)
-    return document
+    return written
