@@ -5,7 +5,9 @@ takes the last record written. And the two runners keep out of each other's fold
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -104,6 +106,73 @@ def test_a_jsonl_file_holding_two_records_of_a_source_is_read_as_its_last(
     out = tmp_path / "out.jsonl"
     readings = [READINGS[2], READINGS[0]]  # the last line is not the greatest hash
     out.write_text("".join(_read(pdf, t, s).model_dump_json() + "\n" for s, t in readings))
+    _only_the_last_is_read(out, tmp_path, SOURCE, readings)
     ((_, stored),) = list(Output.existing(out).stored())
     assert stored.sha256 == readings[-1][0]
-    _only_the_last_is_read(out, tmp_path, SOURCE, readings)
+    assert stored.pages[0].results[0].raw == readings[-1][1]
+
+
+# --- each runner keeps out of the other's folder ---------------------------------------
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("spelling", ["ray.parquet", "ray.parquet/"])
+def test_a_local_run_into_a_ray_folder_of_parts_is_refused_before_it_writes(
+    spelling: str, tmp_path: Path, make_pdf: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing to fetch: refused before a model
+    pdf = make_pdf(1, name="a.pdf")
+    out = tmp_path / "ray.parquet"
+    parts = Parts(Output.parts(out))  # what docvlm convert --ray --out ray.parquet writes
+    parts.prepare("a" * 32, "{}", redo=False)
+    parts.write([_read(pdf, "a line", "1" * 64)])
+    before = _names(out)
+    assert "_job.json" in before and len(before) == 3  # _job.json, _staging, one part
+    code, _, stderr = _cli("convert", str(pdf), "--out", f"{tmp_path}/{spelling}")
+    assert code == ExitCode.USAGE, stderr
+    assert (
+        f"error: {out}/: a folder of parts the Ray runner wrote (it holds _job.json): use "
+        "--ray to write into it, or another --out"
+    ) in stderr
+    engine = ScriptedEngine(lambda request: "a line")
+    with (
+        DocVLM(Settings(dpi=36), engine_factory=lambda c, s: engine, checkpoint="s") as client,
+        pytest.raises(SettingsError, match="a folder of parts the Ray runner wrote"),
+    ):
+        Run(client, OPTIONS, out)
+    assert _names(out) == before  # no manifest, nothing else written
+    assert not list(tmp_path.glob("*.lock"))
+    ((_, stored),) = list(Output.existing(out).stored())  # and still read as it was
+    assert stored.sha256 == "1" * 64
+
+
+@pytest.mark.parametrize("spelling", ["DIR/", "local.parquet/"])
+def test_the_ray_runner_refuses_a_folder_the_local_runner_wrote(
+    spelling: str, tmp_path: Path, make_pdf: Callable[..., Path]
+) -> None:
+    pdf = make_pdf(1, name="a.pdf")
+    engine = ScriptedEngine(lambda request: "a line")
+    with DocVLM(Settings(dpi=36), engine_factory=lambda c, s: engine, checkpoint="s") as client:
+        (written,) = client.convert_many([pdf], tasks=["text"], out=f"{tmp_path}/{spelling}")
+    folder = tmp_path / spelling.rstrip("/")
+    before = _names(folder)
+    parts = Parts(Output.parts(folder))
+    refused = re.escape(f"{folder}/: an output the local runner wrote (it holds _manifest.sqlite)")
+    with pytest.raises(SettingsError, match=refused):
+        parts.prepare("a" * 32, "{}", redo=True)  # redo would have deleted its parts
+    assert _names(folder) == before  # no _job.json, no _staging, nothing deleted
+    (record,) = Output.existing(folder).records()
+    assert record.sha256 == written.sha256 and record.pages == written.pages
+    if spelling == "DIR/":  # a folder per document, its manifest gone: still the local one
+        (folder / "_manifest.sqlite").unlink()
+        with pytest.raises(SettingsError, match=re.escape("(it holds NAME/document.json)")):
+            parts.prepare("a" * 32, "{}", redo=False)
+    if importlib.util.find_spec("ray") is None:
+        return  # docvlm convert --ray says only that Ray is missing
+    code, _, stderr = _cli("convert", str(pdf), "--ray", "local", "--out", str(folder))
+    assert code == ExitCode.USAGE, stderr  # refused before Ray starts or a model is read
+    assert f"{folder}/: an output the local runner wrote" in stderr
+    assert not (folder / "_job.json").exists() and not (folder / "_staging").exists()
