@@ -17,8 +17,6 @@ from typer.testing import CliRunner
 
 from docvlm import DocVLM, Settings
 from docvlm.archive.output import Output
-from docvlm.archive.pipeline import Options
-from docvlm.archive.runner import Run
 from docvlm.cli import app
 from docvlm.document import Document
 from docvlm.errors import ExitCode, SettingsError
@@ -27,7 +25,6 @@ from docvlm.testing import ScriptedEngine
 pytest.importorskip("pyarrow")
 from docvlm.distributed.store import Parts  # noqa: E402 - needs pyarrow
 
-OPTIONS = Options(tasks=("text",), dpi=36)
 #: one source read three times, its bytes changed between runs
 READINGS = [("1" * 64, "first reading"), ("2" * 64, "second reading"), ("3" * 64, "third one")]
 #: as recorded: a part's name is a digest of source and hash, and for this source the
@@ -131,18 +128,18 @@ def test_a_local_run_into_a_ray_folder_of_parts_is_refused_before_it_writes(
     parts.write([_read(pdf, "a line", "1" * 64)])
     before = _names(out)
     assert "_job.json" in before and len(before) == 3  # _job.json, _staging, one part
+    engine = ScriptedEngine(lambda request: "a line")
+    with (
+        DocVLM(Settings(dpi=36), engine_factory=lambda c, s: engine, checkpoint="s") as client,
+        pytest.raises(SettingsError, match="a folder of parts the Ray runner wrote"),
+    ):
+        list(client.convert_many([pdf], tasks=["text"], out=f"{tmp_path}/{spelling}"))
     code, _, stderr = _cli("convert", str(pdf), "--out", f"{tmp_path}/{spelling}")
     assert code == ExitCode.USAGE, stderr
     assert (
         f"error: {out}/: a folder of parts the Ray runner wrote (it holds _job.json): use "
         "--ray to write into it, or another --out"
     ) in stderr
-    engine = ScriptedEngine(lambda request: "a line")
-    with (
-        DocVLM(Settings(dpi=36), engine_factory=lambda c, s: engine, checkpoint="s") as client,
-        pytest.raises(SettingsError, match="a folder of parts the Ray runner wrote"),
-    ):
-        Run(client, OPTIONS, out)
     assert _names(out) == before  # no manifest, nothing else written
     assert not list(tmp_path.glob("*.lock"))
     ((_, stored),) = list(Output.existing(out).stored())  # and still read as it was
