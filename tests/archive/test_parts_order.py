@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 from docvlm import DocVLM, Settings
 from docvlm.archive.output import Output
 from docvlm.cli import app
+from docvlm.distributed.store import Parts
 from docvlm.document import Document
 from docvlm.errors import ExitCode, SettingsError
 from docvlm.testing import ScriptedEngine
 
-pytest.importorskip("pyarrow")
-from docvlm.distributed.store import Parts  # noqa: E402 - needs pyarrow
+pytest.importorskip("pyarrow")  # Parts writes with it
 
 #: one source read three times, its bytes changed between runs
 READINGS = [("1" * 64, "first reading"), ("2" * 64, "second reading"), ("3" * 64, "third one")]
