@@ -28,10 +28,12 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from docvlm.archive.readback import (
+    JOB_FILE,
     OutputError,
     document_files,
     load_document,
     looks_like_jsonl,
+    part_files,
     read_parquet,
 )
 from docvlm.errors import SettingsError
@@ -207,7 +209,8 @@ class Output:
 
     def check_local(self) -> None:
         """``SettingsError`` unless the local runner can write here: not a URI, not a
-        folder of JSON Lines parts, and no file where a folder is asked for."""
+        folder of JSON Lines parts, no file where a folder is asked for, and not a folder
+        the Ray runner wrote (its parts are named by digest, not numbered)."""
         if self.kind == "jsonl-parts":
             raise SettingsError(
                 f"{self}: a folder of JSON Lines parts is written by the Ray runner only: "
@@ -216,6 +219,11 @@ class Output:
         if self.is_uri:
             raise self._uri_only()
         self._check_in_the_way()
+        if self.is_folder and (self.path / JOB_FILE).is_file():
+            raise SettingsError(
+                f"{self}: a folder of parts the Ray runner wrote (it holds {JOB_FILE}): "
+                "use --ray to write into it, or another --out"
+            )
 
     def open_sink(
         self,
@@ -254,14 +262,15 @@ class Output:
         return with_corrections(sink, self.corrections_file)
 
     def records(self) -> Iterator[Document]:
-        """The records as written, in write order (parts by name); ``OutputError`` naming
-        the file and line of one that does not load."""
+        """The records as written, in write order (parts as ``part_files`` orders them:
+        the local runner's by number, the Ray runner's by the time each was written);
+        ``OutputError`` naming the file and line of one that does not load."""
         path = self.path
         if self.kind == "folder":
             for file in document_files(path):  # not .tmp-NAME staged, nor .old-NAME replaced
                 yield load_document(file.read_bytes(), str(file))
         elif self.kind in ("jsonl", "jsonl-parts"):
-            for file in sorted(path.glob("part-*.jsonl")) if self.is_folder else [path]:
+            for file in part_files(path, "part-*.jsonl") if self.is_folder else [path]:
                 with file.open("rb") as handle:
                     for number, line in enumerate(handle, start=1):
                         if line.strip():
@@ -270,20 +279,19 @@ class Output:
             yield from read_parquet(path)
 
     def stored(self) -> Iterator[tuple[Path | None, Document]]:
-        """The records as the destination holds them (the last of each source in JSON
-        Lines), with the folder each one is in (None outside an output folder)."""
+        """The records as the destination holds them, one per source: the last written
+        (a run killed before compaction, or a Ray rerun after a source's bytes changed,
+        leaves earlier ones), with the folder each one is in (None outside an output
+        folder)."""
         if self.kind == "folder":
             for file in document_files(self.path):
                 yield file.parent, load_document(file.read_bytes(), str(file))
             return
-        records = self.records()
-        if self.kind in ("jsonl", "jsonl-parts"):
-            last: dict[str, Document] = {}
-            for document in records:
-                last.pop(document.source, None)  # a later record of a source replaces it
-                last[document.source] = document
-            records = iter(last.values())
-        for document in records:
+        last: dict[str, Document] = {}
+        for document in self.records():
+            last.pop(document.source, None)  # a later record of a source replaces it
+            last[document.source] = document
+        for document in last.values():
             yield None, document
 
     def corrections(self, *, root: Path | None = None, lock: bool = True) -> Corrections:

@@ -23,12 +23,17 @@ from docvlm.reading.assemble import document_tables
 from docvlm.results import Page, Result
 
 __all__ = [
+    "JOB_FILE",
     "OutputError",
     "document_files",
     "load_document",
     "looks_like_jsonl",
+    "part_files",
     "read_parquet",
 ]
+
+#: The Ray runner's mark in its folder of parts: the job key its parts were written under.
+JOB_FILE = "_job.json"
 
 
 class OutputError(ValueError):
@@ -54,6 +59,24 @@ def load_document(data: bytes, where: str) -> Document:
 _RESULT = TypeAdapter(Result)
 
 
+def part_files(folder: Path, pattern: str) -> list[Path]:
+    """The parts in ``folder`` named by ``pattern``, in write order.
+
+    The local runner numbers its parts (``part-000000``): by name. The Ray runner (its
+    ``JOB_FILE`` marks the folder) names a part by a digest of what it holds, so that a
+    retried write task replaces its own part; no counter survives that without a
+    coordinator, so its parts go by modification time (the rename or move that put the
+    part in place; ``Parts.parts`` reads the same from pyarrow's ``FileInfo.mtime``, on a
+    store too), then name. Within one job a source is in one part, so a tie (a store's
+    one-second clock) orders only parts of different sources. The local runner's parts
+    are not ordered by time: compaction rewrites earlier parts, which keep their number.
+    """
+    files = [f for f in folder.glob(pattern) if f.is_file()]
+    if (folder / JOB_FILE).is_file():
+        return sorted(files, key=lambda f: (f.stat().st_mtime_ns, f.name))
+    return sorted(files)
+
+
 def read_parquet(path: Path) -> Iterator[Document]:
     """Documents rebuilt from docvlm's Parquet rows (a file, or a folder of parts), in
     the order they were written."""
@@ -63,7 +86,7 @@ def read_parquet(path: Path) -> Iterator[Document]:
         raise MissingDependencyError(
             "reading Parquet needs pyarrow: pip install 'docvlm[parquet]'"
         ) from error
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    files = part_files(path, "*.parquet") if path.is_dir() else [path]
     documents: dict[str, dict[str, Any]] = {}
     for file in files:
         try:

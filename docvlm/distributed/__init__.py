@@ -214,6 +214,7 @@ def convert_dataset(
     output = dest if isinstance(dest, Output) else Output.parts(dest, output_format)
     parts = Parts(output)
     with output.lock():  # held for the job: a local run (or another Ray job) here is refused
+        parts.check_not_local_output()  # before the model is described (prepare checks too)
         key, shapes = _job(options, settings, checkpoint, engine_factory)
         parts.prepare(key.fingerprint(), key.model_dump_json(), redo)
         written = {} if redo else parts.written()

@@ -6,8 +6,10 @@ A destination holds ``part-<digest>.parquet`` (or ``.jsonl``) files and ``_job.j
 job key its parts were written under. A part is staged in ``_staging/`` and moved into
 place whole (a rename on a local disk, an object that appears complete on a store), and
 its name is a digest of the records in it: a retried write task replaces its own part
-instead of adding a copy. What the parts hold (source, content hash, status) is what a
-rerun skips.
+instead of adding a copy. So names are not write order: parts are read by modification
+time, then name (``docvlm.archive.readback.part_files`` says why), and of a source
+written by several runs (its bytes changed) the last part counts. What the parts hold
+(source, content hash, status) is what a rerun skips.
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ from docvlm.archive.disk import fsync_dir
 from docvlm.archive.edits import apply_log, read_log
 from docvlm.archive.output import Output
 from docvlm.archive.parquet import arrow_schema, document_rows
+from docvlm.archive.readback import JOB_FILE, document_files
 from docvlm.document import Document
-from docvlm.errors import MissingDependencyError
+from docvlm.errors import MissingDependencyError, SettingsError
 from docvlm.reading.sources import DOCUMENT_SUFFIXES
 
 __all__ = ["Parts", "list_uri", "read_uri"]
 
-JOB_FILE = "_job.json"
 STAGING = "_staging"
 WRITE_ATTEMPTS = 4
 
@@ -112,17 +114,39 @@ class Parts:
         if self.fs.get_file_info(self.root).type != fs.FileType.Directory:
             return []
         suffix = f".{self.format}"
-        return sorted(
-            entry.path
+        found = [
+            entry
             for entry in self.fs.get_file_info(fs.FileSelector(self.root))
             if entry.type == fs.FileType.File
             and entry.base_name.startswith("part-")
             and entry.base_name.endswith(suffix)
-        )
+        ]
+        # write order, as Output.records reads a local folder (readback.part_files)
+        found.sort(key=lambda entry: (entry.mtime_ns or 0, entry.base_name))
+        return [entry.path for entry in found]
+
+    def check_not_local_output(self) -> None:
+        """``SettingsError`` for a folder the local runner wrote (its manifest, or a
+        folder per document): parts added there would sit beside records read another
+        way. Only a local path can be one (the local runner writes no URI)."""
+        if isinstance(self.output.location, str) or not self.output.location.is_dir():
+            return
+        manifest = self.output.manifest_file
+        held = manifest.name if manifest.exists() else None
+        if held is None and document_files(self.output.location):
+            held = "NAME/document.json"
+        if held is not None:
+            raise SettingsError(
+                f"{self.output}: an output the local runner wrote (it holds {held}); the "
+                "Ray runner writes a folder of parts of its own: choose another --out, or "
+                "convert into it without --ray"
+            )
 
     def prepare(self, fingerprint: str, key_json: str, redo: bool) -> None:
         """Create the folder for this job (one job writes into a folder at a time); a
-        folder holding another job's records is refused (``redo`` empties it first)."""
+        folder holding another job's records is refused (``redo`` empties it first), and
+        so is one the local runner wrote (``check_not_local_output``)."""
+        self.check_not_local_output()
         self.fs.create_dir(self.root, recursive=True)
         staging = self._path(STAGING)
         if self.fs.get_file_info(staging).type == _fs().FileType.Directory:
@@ -146,7 +170,8 @@ class Parts:
 
     def written(self) -> dict[str, tuple[str | None, str]]:
         """What the parts hold: source -> (content hash, status); a source written twice
-        (its bytes changed between runs) keeps its last record here."""
+        (its bytes changed between runs) keeps its last written record here (parts in
+        write order)."""
         found: dict[str, tuple[str | None, str]] = {}
         for part in self._parts():
             if self.format == "parquet":
