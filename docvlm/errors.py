@@ -135,7 +135,8 @@ class ExitCode(IntEnum):
     USAGE = (
         2,
         "the command cannot start: an unknown option or bad value, a bad `DOCVLM_*` "
-        "setting, an unreadable `--passwords` file; nothing was read",
+        "setting, an unreadable `--passwords` file or corrections file (`correct`), a "
+        "path that does not exist; nothing was read",
     )
     STOPPED = 3, "`convert` stopped by `--max-error-rate` (the rate is in the summary)"
     BUSY = 4, "another run is writing the same `--out` (named on stderr); `--wait` waits"

@@ -16,7 +16,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from docvlm.document import Document
 from docvlm.errors import DocVLMError
@@ -67,20 +77,34 @@ class Correction(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    sha256: str = Field(description="SHA-256 of the source (the record's sha256)")
-    page: int = Field(ge=1, description="page number, from 1")
-    result: int | None = Field(default=None, ge=0, description="index in the page's results")
-    line: int | None = Field(default=None, ge=0, description="text line, from 0")
-    cell: tuple[int, int] | None = Field(
+    sha256: StrictStr = Field(description="SHA-256 of the source (the record's sha256)")
+    page: StrictInt = Field(ge=1, description="page number, from 1")
+    result: StrictInt | None = Field(default=None, ge=0, description="index in the page's results")
+    line: StrictInt | None = Field(default=None, ge=0, description="text line, from 0")
+    cell: tuple[StrictInt, StrictInt] | None = Field(
         default=None, description="[row, col]: the table's <tr> from 0, that row's cell from 0"
     )
-    text: str | None = Field(default=None, description="the line's or cell's new text")
-    value: str | None = Field(default=None, description="the whole output, as the model writes")
-    reviewed: bool | None = Field(default=None, description="mark the page reviewed (or not)")
-    version: int | None = Field(
+    text: StrictStr | None = Field(default=None, description="the line's or cell's new text")
+    value: StrictStr | None = Field(
+        default=None, description="the whole output, as the model writes"
+    )
+    reviewed: StrictBool | None = Field(
+        default=None, description="mark the page reviewed (or not): true or false, not a word"
+    )
+    version: StrictInt | None = Field(
         default=None, ge=0, description="the page version the edit was made against"
     )
-    by: str | None = Field(default=None, description="who made it, when known")
+    by: StrictStr | None = Field(default=None, description="who made it, when known")
+
+    @field_validator("cell", mode="before")
+    @classmethod
+    def _row_col(cls, cell: object) -> object:
+        # said whole, not as pydantic's "cell.1: Field required" for [1]
+        if cell is None:
+            return cell
+        if isinstance(cell, list | tuple) and len(cell) == 2 and all(type(n) is int for n in cell):
+            return cell
+        raise ValueError(f"give [row, col], two whole numbers (not {str(cell)[:40]})")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:

@@ -309,18 +309,25 @@ def schema(
         str,
         typer.Argument(
             help="results (what read-* prints), document (a JSON Lines record, document.json), "
-            "row (a Parquet row) or review (what review --json prints)."
+            "row (a Parquet row), review (what review --json prints) or correction (a line "
+            "of docvlm correct's file)."
         ),
     ] = "results",
 ) -> None:
-    """Print the JSON Schema of the results, of a converted Document, of a Parquet row, or
-    of docvlm review's list."""
-    if kind not in ("results", "document", "row", "review"):
-        raise typer.BadParameter("use results, document, row or review", param_hint="KIND")
+    """Print the JSON Schema of the results, of a converted Document, of a Parquet row, of
+    docvlm review's list, or of a correction."""
+    kinds = ("results", "document", "row", "review", "correction")
+    if kind not in kinds:
+        raise typer.BadParameter(f"use {', '.join(kinds[:-1])} or {kinds[-1]}", param_hint="KIND")
     if kind == "review":
         from docvlm.archive.review import review_schema
 
         print(json.dumps(review_schema(), indent=2))
+        return
+    if kind == "correction":
+        from docvlm.archive.edits import Correction
+
+        print(json.dumps(Correction.model_json_schema(), indent=2))
         return
     if kind == "row":
         from docvlm.archive.parquet import row_json_schema

@@ -42,15 +42,17 @@ def correct_command(
     ] = None,
 ) -> None:
     """Apply a file of corrections to a conversion output; each refused line is one line
-    on stderr (exit 1 when any was refused, the good ones applied)."""
+    on stderr (exit 1 when any was refused, the good ones applied; 2 when the file cannot
+    be read)."""
     from docvlm.archive.edits import Correction, CorrectionError
     from docvlm.archive.output import Output, OutputError
 
-    try:
-        text = corrections.read_text(encoding="utf-8")
+    try:  # utf-8-sig: a file saved by Excel starts with a byte order mark
+        text = corrections.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
-        err.print(f"error: {corrections}: cannot read it ({error})", markup=False, soft_wrap=True)
-        raise typer.Exit(ExitCode.FAILED) from None
+        cause = "no such file" if isinstance(error, FileNotFoundError) else error
+        err.print(f"error: {corrections}: cannot read it ({cause})", markup=False, soft_wrap=True)
+        raise typer.Exit(ExitCode.USAGE) from None  # the command cannot start, as for a bad path
     applied = refused = 0
     try:
         found = Output.existing(output)

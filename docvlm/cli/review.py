@@ -47,13 +47,16 @@ def review_command(
 ) -> None:
     """List the results of OUTPUT that most need a person, weakest first: document, page,
     task, confidence and why; results a person corrected are left out. Exit status 1 when
-    OUTPUT cannot be read."""
+    OUTPUT cannot be read, 2 when it does not exist."""
     from docvlm.archive.edits import apply_log, read_log
     from docvlm.archive.output import Output, OutputError
     from docvlm.archive.review import review, reviewed_pages
 
     if task is not None and task not in TASKS:
         raise typer.BadParameter(f"unknown task {task!r}", param_hint="--task")
+    if not output.exists():  # a typo, not an output that cannot be read
+        error_line(f"{output}: no such file or folder")
+        raise typer.Exit(ExitCode.USAGE)
     try:
         found = Output.existing(output)
         corrections = read_log(found.corrections_file)  # docs/corrections.md: fixed by people
