@@ -196,3 +196,24 @@ def test_a_jsonl_output_is_shown_corrected_before_its_compaction(
     lines = shown.json()["pages"][0]["results"][0]["lines"]
     assert [x["text"] for x in lines] == ["Scheme 1. The prodnct.", "Yields after 2 steps."]
     assert shown.json()["pages"][0]["results"][0]["corrected"] is True
+
+
+def test_a_save_with_a_loosely_typed_value_is_refused(corpus: Path, tmp_path: Path) -> None:
+    out = editable_output(corpus, tmp_path)
+    sha = record(out).sha256
+    app = viewer_app(out, SETTINGS, edit=True)
+    page = {"sha256": sha, "page": 1, "version": 0}
+    word, number, short, cell = run(
+        app,
+        ("POST", "/v1/corrections", {"json": {**page, "reviewed": "yes"}}),
+        ("POST", "/v1/corrections", {"json": {**page, "page": "1", "reviewed": True}}),
+        ("POST", "/v1/corrections", {"json": {**page, "result": 1, "cell": [1], "text": "x"}}),
+        ("POST", "/v1/corrections", {"json": {**page, "result": 1, "cell": [1, 1],
+                                               "text": "CCCCAGTACACACGGAAACAT"}}),
+    )  # fmt: skip
+    causes = [r.json()["detail"][0] for r in (word, number, short)]
+    assert [r.status_code for r in (word, number, short)] == [422, 422, 422]
+    assert [c["loc"] for c in causes] == [["body", "reviewed"], ["body", "page"], ["body", "cell"]]
+    assert "give [row, col]" in causes[2]["msg"]
+    assert cell.status_code == 200 and cell.json()["version"] == 1  # a JSON list is a cell
+    assert not Output.existing(out).corrections().reviewed(sha, 1)
