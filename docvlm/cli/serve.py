@@ -109,8 +109,10 @@ def view_command(
         Optional[Path],  # noqa: UP045
         typer.Option(
             "--root",
-            help="Folder the Documents' sources are in (relative paths start here); pages "
-            "are drawn only from files under it or beside OUTPUT.",
+            help="Folder a Document's relative source path is looked up in first [default: "
+            "none]. Then the folder that holds OUTPUT: for out.jsonl its folder, for out/ the "
+            "folder containing out/ (where docvlm convert usually ran). Pages are drawn only "
+            "from files under these folders; the working directory is not searched.",
         ),
     ] = None,
     host: Host = LOCALHOST,
