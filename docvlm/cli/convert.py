@@ -68,7 +68,16 @@ Destination = Annotated[
         "parts), DIR/ (files per document). Default: stdout.",
     ),
 ]
-Redo = Annotated[bool, typer.Option("--redo", help="Ignore the manifest of --out and start over.")]
+Redo = Annotated[
+    bool,
+    typer.Option(
+        "--redo",
+        help="Forget the manifest of --out and convert FILES again from scratch. The records "
+        "of files not in this run: dropped from x.jsonl or x.parquet (the file starts over); "
+        "in an output folder their document folders stay on disk but leave the manifest. "
+        "Prints a warning when --out holds records; corrections are kept.",
+    ),
+]
 RetryFailed = Annotated[
     bool,
     typer.Option(

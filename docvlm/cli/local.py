@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from docvlm.document import Document
     from docvlm.settings import Settings
 
-__all__ = ["convert_locally", "crash_line"]
+__all__ = ["convert_locally", "crash_line", "redo_warning"]
 
 
 def crash_line(error: BaseException, destination: str | None) -> str:
@@ -41,6 +41,30 @@ def crash_line(error: BaseException, destination: str | None) -> str:
     if isinstance(error, sqlite3.Error):
         return f"{where}the manifest failed ({type(error).__name__}: {error}); rerun to resume"
     return str(error)
+
+
+def redo_warning(destination: Output) -> str | None:
+    """What ``--redo`` does to a destination that holds records, in one line (None when
+    its manifest records none): a file starts over, a folder's manifest forgets."""
+    from docvlm.archive.manifest import Manifest
+
+    if not (isinstance(destination.location, Path) and destination.manifest_file.exists()):
+        return None
+    with Manifest(destination.manifest_file) as manifest:
+        counts = manifest.counts()
+    earlier = counts.files_done + counts.files_partial + counts.files_failed
+    if not earlier:
+        return None
+    if destination.kind == "folder":
+        return (
+            f"--redo: {destination} starts over: its manifest forgets its {earlier} earlier "
+            "record(s); the folders of files not in this run stay on disk, no longer in the "
+            "manifest (docvlm status counts only this run's)"
+        )
+    return (
+        f"--redo: {destination} starts over: its {earlier} earlier record(s) are replaced "
+        "by this run's (records of files not in this run are dropped)"
+    )
 
 
 def convert_locally(
@@ -68,6 +92,9 @@ def convert_locally(
         except SettingsError as error:
             sys.stderr.write(f"error: {error}\n")
             return ExitCode.USAGE
+    warning = redo_warning(destination) if redo and destination is not None else None
+    if warning is not None:
+        sys.stderr.write(f"warning: {warning}\n")
     try:
         with DocVLM(settings, checkpoint=checkpoint) as client:
             summary = run_job(
