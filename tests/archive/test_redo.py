@@ -50,6 +50,11 @@ def test_redo_with_some_files_says_and_does_what_the_docs_say(
     if destination.endswith("/"):
         assert "forgets its 2 earlier record(s)" in warnings[0]
         assert sources == [str(a), str(b)]  # b's folder stays on disk
+        rerun = convert([str(a), str(b), "--out", out], {}, tmp_path)
+        events = [json.loads(line) for line in rerun.stderr.splitlines()]
+        summary = next(e for e in events if e["event"] == "summary")
+        assert (summary["files_done"], summary["files_skipped"]) == (1, 1)  # b read again
+        assert sorted(d.source for d in Output.existing(out).records()) == [str(a), str(b)]
     else:
         assert "its 2 earlier record(s) are replaced" in warnings[0]
         assert sources == [str(a)]  # b's record is dropped
