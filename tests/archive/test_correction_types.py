@@ -23,7 +23,7 @@ def _tables(corpus: Path, tmp_path: Path) -> list[Document]:
     by_side, _ = pubtabnet_tables(corpus, tmp_path / "in", 1)
 
     def respond(request: object) -> str:
-        return by_side[str(request.image.width)]  # type: ignore[attr-defined]
+        return str(by_side[str(request.image.width)])  # type: ignore[attr-defined]
 
     client = DocVLM(
         checkpoint="scripted",
@@ -84,7 +84,7 @@ def test_a_missing_file_or_output_is_a_usage_error(corpus: Path, tmp_path: Path)
     _tables(corpus, tmp_path)
     missing = tmp_path / "missing.jsonl"
     result = CliRunner().invoke(app, ["correct", str(tmp_path / "out"), str(missing)])
-    assert result.exit_code == ExitCode.USAGE == 2
+    assert result.exit_code == ExitCode.USAGE
     assert result.stderr.splitlines() == [f"error: {missing}: cannot read it (no such file)"]
     result = CliRunner().invoke(app, ["review", str(tmp_path / "nothere.jsonl")])
     assert result.exit_code == ExitCode.USAGE
