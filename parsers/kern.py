@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import sys
 import threading
 import time
 import zipfile
@@ -260,6 +261,31 @@ def _cpu_clock(thread: int) -> Callable[[], float]:
     return lambda: time.clock_gettime(clock)
 
 
+_hook_lock = threading.Lock()
+_hooked: list[Callable[[sys.UnraisableHookArgs], object]] = []  # one per deadline running
+
+
+def _quiet(unraisable: sys.UnraisableHookArgs) -> None:
+    """The watchdog's exception landed in a finaliser or a gc callback, where Python
+    reports it as unraisable and drops it: it is raised again at the next poll, so it is
+    not reported. Anything else goes to the hook that was there before."""
+    if unraisable.exc_type is not _Deadline:
+        _hooked[0](unraisable)
+
+
+def _hook(install: bool) -> None:
+    with _hook_lock:
+        if install:
+            if not _hooked:
+                _hooked.append(sys.unraisablehook)
+                sys.unraisablehook = _quiet
+            _hooked.append(_quiet)  # a count of the deadlines running
+        else:
+            _hooked.pop()
+            if len(_hooked) == 1:
+                sys.unraisablehook = _hooked.pop()
+
+
 def _within(seconds: float | None, work: Callable[[], _T], raw: str) -> _T:
     """``work()``, stopped with a ``KernParseError`` once it has used ``seconds`` of CPU."""
     if seconds is None:
@@ -270,27 +296,39 @@ def _within(seconds: float | None, work: Callable[[], _T], raw: str) -> _T:
 
     def watch() -> None:
         # raised again at every poll until `work` ends: an asynchronous exception that
-        # lands in a finaliser (``__del__``, a weakref callback) is printed and dropped
+        # lands in a finaliser (``__del__``, a gc callback) is dropped there (``_quiet``)
         while not ended.wait(_POLL_SECONDS):
-            if clock() - start >= seconds:
+            try:
+                used = clock() - start
+            except OSError:  # the thread is gone: nothing left to stop
+                return
+            if used >= seconds:
                 with lock:  # never once `work` has ended: that is set under the lock
                     if not ended.is_set():
                         fired[0] = True
                         _raise_in(thread, _Deadline)
 
+    def stop() -> None:
+        with lock:
+            if not ended.is_set():
+                ended.set()
+                if fired[0]:  # fired as `work` ended and not yet raised: withdraw it
+                    _raise_in(thread, None)
+
+    _hook(install=True)
     try:
         threading.Thread(target=watch, name="parse_kern deadline", daemon=True).start()
         try:
             return work()
         finally:
-            with lock:
-                ended.set()
-                if fired[0]:  # fired as `work` ended and not yet raised: withdraw it
-                    _raise_in(thread, None)
+            stop()
     except _Deadline:
+        stop()  # it may have landed in the `finally` above, before `stop` ran
         raise KernParseError(
             f"music21 did not finish within {seconds:g} s of CPU, the parser's deadline", raw
         ) from None
+    finally:
+        _hook(install=False)
 
 
 def _convert(kern: str, raw: str, musicxml: bool) -> tuple[int, int, str | None]:
