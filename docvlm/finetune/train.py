@@ -31,7 +31,14 @@ from docvlm.finetune.data import (
     split_held_out,
 )
 from docvlm.finetune.heldout import METRICS, generate_answers, score_held_out
-from docvlm.finetune.options import FinetuneOptions, FinetuneReport, Plan, plan_for
+from docvlm.finetune.options import (
+    BASE_DEFAULTS_FILE,
+    FinetuneOptions,
+    FinetuneReport,
+    Plan,
+    carried_settings,
+    plan_for,
+)
 from docvlm.finetune.state import latest_checkpoint, load_state, save_state, saved_state
 from docvlm.settings import Settings
 from docvlm.tasks import TASKS
@@ -323,7 +330,8 @@ def _trainable(model: Any, rank: int, options: FinetuneOptions) -> Any:
 def _write(
     model: Any, processor: Any, options: FinetuneOptions, plan: Plan, settings: Settings
 ) -> None:
-    """A merged checkpoint, or the adapter (with the processor) alone."""
+    """A merged checkpoint, or the adapter (with the processor) alone, and the settings
+    it was trained with for the next round (``carried_settings``)."""
     model.eval()
     out = options.output
     out.mkdir(parents=True, exist_ok=True)
@@ -336,6 +344,11 @@ def _write(
     else:
         model.merge_and_unload().save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)
+    carried, defaults = carried_settings(plan), out / BASE_DEFAULTS_FILE
+    if carried:
+        defaults.write_text(json.dumps(carried, indent=2) + "\n", encoding="utf-8")
+    else:  # all the recipe's: a file left by an earlier run into this folder must not count
+        defaults.unlink(missing_ok=True)
 
 
 def _save_adapter(model: Any, out: Path) -> None:
