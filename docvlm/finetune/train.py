@@ -303,7 +303,7 @@ def _trainable(model: Any, rank: int, options: FinetuneOptions) -> Any:
     if options.freeze_vision:
         model.model.vision_tower.requires_grad_(False)
     if options.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=_CHECKPOINTING)
+        _checkpoint_activations(model)
     if rank == 0:
         return model
     try:
@@ -325,6 +325,17 @@ def _trainable(model: Any, rank: int, options: FinetuneOptions) -> Any:
         lora_dropout=0.0,
     )
     return get_peft_model(model, config)
+
+
+def _checkpoint_activations(model: Any) -> None:
+    """Recompute activations in the backward pass. Newer transformers call it activation
+    checkpointing (the old name warns that it goes in v6); the floor, 5.17, has only the
+    old name."""
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=_CHECKPOINTING)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=_CHECKPOINTING)
 
 
 def _write(
