@@ -4,7 +4,9 @@
 this order, to the base checkpoint's own ``docvlm_training.json`` (a checkpoint may ship
 the settings it trains well with, as the tiny test checkpoint does) and then to the
 task's recipe (``RECIPES``). ``Plan`` is the result, with the source of each value, and
-is what the run prints at its start and records in ``training.json``.
+is what the run prints at its start and records in ``training.json``. The checkpoint a
+run writes ships a ``docvlm_training.json`` of its own (``carried_settings``), so that a
+second round from it trains as the first did.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "FinetuneReport",
     "Plan",
     "SaveFormat",
+    "carried_settings",
     "make_plan",
     "plan_for",
     "read_base_defaults",
@@ -209,6 +212,13 @@ def make_plan(options: FinetuneOptions, base_defaults: dict[str, float | int]) -
         )
     except ValidationError as error:
         raise SettingsError(f"bad training setting: {error.errors()[0]['msg']}") from error
+
+
+def carried_settings(plan: Plan) -> dict[str, float | int]:
+    """What a run's output ships as its ``docvlm_training.json``: the settings its base
+    shipped and those set as options. The recipe's own values are left out, so that they
+    stay derived in the next round (the recipe's rate follows the LoRA rank chosen then)."""
+    return {name: getattr(plan, name) for name in _TUNABLE if plan.sources[name] != "recipe"}
 
 
 def _said(source: str) -> str:

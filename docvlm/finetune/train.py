@@ -31,7 +31,14 @@ from docvlm.finetune.data import (
     split_held_out,
 )
 from docvlm.finetune.heldout import METRICS, generate_answers, score_held_out
-from docvlm.finetune.options import FinetuneOptions, FinetuneReport, Plan, plan_for
+from docvlm.finetune.options import (
+    BASE_DEFAULTS_FILE,
+    FinetuneOptions,
+    FinetuneReport,
+    Plan,
+    carried_settings,
+    plan_for,
+)
 from docvlm.finetune.state import latest_checkpoint, load_state, save_state, saved_state
 from docvlm.settings import Settings
 from docvlm.tasks import TASKS
@@ -296,7 +303,7 @@ def _trainable(model: Any, rank: int, options: FinetuneOptions) -> Any:
     if options.freeze_vision:
         model.model.vision_tower.requires_grad_(False)
     if options.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=_CHECKPOINTING)
+        _checkpoint_activations(model)
     if rank == 0:
         return model
     try:
@@ -320,10 +327,22 @@ def _trainable(model: Any, rank: int, options: FinetuneOptions) -> Any:
     return get_peft_model(model, config)
 
 
+def _checkpoint_activations(model: Any) -> None:
+    """Recompute activations in the backward pass. Newer transformers call it activation
+    checkpointing (the old name warns that it goes in v6); the floor, 5.17, has only the
+    old name."""
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=_CHECKPOINTING)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=_CHECKPOINTING)
+
+
 def _write(
     model: Any, processor: Any, options: FinetuneOptions, plan: Plan, settings: Settings
 ) -> None:
-    """A merged checkpoint, or the adapter (with the processor) alone."""
+    """A merged checkpoint, or the adapter (with the processor) alone, and the settings
+    it was trained with for the next round (``carried_settings``)."""
     model.eval()
     out = options.output
     out.mkdir(parents=True, exist_ok=True)
@@ -336,6 +355,11 @@ def _write(
     else:
         model.merge_and_unload().save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)
+    carried, defaults = carried_settings(plan), out / BASE_DEFAULTS_FILE
+    if carried:
+        defaults.write_text(json.dumps(carried, indent=2) + "\n", encoding="utf-8")
+    else:  # all the recipe's: a file left by an earlier run into this folder must not count
+        defaults.unlink(missing_ok=True)
 
 
 def _save_adapter(model: Any, out: Path) -> None:

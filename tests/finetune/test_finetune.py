@@ -351,17 +351,23 @@ def test_gradient_checkpointing_says_use_reentrant(
     rank: int,
 ) -> None:
     """torch warns (and from 2.9 on some builds raises) when checkpointing leaves
-    ``use_reentrant`` unsaid; warnings are errors here, so one step shows it."""
+    ``use_reentrant`` unsaid; warnings are errors here, so one step shows it. The call is
+    transformers' current one: ``gradient_checkpointing_enable`` warns where
+    ``activation_checkpointing_enable`` exists (not in 5.17, the floor)."""
+    import warnings
+
     from transformers import PreTrainedModel
 
     asked: list[object] = []
-    enable = PreTrainedModel.gradient_checkpointing_enable
+    current = hasattr(PreTrainedModel, "activation_checkpointing_enable")
+    name = "activation_checkpointing_enable" if current else "gradient_checkpointing_enable"
+    enable = getattr(PreTrainedModel, name)
 
     def spy(self: PreTrainedModel, *args: object, **kwargs: object) -> None:
-        asked.append(kwargs.get("gradient_checkpointing_kwargs"))
+        asked.append(kwargs.get(name.replace("enable", "kwargs")))
         enable(self, *args, **kwargs)
 
-    monkeypatch.setattr(PreTrainedModel, "gradient_checkpointing_enable", spy)
+    monkeypatch.setattr(PreTrainedModel, name, spy)
     options = _options(
         tiny_checkpoint,
         _data(tmp_path, corpus),
@@ -371,9 +377,12 @@ def test_gradient_checkpointing_says_use_reentrant(
         gradient_checkpointing=True,
         save="adapter" if rank else "merged",
     )
-    report = finetune(options, CPU)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = finetune(options, CPU)
     assert report.steps == 1 and report.losses[0] > 0
     assert asked == [{"use_reentrant": False}]
+    assert not [w for w in caught if "gradient_checkpointing_enable" in str(w.message)]
 
 
 @pytest.mark.parametrize(
