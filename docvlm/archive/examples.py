@@ -11,7 +11,10 @@ takes them as it takes the converted datasets).
 The crop is rendered again from the record's source (its path as written, absolute or
 relative to ``root``), at the DPI the conversion used, and padded to a white square as the
 model saw it. A result that cannot be made an example (its source is gone, a page does not
-render) is left out with the reason.
+render) is left out with the reason, and so is one a person corrected only in some lines
+or cells without vouching for the rest (``review.partly_corrected``): its other lines are
+the model's, unchecked. Corrected whole (``value``) or on a page marked reviewed, it is an
+example.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from pathlib import Path
 from PIL import Image
 
 from docvlm.archive.corrections import corrected_documents
-from docvlm.archive.edits import frame_of, written
+from docvlm.archive.edits import frame_of, read_log, written
 from docvlm.archive.output import Output
+from docvlm.archive.review import partly_corrected
 from docvlm.document import Document
 from docvlm.errors import InputError
 from docvlm.reading.regions import crop_square
@@ -76,9 +80,22 @@ def correction_examples(
     limits = limits or Limits()
     roots = [r for r in (root, Path.cwd(), output.path.parent) if r is not None]
     images.mkdir(parents=True, exist_ok=True)
+    partial = partly_corrected(read_log(output.corrections_file))
     for document in corrected_documents(output):
         for page in document.pages:
-            chosen = [(i, r) for i, r in enumerate(page.results) if r.task == task and r.corrected]
+            chosen = []
+            for index, result in enumerate(page.results):
+                if result.task != task or not result.corrected:
+                    continue
+                if (document.sha256, page.number, index) not in partial:
+                    chosen.append((index, result))
+                elif skipped is not None:  # its other parts are the model's, unchecked
+                    parts = "lines" if result.task == "text" else "cells"
+                    skipped.append(
+                        f"{document.source}, page {page.number}, result {index}: only some "
+                        f"{parts} were corrected: correct it whole or mark the page reviewed "
+                        "to train on it"
+                    )
             if not chosen:
                 continue
             if page.rotation or page.skew:

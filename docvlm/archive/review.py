@@ -14,7 +14,10 @@ vocabulary, ``REASONS``. Items are ranked by tier, then by confidence, lowest fi
    move them.
 
 Pages a person marked reviewed (``docvlm correct``'s ``"reviewed": true``, or the viewer)
-are left out: ``reviewed_pages`` reads them from the corrections log.
+are left out: ``reviewed_pages`` reads them from the corrections log. So is a result a
+person vouched for: corrected whole (a ``value`` correction) or on a reviewed page. One
+corrected only in some lines or cells stays, ranked as before, with ``partly_corrected``
+(``partly_corrected`` reads them from the log; docs/corrections.md).
 
 With ``below``, only items under it are kept (and are marked ``low_confidence``), along
 with those of tiers 1 and 2, which no number shows to be good enough.
@@ -37,6 +40,7 @@ __all__ = [
     "REASONS",
     "Reason",
     "ReviewItem",
+    "partly_corrected",
     "rank",
     "review",
     "review_items",
@@ -55,6 +59,7 @@ Reason = Literal[
     "suspect",
     "blank",
     "turned",
+    "partly_corrected",
 ]
 
 #: Each reason and what it means (docs/review.md prints this table).
@@ -71,6 +76,8 @@ REASONS: dict[Reason, str] = {
     "spans clamped: Table.repairs)",
     "blank": "the region had no ink, so the model was not asked: nothing was read",
     "turned": "the page was turned to be read (its orientation was corrected)",
+    "partly_corrected": "a person corrected only some of its lines or cells: the rest is "
+    "unchecked until it is corrected whole or its page is marked reviewed",
 }
 _BROKEN = frozenset({"document_failure", "page_error", "parse_error", "repetition", "length"})
 
@@ -108,7 +115,9 @@ def _turned(page: Page) -> bool:
     return bool(fields.get("rotation"))
 
 
-def _result_item(document: Document, page: Page, index: int, result: Result) -> ReviewItem:
+def _result_item(
+    document: Document, page: Page, index: int, result: Result, *, partly: bool = False
+) -> ReviewItem:
     reasons: list[Reason] = []
     if result.status == "parse_error":
         reasons.append("parse_error")
@@ -121,6 +130,8 @@ def _result_item(document: Document, page: Page, index: int, result: Result) -> 
         reasons.append("suspect")
     if _turned(page):
         reasons.append("turned")
+    if partly:
+        reasons.append("partly_corrected")
     return ReviewItem(
         source=document.source,
         sha256=document.sha256,
@@ -133,9 +144,11 @@ def _result_item(document: Document, page: Page, index: int, result: Result) -> 
     )
 
 
-def review_items(document: Document) -> Iterator[ReviewItem]:
-    """Every item of one document: its results (but those a person corrected), its failed
-    pages, or its failure."""
+def review_items(
+    document: Document, partial: Collection[tuple[str, int, int]] = ()
+) -> Iterator[ReviewItem]:
+    """Every item of one document: its results (but those a person corrected, unless only
+    in parts: ``partial``, from ``partly_corrected``), its failed pages, or its failure."""
     if not document.pages and document.status == "failure":
         yield ReviewItem(
             source=document.source,
@@ -160,8 +173,9 @@ def review_items(document: Document) -> Iterator[ReviewItem]:
                 detail=page.error,
             )
         for index, result in enumerate(page.results):
-            if not result.corrected:  # a person has read and corrected it
-                yield _result_item(document, page, index, result)
+            partly = result.corrected and (document.sha256, page.number, index) in partial
+            if not result.corrected or partly:  # else a person has read and corrected it
+                yield _result_item(document, page, index, result, partly=partly)
 
 
 def review(
@@ -171,13 +185,15 @@ def review(
     task: str | None = None,
     limit: int | None = None,
     reviewed: Collection[tuple[str, int]] = (),
+    partial: Collection[tuple[str, int, int]] = (),
 ) -> list[ReviewItem]:
     """The items of ``documents``, weakest first (the module docstring says how they are
     ranked and what ``below`` keeps); ``task`` keeps one task's results, ``limit`` the
-    first so many; pages in ``reviewed`` (sha256, page) are left out. A source recorded
-    twice (a retried file) counts once, as last written."""
+    first so many; pages in ``reviewed`` (sha256, page) are left out; results in
+    ``partial`` (sha256, page, result: ``partly_corrected``) stay though corrected. A
+    source recorded twice (a retried file) counts once, as last written."""
     return rank(
-        ((document.source, review_items(document)) for document in documents),
+        ((document.source, review_items(document, partial)) for document in documents),
         below=below,
         task=task,
         limit=limit,
@@ -223,6 +239,22 @@ def reviewed_pages(entries: Iterable[Correction]) -> set[tuple[str, int]]:
         if entry.reviewed is not None:
             marks[(entry.sha256, entry.page)] = entry.reviewed
     return {page for page, mark in marks.items() if mark}
+
+
+def partly_corrected(entries: Iterable[Correction]) -> set[tuple[str, int, int]]:
+    """The (sha256, page, result) of each result the corrections log corrects only in
+    parts (some lines or cells) that no person vouched for: not corrected whole (a
+    ``value``), on a page not marked reviewed. Such a result is no training example and
+    stays in the review queue (docs/corrections.md); both ask this function."""
+    entries = list(entries)
+    parts: set[tuple[str, int, int]] = set()
+    whole: set[tuple[str, int, int]] = set()
+    for entry in entries:
+        if entry.result is not None:
+            key = (entry.sha256, entry.page, entry.result)
+            (whole if entry.value is not None else parts).add(key)
+    reviewed = reviewed_pages(entries)
+    return {key for key in parts - whole if key[:2] not in reviewed}
 
 
 def _with_threshold(item: ReviewItem, below: float | None) -> ReviewItem:

@@ -46,11 +46,12 @@ def review_command(
     ] = False,
 ) -> None:
     """List the results of OUTPUT that most need a person, weakest first: document, page,
-    task, confidence and why; results a person corrected are left out. Exit status 1 when
-    OUTPUT cannot be read, 2 when it does not exist."""
+    task, confidence and why; results a person corrected are left out (but those corrected
+    only in some lines or cells, until corrected whole or their page is marked reviewed).
+    Exit status 1 when OUTPUT cannot be read, 2 when it does not exist."""
     from docvlm.archive.edits import apply_log, read_log
     from docvlm.archive.output import Output, OutputError
-    from docvlm.archive.review import review, reviewed_pages
+    from docvlm.archive.review import partly_corrected, review, reviewed_pages
 
     if task is not None and task not in TASKS:
         raise typer.BadParameter(f"unknown task {task!r}", param_hint="--task")
@@ -67,6 +68,7 @@ def review_command(
             task=task,
             limit=limit or None,
             reviewed=reviewed_pages(corrections),
+            partial=partly_corrected(corrections),
         )
     except (OutputError, DocVLMError, OSError) as error:
         error_line(str(error))

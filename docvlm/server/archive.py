@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -85,10 +85,13 @@ class PageImageError(Exception):
     """The page cannot be drawn (source gone, not a file, or unreadable); says why."""
 
 
-def suspects_of(document: Document, number: int) -> list[Suspect]:
+def suspects_of(
+    document: Document, number: int, partial: Collection[tuple[str, int, int]] = ()
+) -> list[Suspect]:
     """The suspect parts of ``document`` (id ``number``): a failed document, failed pages,
     results that did not parse, were cut at the token limit, or stopped repeating; a
-    result a person corrected is not one (it has been read)."""
+    result a person corrected is not one (it has been read), unless only in some lines or
+    cells (in ``partial``: ``docvlm.archive.review.partly_corrected``)."""
     found: list[Suspect] = []
     if document.status == "failure" and not document.pages:
         found.append(
@@ -112,7 +115,7 @@ def suspects_of(document: Document, number: int) -> list[Suspect]:
             )
         for index, result in enumerate(page.results):
             reason: Reason | None = None
-            if result.corrected:
+            if result.corrected and (document.sha256, page.number, index) not in partial:
                 continue
             if result.status == "parse_error":
                 reason = "parse_error"
@@ -245,15 +248,19 @@ class Entry:
             )
 
 
-def index_entry(number: int, document: Document) -> Entry:
-    flagged = tuple(suspects_of(document, number))
+def index_entry(
+    number: int, document: Document, partial: Collection[tuple[str, int, int]] = ()
+) -> Entry:
+    """What is kept of ``document``; ``partial``: the results corrected only in parts
+    (``docvlm.archive.review.partly_corrected``), still suspects and still in the queue."""
+    flagged = tuple(suspects_of(document, number, partial))
     listed = {(s.page, s.index) for s in flagged}
     confident = tuple(
         (page.number, index, result.task, result.confidence)
         for page in document.pages
         for index, result in enumerate(page.results)
         if result.confidence is not None
-        and not result.corrected
+        and (not result.corrected or (document.sha256, page.number, index) in partial)
         and (page.number, index) not in listed
     )
     summary = DocumentSummary(
@@ -266,7 +273,7 @@ def index_entry(number: int, document: Document) -> Entry:
     )
     kept = tuple(
         (i.page, i.result, i.task, i.confidence, i.reasons, i.detail)
-        for i in review_items(document)
+        for i in review_items(document, partial)
     )
     return Entry(summary, flagged, confident, document.sha256, kept)
 

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from docvlm.archive.corrections import Corrections
 from docvlm.archive.edits import Correction, CorrectionError, VersionConflict, apply_log
-from docvlm.archive.review import reviewed_pages
+from docvlm.archive.review import partly_corrected, reviewed_pages
 from docvlm.document import Document
 from docvlm.errors import DestinationBusyError
 from docvlm.server.archive import (
@@ -121,13 +121,16 @@ class EditedArchive:
             with self.editing.lock:
                 self.editing.store.refresh()
                 logged = self.editing.store.entries
-                named = {e.sha256 for e in logged[self._seen :] if e.reviewed is None}
+                # a review mark too: it vouches for a page's results corrected in parts
+                named = {e.sha256 for e in logged[self._seen :]}
                 self._seen = len(logged)
+                partial = partly_corrected(logged) if named else set()
             if named:
                 for entry in self.inner.entries():
                     if entry.sha256 in named:
                         number = entry.summary.id
-                        self._fresh[number] = index_entry(number, self.document(number))
+                        document = self.document(number)
+                        self._fresh[number] = index_entry(number, document, partial)
             return dict(self._fresh)
 
 

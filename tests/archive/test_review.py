@@ -19,6 +19,8 @@ from typer.testing import CliRunner
 
 import docvlm
 import docvlm.client
+from docvlm.archive.edits import Correction
+from docvlm.archive.review import partly_corrected
 from docvlm.cli import app
 from docvlm.engines import Request
 from docvlm.reading.requests import Generation
@@ -219,3 +221,23 @@ def test_a_staging_folder_is_not_a_record(
     staged.mkdir()
     (staged / "document.json").write_text('{"source": "half', encoding="utf-8")
     assert review(out) == before
+
+
+def test_a_result_corrected_in_parts_is_vouched_for_whole_or_by_its_page() -> None:
+    """``partly_corrected``: the results some lines or cells of which were corrected, but
+    not corrected whole (``value``) and not on a page marked reviewed (last mark wins)."""
+    a, b = "a" * 64, "b" * 64
+    line = Correction(sha256=a, page=1, result=0, line=3, text="checked")
+    cell = Correction(sha256=b, page=2, result=1, cell=(1, 0), text="checked")
+    assert partly_corrected([line, cell]) == {(a, 1, 0), (b, 2, 1)}
+    whole = Correction(sha256=a, page=1, result=0, value="the whole text")
+    assert partly_corrected([line, whole, cell]) == {(b, 2, 1)}
+    assert partly_corrected([whole, line, cell]) == {(b, 2, 1)}  # a line fixed after the whole
+    other = Correction(sha256=a, page=1, result=1, value="another result")
+    assert partly_corrected([line, other]) == {(a, 1, 0)}
+    mark = Correction(sha256=b, page=2, reviewed=True)
+    assert partly_corrected([line, cell, mark]) == {(a, 1, 0)}
+    assert partly_corrected([mark, cell]) == set()  # the page was read whole, the cell too
+    assert partly_corrected([cell, Correction(sha256=b, page=1, reviewed=True)]) == {(b, 2, 1)}
+    unmark = Correction(sha256=b, page=2, reviewed=False)
+    assert partly_corrected([cell, mark, unmark]) == {(b, 2, 1)}

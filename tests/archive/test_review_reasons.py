@@ -55,3 +55,18 @@ def test_every_reason_comes_from_its_record() -> None:
     assert ranked[1].confidence == math.exp((-0.1 - 0.3) / 2)
     assert ranked[4].confidence == math.exp((-0.05 - 0.1) / 2)  # the open cell's tokens
     assert ranked[0].detail == "cannot decode the image"
+
+
+def test_docs_review_lists_each_reason_of_the_vocabulary_and_schema() -> None:
+    """docs/review.md's table of reasons is ``REASONS``, and ``docvlm schema review``'s enum."""
+    from pathlib import Path
+
+    from docvlm.archive.review import review_schema
+
+    text = (Path(__file__).parents[2] / "docs" / "review.md").read_text(encoding="utf-8")
+    table = text.split("| reason | meaning |", 1)[1].split("\n\n", 1)[0]
+    documented = [row.split("`")[1] for row in table.splitlines() if row.startswith("| `")]
+    assert documented == list(REASONS)
+    schema = review_schema()
+    enum = schema["$defs"]["ReviewItem"]["properties"]["reasons"]["items"]["enum"]
+    assert enum == list(REASONS)

@@ -40,6 +40,23 @@ def _convert(
     assert documents and all(d.status == "success" for d in documents)
 
 
+def _queue(out: Path) -> dict[tuple[str, int, int], list[str]]:
+    """``docvlm review OUT --json``: each listed result's reasons, by (sha256, page, result)."""
+    done = CliRunner().invoke(app, ["review", str(out), "--json", "--limit", "0"])
+    assert done.exit_code == 0, done.output
+    return {(i["sha256"], i["page"], i["result"]): i["reasons"] for i in json.loads(done.stdout)}
+
+
+def _mark_reviewed(out: Path, *documents: Document) -> None:
+    """Page 1 of each document marked reviewed, as the viewer's box does."""
+    marks = "".join(
+        json.dumps({"sha256": d.sha256, "page": 1, "reviewed": True}) + "\n" for d in documents
+    )
+    (out.parent / "marks.jsonl").write_text(marks)
+    done = CliRunner().invoke(app, ["correct", str(out), str(out.parent / "marks.jsonl")])
+    assert done.exit_code == 0, done.output
+
+
 def _records(out: Path) -> list[Document]:
     files = sorted(out.glob("*/document.json"))
     return [Document.model_validate_json(p.read_bytes()) for p in files]
@@ -57,9 +74,24 @@ def test_corrected_table_crops_become_examples_finetune_takes(corpus: Path, tmp_
         edit = {"sha256": document.sha256, "page": 1, "result": 0}
         store.apply(Correction(**edit, cell=(1, 0), text=f"fixed {number}"))
     data = tmp_path / "data" / "D.jsonl"
-    made = CliRunner().invoke(
-        app, ["data", "corrections", str(tmp_path / "out"), "--task", "table", "--out", str(data)]
-    )
+    command = ["data", "corrections", str(tmp_path / "out"), "--task", "table", "--out", str(data)]
+    # one cell checked vouches for no other: no example, and the tables stay in the queue
+    made = CliRunner().invoke(app, command)
+    assert made.exit_code == 1 and not data.exists()
+    for document in documents[:2]:
+        assert (
+            f"left out: {document.source}, page 1, result 0: only some cells were corrected: "
+            "correct it whole or mark the page reviewed to train on it"
+        ) in " ".join(made.stderr.split())
+    queue = _queue(tmp_path / "out")
+    partly, unread = (
+        ["no_confidence", "partly_corrected"],
+        ["no_confidence"],
+    )  # scripted: no logprobs
+    assert [queue[(d.sha256, 1, 0)] for d in documents] == [partly, partly, unread]
+    _mark_reviewed(tmp_path / "out", *documents[:2])
+    assert list(_queue(tmp_path / "out")) == [(documents[2].sha256, 1, 0)]
+    made = CliRunner().invoke(app, command)
     assert made.exit_code == 0, made.output
     assert "wrote 2 records" in made.stderr
     records = [json.loads(line) for line in data.read_text().splitlines()]
@@ -117,6 +149,7 @@ def test_a_corrected_molecule_becomes_its_canonical_smiles(corpus: Path, tmp_pat
     (record,) = [json.loads(line) for line in data.read_text().splitlines()]
     want = Chem.MolToSmiles(Chem.MolFromMolFile(str(corpus / USPTO / molfile)))
     assert record["target"] == want
+    assert _queue(tmp_path / "out") == {}  # corrected whole: vouched for, no mark needed
     with (
         Image.open(data.parent / record["image"]) as image,
         Image.open(tmp_path / "in" / name) as page,
@@ -169,9 +202,20 @@ def test_corrected_text_lines_reach_alto_and_become_examples(corpus: Path, tmp_p
     )
     assert "Hazard rate" in [u.text for u in page.iter()]
     data = tmp_path / "T.jsonl"
-    made = CliRunner().invoke(
-        app, ["data", "corrections", str(tmp_path / "out"), "--task", "text", "-o", str(data)]
-    )
+    command = ["data", "corrections", str(tmp_path / "out"), "--task", "text", "-o", str(data)]
+    # one line checked of four: the other three are the model's, so no example yet
+    made = CliRunner().invoke(app, command)
+    assert made.exit_code == 1 and not data.exists()
+    assert (
+        f"left out: {document.source}, page 1, result 0: only some lines were corrected: "
+        "correct it whole or mark the page reviewed to train on it"
+    ) in " ".join(made.stderr.split())
+    assert _queue(tmp_path / "out") == {
+        (document.sha256, 1, 0): ["no_confidence", "partly_corrected"]
+    }
+    _mark_reviewed(tmp_path / "out", document)  # a person read the rest: the whole is vouched
+    assert _queue(tmp_path / "out") == {}
+    made = CliRunner().invoke(app, command)
     assert made.exit_code == 0, made.output
     (record,) = [json.loads(x) for x in data.read_text().splitlines()]
     read = parse_text(record["target"], side, side).lines
@@ -223,6 +267,7 @@ def test_a_page_read_turned_is_left_out_with_its_reason(corpus: Path, tmp_path: 
     for document in documents:
         edit = {"sha256": document.sha256, "page": 1, "result": 0}
         store.apply(Correction(**edit, cell=(1, 0), text="fixed"))
+    _mark_reviewed(tmp_path / "out", *documents)
     turned = next(iter(sorted((tmp_path / "out").glob("*/document.json"))))
     record = json.loads(turned.read_text(encoding="utf-8"))
     record["pages"][0]["rotation"] = 90  # as a page scanned a quarter turn would be

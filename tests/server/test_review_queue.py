@@ -178,3 +178,34 @@ def test_the_service_has_the_queue_of_its_conversions(converted: Path) -> None:
 
 def _shas(out: Path) -> list[str]:
     return [str(d.sha256) for d in Output.existing(out).records()]
+
+
+@pytest.mark.parametrize("part", [{"line": 0}, {"cell": [1, 0]}], ids=["line", "cell"])
+def test_a_result_corrected_in_parts_stays_until_its_page_is_reviewed(
+    corpus: Path, tmp_path: Path, part: dict[str, Any]
+) -> None:
+    """One line or cell checked vouches for no other: the result stays in the queue
+    (``partly_corrected``) and among the suspects, until its page is marked reviewed."""
+    out = converted_output(corpus, tmp_path)
+    app = viewer_app(out, SETTINGS, edit=True)
+    low = ("GET", "/v1/suspects", {"params": {"min_confidence": 1.0}})
+    queue, suspects = call(app, ("GET", "/v1/review", {}), low)
+    item = next(i for i in queue["items"] if i["task"] == ("text" if "line" in part else "table"))
+    where = (item["source"], 1, item["result"])
+    assert where in {(s["source"], s["page"], s["index"]) for s in suspects}
+    edit = {"sha256": item["sha256"], "page": 1}
+    call(app, ("POST", "/v1/corrections", {"json": {**edit, "result": item["result"], **part,
+                                                    "text": "checked"}}))  # fmt: skip
+    queue, suspects = call(app, ("GET", "/v1/review", {}), low)
+    (kept,) = [i for i in queue["items"] if (i["source"], i["page"], i["result"]) == where]
+    assert kept == {**item, "reasons": [*item["reasons"], "partly_corrected"]}
+    assert queue["items"] == command(out)
+    assert where in {(s["source"], s["page"], s["index"]) for s in suspects}
+    call(app, ("POST", "/v1/corrections", {"json": {**edit, "reviewed": True}}))
+    queue, suspects = call(app, ("GET", "/v1/review", {}), low)
+    assert item["sha256"] not in {i["sha256"] for i in queue["items"]}
+    assert queue["items"] == command(out)
+    left = {(s["source"], s["page"], s["index"]) for s in suspects}
+    assert where not in left  # vouched for: read whole
+    # the page's results no one corrected are still suspects: a review mark is no correction
+    assert any(s[0] == item["source"] and s[2] != item["result"] for s in left)
