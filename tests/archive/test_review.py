@@ -177,11 +177,15 @@ def test_below_task_and_limit(
     assert lines[3].split()[-1] == "repetition"
 
 
-def test_a_missing_output_is_one_line(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["review", str(tmp_path / "nothing.jsonl")])
-    assert result.exit_code == 1
-    assert result.stderr.strip() == (
-        f"error: {tmp_path / 'nothing.jsonl'}: not a conversion output (a JSONL of Documents, "
+def test_a_missing_output_or_one_that_is_not_an_output_is_one_line(tmp_path: Path) -> None:
+    missing = CliRunner().invoke(app, ["review", str(tmp_path / "nothing.jsonl")])
+    assert missing.exit_code == 2  # a usage error: the path is not there
+    assert missing.stderr.strip() == f"error: {tmp_path / 'nothing.jsonl'}: no such file or folder"
+    (tmp_path / "notes.txt").write_text("not records\n")
+    other = CliRunner().invoke(app, ["review", str(tmp_path / "notes.txt")])
+    assert other.exit_code == 1
+    assert other.stderr.strip() == (
+        f"error: {tmp_path / 'notes.txt'}: not a conversion output (a JSONL of Documents, "
         "a Parquet file or folder of parts, a folder of JSONL parts, or an output folder of "
         "NAME/document.json)"
     )
