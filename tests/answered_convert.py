@@ -3,7 +3,8 @@
 
 ``DOCVLM_TEST_ANSWERS`` names a JSON file ``{prompt: {side: answer}}``: a request gets the
 answer written for its prompt and the side of its square image (the crop's size, so each
-test source is told apart), or ``""`` when none was written.
+test source is told apart), or ``""`` when none was written. ``tables_converted`` does the
+same in process (``answering_client``), and ``refusals`` reads what ``docvlm correct`` refused.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import docvlm.client
+from docvlm.document import Document
 from docvlm.engines import Request
 from docvlm.testing import ScriptedEngine
 
@@ -56,6 +58,32 @@ def pubtabnet_tables(
         if len(items) == count:
             break
     return by_side, items
+
+
+def answering_client(answers: Answers) -> docvlm.client.DocVLM:
+    """In process, a client whose engine answers as ``convert``'s does, from ``answers``."""
+
+    def respond(request: Request) -> str:
+        return answers.get(request.prompt, {}).get(str(request.image.width), "")
+
+    return docvlm.client.DocVLM(
+        checkpoint="scripted",
+        engine_factory=lambda checkpoint, settings: ScriptedEngine(respond, resolution=896),
+    )
+
+
+def tables_converted(corpus: Path, folder: Path, out: str, count: int = 2) -> list[Document]:
+    """The first ``count`` PubTabNet crops (``pubtabnet_tables``, into ``folder/in``)
+    converted in process into ``folder/OUT`` by an engine that writes each one's truth."""
+    by_side, _ = pubtabnet_tables(corpus, folder / "in", count)
+    client = answering_client({"table html": by_side})
+    return list(client.convert_many([folder / "in"], tasks=["table"], out=folder / out))
+
+
+def refusals(stderr: str) -> dict[int, str]:
+    """``docvlm correct``'s refused lines, by the line number of the file they name."""
+    refused = [line for line in stderr.splitlines() if ": refused: " in line]
+    return {int(line.split(", line ")[1].split(":")[0]): line for line in refused}
 
 
 def convert(args: list[str], answers: Answers, where: Path) -> subprocess.CompletedProcess[str]:

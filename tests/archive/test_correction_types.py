@@ -8,28 +8,13 @@ import json
 from pathlib import Path
 
 import jsonschema
-from answered_convert import pubtabnet_tables
+from answered_convert import refusals, tables_converted
 from typer.testing import CliRunner
 
-from docvlm import Document, DocVLM
 from docvlm.archive.output import Output
 from docvlm.cli import app
 from docvlm.errors import ExitCode
 from docvlm.results import TableResult
-from docvlm.testing import ScriptedEngine
-
-
-def _tables(corpus: Path, tmp_path: Path) -> list[Document]:
-    by_side, _ = pubtabnet_tables(corpus, tmp_path / "in", 1)
-
-    def respond(request: object) -> str:
-        return str(by_side[str(request.image.width)])  # type: ignore[attr-defined]
-
-    client = DocVLM(
-        checkpoint="scripted",
-        engine_factory=lambda checkpoint, settings: ScriptedEngine(respond, resolution=896),
-    )
-    return list(client.convert_many([tmp_path / "in"], tasks=["table"], out=tmp_path / "out/"))
 
 
 def _cell(out: Path, row: int, col: int) -> str:
@@ -40,7 +25,7 @@ def _cell(out: Path, row: int, col: int) -> str:
 
 
 def test_loosely_typed_values_are_refused_line_by_line(corpus: Path, tmp_path: Path) -> None:
-    (document,) = _tables(corpus, tmp_path)
+    (document,) = tables_converted(corpus, tmp_path, "out/", 1)
     page = {"sha256": document.sha256, "page": 1}
     lines = [
         {**page, "reviewed": "yes"},  # a word, not true: the page stays in review
@@ -55,8 +40,7 @@ def test_loosely_typed_values_are_refused_line_by_line(corpus: Path, tmp_path: P
     file.write_text("".join(json.dumps(line) + "\n" for line in lines))
     result = CliRunner().invoke(app, ["correct", str(tmp_path / "out"), str(file)])
     assert result.exit_code == ExitCode.FAILED, result.stderr
-    refused = [line for line in result.stderr.splitlines() if ": refused: " in line]
-    causes = {int(line.split(", line ")[1].split(":")[0]): line for line in refused}
+    causes = refusals(result.stderr)
     assert sorted(causes) == [1, 2, 3, 4, 5, 6]
     assert "reviewed: Input should be a valid boolean" in causes[1]
     assert "page: Input should be a valid integer" in causes[2]
@@ -71,7 +55,7 @@ def test_loosely_typed_values_are_refused_line_by_line(corpus: Path, tmp_path: P
 
 
 def test_a_file_saved_with_a_byte_order_mark_is_read(corpus: Path, tmp_path: Path) -> None:
-    (document,) = _tables(corpus, tmp_path)
+    (document,) = tables_converted(corpus, tmp_path, "out/", 1)
     file = tmp_path / "fix.jsonl"
     edit = {"sha256": document.sha256, "page": 1, "reviewed": True}
     file.write_bytes(b"\xef\xbb\xbf" + json.dumps(edit).encode() + b"\r\n")  # as Excel saves
@@ -81,7 +65,7 @@ def test_a_file_saved_with_a_byte_order_mark_is_read(corpus: Path, tmp_path: Pat
 
 
 def test_a_missing_file_or_output_is_a_usage_error(corpus: Path, tmp_path: Path) -> None:
-    _tables(corpus, tmp_path)
+    tables_converted(corpus, tmp_path, "out/", 1)
     missing = tmp_path / "missing.jsonl"
     result = CliRunner().invoke(app, ["correct", str(tmp_path / "out"), str(missing)])
     assert result.exit_code == ExitCode.USAGE

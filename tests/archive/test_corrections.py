@@ -9,15 +9,19 @@ import json
 from pathlib import Path
 
 import pytest
-from answered_convert import Answers, convert, pubtabnet_tables
+from answered_convert import (
+    answering_client,
+    convert,
+    refusals,
+    tables_converted,
+)
 from typer.testing import CliRunner, Result
 
-from docvlm import Document, DocVLM
+from docvlm import Document
 from docvlm.archive.corrections import corrected_documents
 from docvlm.archive.edits import Correction, CorrectionError, VersionConflict
 from docvlm.archive.output import Output, open_sink
 from docvlm.cli import app
-from docvlm.testing import ScriptedEngine
 from parsers import parse_table
 
 USPTO = "molecules/images_with_mol/uspto"
@@ -28,27 +32,10 @@ def _documents(out: Path) -> dict[str, Document]:
     return {Path(d.source).name: d for d in found}
 
 
-def _scripted(answers: Answers) -> DocVLM:
-    def respond(request: object) -> str:
-        image = request.image  # type: ignore[attr-defined]
-        return answers.get(request.prompt, {}).get(str(image.width), "")  # type: ignore[attr-defined]
-
-    return DocVLM(
-        checkpoint="scripted",
-        engine_factory=lambda checkpoint, settings: ScriptedEngine(respond, resolution=896),
-    )
-
-
-def _tables(corpus: Path, tmp_path: Path, out: str, count: int = 2) -> list[Document]:
-    by_side, _ = pubtabnet_tables(corpus, tmp_path / "in", count)
-    client = _scripted({"table html": by_side})
-    return list(client.convert_many([tmp_path / "in"], tasks=["table"], out=tmp_path / out))
-
-
 def test_correct_applies_the_good_lines_and_refuses_each_bad_one(
     corpus: Path, tmp_path: Path
 ) -> None:
-    by_side, _ = pubtabnet_tables(corpus, tmp_path / "in", 2)
+    by_side, _ = pubtabnettables_converted(corpus, tmp_path / "in", 2)
     ran = convert([str(tmp_path / "in"), "--task", "table", "--out", f"{tmp_path}/out/"],
                   {"table html": by_side}, tmp_path)  # fmt: skip
     assert ran.returncode == 0, ran.stderr
@@ -70,8 +57,7 @@ def test_correct_applies_the_good_lines_and_refuses_each_bad_one(
     file.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
     result = CliRunner().invoke(app, ["correct", f"{tmp_path}/out/", str(file)])
     assert result.exit_code == 1
-    refused = [line for line in result.stderr.splitlines() if ": refused: " in line]
-    causes = {int(line.split(", line ")[1].split(":")[0]): line for line in refused}
+    causes = refusals(result.stderr)
     assert sorted(causes) == [2, 3, 4, 5, 6, 7, 8, 10]
     assert "no cell 99 in row 1" in causes[2]
     assert "changes the table's grid" in causes[3]
@@ -122,7 +108,7 @@ def test_a_smiles_correction_must_pass_rdkit(corpus: Path, tmp_path: Path) -> No
 
 
 def test_two_saves_of_one_page_merge_or_the_second_is_refused(corpus: Path, tmp_path: Path) -> None:
-    (document, _) = sorted(_tables(corpus, tmp_path, "out/"), key=lambda d: d.source)
+    (document, _) = sorted(tables_converted(corpus, tmp_path, "out/"), key=lambda d: d.source)
     edit = {"sha256": document.sha256, "page": 1, "result": 0, "version": 0}
     output = Output.existing(tmp_path / "out")
     ann, bob = output.corrections(), output.corrections()  # two people
@@ -155,7 +141,7 @@ def test_two_saves_of_one_page_merge_or_the_second_is_refused(corpus: Path, tmp_
 def test_jsonl_gets_the_corrections_when_compacted_or_exported(
     corpus: Path, tmp_path: Path
 ) -> None:
-    documents = sorted(_tables(corpus, tmp_path, "out.jsonl"), key=lambda d: d.source)
+    documents = sorted(tables_converted(corpus, tmp_path, "out.jsonl"), key=lambda d: d.source)
     out = tmp_path / "out.jsonl"
     line = {"sha256": documents[0].sha256, "page": 1, "result": 0, "cell": [1, 1]}
     (tmp_path / "fix.jsonl").write_text(json.dumps({**line, "text": "0.999"}) + "\n")
@@ -192,7 +178,7 @@ def test_jsonl_gets_the_corrections_when_compacted_or_exported(
 
 def test_parquet_records_read_back_and_exported_corrected(corpus: Path, tmp_path: Path) -> None:
     pytest.importorskip("pyarrow")
-    documents = sorted(_tables(corpus, tmp_path, "out.parquet"), key=lambda d: d.source)
+    documents = sorted(tables_converted(corpus, tmp_path, "out.parquet"), key=lambda d: d.source)
     out = tmp_path / "out.parquet"
     edit = {"sha256": documents[1].sha256, "page": 1, "result": 0}
     Output.existing(out).corrections().apply(Correction(**edit, cell=(0, 0), text="Corrected head"))
@@ -225,7 +211,7 @@ def test_two_processes_saving_one_page_at_once_lose_nothing(corpus: Path, tmp_pa
     import subprocess
     import sys
 
-    (document, _) = sorted(_tables(corpus, tmp_path, "out/"), key=lambda d: d.source)
+    (document, _) = sorted(tables_converted(corpus, tmp_path, "out/"), key=lambda d: d.source)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     savers = [
         subprocess.Popen(
@@ -248,7 +234,7 @@ def test_two_processes_saving_one_page_at_once_lose_nothing(corpus: Path, tmp_pa
 
 def test_correct_refuses_while_a_run_writes_the_output(corpus: Path, tmp_path: Path) -> None:
 
-    (document, _) = sorted(_tables(corpus, tmp_path, "out/"), key=lambda d: d.source)
+    (document, _) = sorted(tables_converted(corpus, tmp_path, "out/"), key=lambda d: d.source)
     line = {"sha256": document.sha256, "page": 1, "result": 0, "cell": [1, 0], "text": "x"}
     (tmp_path / "fix.jsonl").write_text(json.dumps(line) + "\n")
     with Output.parse(f"{tmp_path}/out/").lock():  # a conversion is writing here
@@ -262,8 +248,8 @@ def test_correct_refuses_while_a_run_writes_the_output(corpus: Path, tmp_path: P
 def test_a_correction_a_new_reading_has_no_place_for_is_kept_in_the_log_and_said(
     corpus: Path, tmp_path: Path
 ) -> None:
-    by_side, _ = pubtabnet_tables(corpus, tmp_path / "in", 1)
-    client = _scripted({"table html": by_side})
+    by_side, _ = pubtabnettables_converted(corpus, tmp_path / "in", 1)
+    client = answering_client({"table html": by_side})
     (document,) = client.convert_many([tmp_path / "in"], tasks=["table"], out=f"{tmp_path}/out/")
     rows = parse_table(document.pages[0].results[0].raw).shape[0]
     edit = {"sha256": document.sha256, "page": 1, "result": 0}
@@ -272,7 +258,7 @@ def test_a_correction_a_new_reading_has_no_place_for_is_kept_in_the_log_and_said
     )
     ((side, raw),) = by_side.items()
     cut = raw[: raw.rfind("<tr>")] + "</tbody>"  # the new reading misses the last row
-    again = _scripted({"table html": {side: cut}})
+    again = answering_client({"table html": {side: cut}})
     list(again.convert_many([tmp_path / "in"], tasks=["table"], out=f"{tmp_path}/out/", redo=True))
     (stored,) = _documents(tmp_path / "out").values()
     page = stored.pages[0]
@@ -290,7 +276,7 @@ def test_a_table_joined_across_pages_is_corrected_when_a_part_is(
 ) -> None:
     from docvlm.reading.stitch import join_tables
 
-    first, second = (d.pages[0].results[0] for d in _tables(corpus, tmp_path, "out/"))
+    first, second = (d.pages[0].results[0] for d in tables_converted(corpus, tmp_path, "out/"))
     assert first.task == "table" and second.task == "table"
     fixed = second.model_copy(update={"corrected": True})
     assert join_tables(first, fixed).corrected and join_tables(fixed, first).corrected
@@ -300,7 +286,7 @@ def test_a_table_joined_across_pages_is_corrected_when_a_part_is(
 def test_export_never_writes_over_its_output_a_conversion_or_a_running_run(
     corpus: Path, tmp_path: Path
 ) -> None:
-    _tables(corpus, tmp_path, "out.jsonl")
+    tables_converted(corpus, tmp_path, "out.jsonl")
     out = tmp_path / "out.jsonl"
     before = out.read_bytes()
 
@@ -309,7 +295,7 @@ def test_export_never_writes_over_its_output_a_conversion_or_a_running_run(
 
     itself = export(out, out)  # read lazily, it was emptied before a record was read
     assert itself.exit_code == 2 and "that is the output itself" in itself.stderr
-    _tables(corpus, tmp_path / "other", "conv.jsonl")
+    tables_converted(corpus, tmp_path / "other", "conv.jsonl")
     converted = tmp_path / "other" / "conv.jsonl"
     kept = converted.read_bytes()
     onto = export(out, converted)  # its manifest would skip records the file no longer holds
