@@ -12,6 +12,7 @@ import pytest
 from answered_convert import (
     answering_client,
     convert,
+    pubtabnet_tables,
     refusals,
     tables_converted,
 )
@@ -35,7 +36,7 @@ def _documents(out: Path) -> dict[str, Document]:
 def test_correct_applies_the_good_lines_and_refuses_each_bad_one(
     corpus: Path, tmp_path: Path
 ) -> None:
-    by_side, _ = pubtabnettables_converted(corpus, tmp_path / "in", 2)
+    by_side, _ = pubtabnet_tables(corpus, tmp_path / "in", 2)
     ran = convert([str(tmp_path / "in"), "--task", "table", "--out", f"{tmp_path}/out/"],
                   {"table html": by_side}, tmp_path)  # fmt: skip
     assert ran.returncode == 0, ran.stderr
@@ -248,7 +249,7 @@ def test_correct_refuses_while_a_run_writes_the_output(corpus: Path, tmp_path: P
 def test_a_correction_a_new_reading_has_no_place_for_is_kept_in_the_log_and_said(
     corpus: Path, tmp_path: Path
 ) -> None:
-    by_side, _ = pubtabnettables_converted(corpus, tmp_path / "in", 1)
+    by_side, _ = pubtabnet_tables(corpus, tmp_path / "in", 1)
     client = answering_client({"table html": by_side})
     (document,) = client.convert_many([tmp_path / "in"], tasks=["table"], out=f"{tmp_path}/out/")
     rows = parse_table(document.pages[0].results[0].raw).shape[0]
