@@ -8,16 +8,15 @@ import json
 from pathlib import Path
 
 import pytest
-from answered_convert import pubtabnet_tables
+from answered_convert import answering_client, pubtabnet_tables
 from PIL import Image, ImageChops
 from typer.testing import CliRunner
 
-from docvlm import Document, DocVLM
+from docvlm import Document
 from docvlm.archive.edits import Correction
 from docvlm.archive.output import Output
 from docvlm.cli import app
 from docvlm.reading.regions import crop_square
-from docvlm.testing import ScriptedEngine
 from parsers import Box, parse_table
 
 USPTO = "molecules/images_with_mol/uspto"
@@ -26,14 +25,7 @@ USPTO = "molecules/images_with_mol/uspto"
 def _convert(
     answers: dict[str, dict[str, str]], source: Path, out: Path, task: str, formats: str = "md"
 ) -> None:
-    def respond(request: object) -> str:
-        image = request.image  # type: ignore[attr-defined]
-        return answers.get(request.prompt, {}).get(str(image.width), "")  # type: ignore[attr-defined]
-
-    client = DocVLM(
-        checkpoint="scripted",
-        engine_factory=lambda checkpoint, settings: ScriptedEngine(respond, resolution=896),
-    )
+    client = answering_client(answers)
     documents = list(
         client.convert_many([source], tasks=[task], out=f"{out}/", formats=formats.split(","))
     )
