@@ -43,18 +43,25 @@ def pubtabnet(corpus: Path, name: str) -> tuple[Image.Image, str]:
     raise LookupError(name)
 
 
-def editable_output(corpus: Path, folder: Path, formats: tuple[str, ...] = ("alto",)) -> Path:
-    """``folder/out/``, as ``docvlm convert --out out/ --formats alto`` writes it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    page_png = folder / "page.png"
+def page_canvas(corpus: Path) -> tuple[Image.Image, ImageDraw.ImageDraw, str]:
+    """A 1200 x 1600 page: MolScribe's example depiction, its caption line and a PubTabNet
+    table (its truth as the model writes it), to be drawn on and saved."""
     canvas = Image.new("RGB", (1200, 1600), "white")
     draw = ImageDraw.Draw(canvas)
     molecule = Image.open(corpus / "molecules/images_with_smiles/molscribe/example.png")
     canvas.paste(molecule.convert("RGB").resize((400, 300)), (60, 60))
     draw.text((520, 80), "Scheme 1. The product.", fill="black")
-    draw.text((520, 100), LINES[1], fill="black")
     table_image, table_raw = pubtabnet(corpus, "PMC5897438_004_00.png")
     canvas.paste(table_image.resize((502, 272)), (60, 420))
+    return canvas, draw, table_raw
+
+
+def editable_output(corpus: Path, folder: Path, formats: tuple[str, ...] = ("alto",)) -> Path:
+    """``folder/out/``, as ``docvlm convert --out out/ --formats alto`` writes it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    page_png = folder / "page.png"
+    canvas, draw, table_raw = page_canvas(corpus)
+    draw.text((520, 100), LINES[1], fill="black")
     canvas.save(page_png)
     common = {"source": str(page_png), "page": 1, "checkpoint": "prepared", "prompt": "p"}
     frame = Box(x0=0, y0=0, x1=1200, y1=1200)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from editable import pubtabnet
-from PIL import Image, ImageDraw
+from editable import page_canvas
+from PIL import Image
 
 CHROMIUM = Path("/usr/bin/chromium")
 DRIVER = Path("/usr/bin/chromedriver")
@@ -243,13 +243,7 @@ def prepared(corpus: Path, folder: Path) -> tuple[Path, Document]:
     """A page with a MolScribe depiction (SMILES from MolScribe), a PubTabNet table (its
     ground truth), a Humdrum score from the corpus, and a line of hostile text."""
     page_png = folder / "page.png"
-    canvas = Image.new("RGB", (1200, 1600), "white")
-    draw = ImageDraw.Draw(canvas)
-    molecule = Image.open(corpus / "molecules/images_with_smiles/molscribe/example.png")
-    canvas.paste(molecule.convert("RGB").resize((400, 300)), (60, 60))
-    draw.text((520, 80), "Scheme 1. The product.", fill="black")
-    table_image, table_raw = pubtabnet(corpus, "PMC5897438_004_00.png")
-    canvas.paste(table_image.resize((502, 272)), (60, 420))
+    canvas, draw, table_raw = page_canvas(corpus)
     draw.text((70, 760), "(score region)", fill="gray")
     canvas.save(page_png)
     kern = (corpus / "music/kern/polish_holland_erste-menuet.krn").read_text()
