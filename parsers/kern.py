@@ -261,29 +261,35 @@ def _cpu_clock(thread: int) -> Callable[[], float]:
     return lambda: time.clock_gettime(clock)
 
 
-_hook_lock = threading.Lock()
-_hooked: list[Callable[[sys.UnraisableHookArgs], object]] = []  # one per deadline running
+class _QuietDeadlines:
+    """While a deadline runs, ``sys.unraisablehook``: the watchdog's exception landed in a
+    finaliser or a gc callback, where Python reports it as unraisable and drops it; it is
+    raised again at the next poll, so it is not reported. Anything else goes to the hook
+    that was there before, which is back once no deadline runs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._previous = sys.unraisablehook
+
+    def __call__(self, unraisable: sys.UnraisableHookArgs) -> None:
+        if unraisable.exc_type is not _Deadline:
+            self._previous(unraisable)
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._running == 0:
+                self._previous, sys.unraisablehook = sys.unraisablehook, self
+            self._running += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running == 0:
+                sys.unraisablehook = self._previous
 
 
-def _quiet(unraisable: sys.UnraisableHookArgs) -> None:
-    """The watchdog's exception landed in a finaliser or a gc callback, where Python
-    reports it as unraisable and drops it: it is raised again at the next poll, so it is
-    not reported. Anything else goes to the hook that was there before."""
-    if unraisable.exc_type is not _Deadline:
-        _hooked[0](unraisable)
-
-
-def _hook(install: bool) -> None:
-    with _hook_lock:
-        if install:
-            if not _hooked:
-                _hooked.append(sys.unraisablehook)
-                sys.unraisablehook = _quiet
-            _hooked.append(_quiet)  # a count of the deadlines running
-        else:
-            _hooked.pop()
-            if len(_hooked) == 1:
-                sys.unraisablehook = _hooked.pop()
+_QUIET = _QuietDeadlines()
 
 
 def _within(seconds: float | None, work: Callable[[], _T], raw: str) -> _T:
@@ -296,7 +302,7 @@ def _within(seconds: float | None, work: Callable[[], _T], raw: str) -> _T:
 
     def watch() -> None:
         # raised again at every poll until `work` ends: an asynchronous exception that
-        # lands in a finaliser (``__del__``, a gc callback) is dropped there (``_quiet``)
+        # lands in a finaliser (``__del__``, a gc callback) is dropped there (``_QuietDeadlines``)
         while not ended.wait(_POLL_SECONDS):
             try:
                 used = clock() - start
@@ -315,20 +321,19 @@ def _within(seconds: float | None, work: Callable[[], _T], raw: str) -> _T:
                 if fired[0]:  # fired as `work` ended and not yet raised: withdraw it
                     _raise_in(thread, None)
 
-    _hook(install=True)
-    try:
-        threading.Thread(target=watch, name="parse_kern deadline", daemon=True).start()
+    with _QUIET:
         try:
-            return work()
-        finally:
-            stop()
-    except _Deadline:
-        stop()  # it may have landed in the `finally` above, before `stop` ran
-        raise KernParseError(
-            f"music21 did not finish within {seconds:g} s of CPU, the parser's deadline", raw
-        ) from None
-    finally:
-        _hook(install=False)
+            threading.Thread(target=watch, name="parse_kern deadline", daemon=True).start()
+            try:
+                return work()
+            finally:
+                stop()
+        except _Deadline:
+            stop()  # it may have landed in the `finally` above, before `stop` ran
+            raise KernParseError(
+                f"music21 did not finish within {seconds:g} s of CPU, the parser's deadline",
+                raw,
+            ) from None
 
 
 def _convert(kern: str, raw: str, musicxml: bool) -> tuple[int, int, str | None]:
