@@ -48,7 +48,7 @@ def redo_warning(destination: Output) -> str | None:
     its manifest records none): a file starts over, a folder's manifest forgets."""
     from docvlm.archive.manifest import Manifest
 
-    if not (isinstance(destination.location, Path) and destination.manifest_file.exists()):
+    if destination.is_uri or not destination.manifest_file.exists():
         return None
     with Manifest(destination.manifest_file) as manifest:
         counts = manifest.counts()
